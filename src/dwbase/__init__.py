@@ -1,0 +1,68 @@
+"""DWBase: a memory database for AI agents and digital workers.
+
+>>> import dwbase
+>>> with dwbase.open(":memory:") as db:
+...     aid = db.remember("demo", "agent-1", "observation", {"text": "checkout latency 820ms"},
+...                       importance=0.9, labels=["latency"])
+...     db.ask("demo", "why is checkout slow?").hits[0].atom.id == aid
+True
+"""
+
+from __future__ import annotations
+
+from .api import AsyncDWBase, open, open_async
+from .engine import AtomId, Engine, GcReport, IngestResult
+from .errors import (
+    CapabilityDeniedError,
+    ConflictError,
+    DWBaseError,
+    InternalError,
+    InvalidHandleError,
+    InvalidInputError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RateLimitedError,
+    StorageError,
+    UnauthenticatedError,
+    UnavailableError,
+)
+from .model import KINDS, LINK_KINDS, Answer, Atom, AtomFilter, Hit, Link
+from .options import Options
+from .policy import Policy
+from .security import Caller
+
+DWBase = Engine
+__version__ = "0.1.0"
+
+__all__ = [
+    "KINDS",
+    "LINK_KINDS",
+    "Answer",
+    "AsyncDWBase",
+    "Atom",
+    "AtomFilter",
+    "AtomId",
+    "Caller",
+    "CapabilityDeniedError",
+    "ConflictError",
+    "DWBase",
+    "DWBaseError",
+    "Engine",
+    "GcReport",
+    "Hit",
+    "IngestResult",
+    "InternalError",
+    "InvalidHandleError",
+    "InvalidInputError",
+    "Link",
+    "NotFoundError",
+    "Options",
+    "PayloadTooLargeError",
+    "Policy",
+    "RateLimitedError",
+    "StorageError",
+    "UnauthenticatedError",
+    "UnavailableError",
+    "open",
+    "open_async",
+]

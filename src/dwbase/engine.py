@@ -1,0 +1,959 @@
+"""The engine: remember, ask, replay, observe, worlds, policy, quarantine, gc and ingest.
+
+Every edge (library, HTTP node, CLI, MCP, WASI component) is a thin translation onto these
+methods. ``caller`` (a :class:`~dwbase.security.Caller`) is checked on every read and write;
+``None`` means the embedded owner of the store, who may do everything.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import policy as policy_mod
+from .errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+)
+from .ids import IdGenerator
+from .model import (
+    QUARANTINE_PREFIX,
+    Answer,
+    Atom,
+    AtomFilter,
+    FilterSpec,
+    StoredAtom,
+    parse_payload,
+    payload_text,
+    validate_atom,
+    validate_importance,
+    validate_kind,
+    validate_links,
+    validate_policy_labels,
+    validate_tags,
+    validate_timestamp,
+    validate_vector,
+    validate_world,
+)
+from .options import Options
+from .policy import Policy
+from .quarantine import Quarantine
+from .ranking import RANK_MODES
+from .security.caps import FULL_ACCESS, Caller
+from .storage.base import CheckReport, NewRecord, Storage
+from .stream import Hub, SubscriptionStats
+from .timeutil import format_instant, now_micros, parse_instant
+from .vector import ExactIndex, pack
+
+SYSTEM_WORKER = "dwbase"
+
+
+class AtomId(str):
+    """An atom id (a ``str``) that also says whether the atom was quarantined and why."""
+
+    quarantined: str | None = None
+
+    @classmethod
+    def make(cls, value: str, quarantined: str | None = None) -> AtomId:
+        out = cls(value)
+        out.quarantined = quarantined
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    stored: list[str]
+    duplicates: list[str]
+    refused: dict[str, str]
+
+
+@dataclass(slots=True)
+class GcReport:
+    evicted: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+    by_world: dict[str, int] = field(default_factory=dict)
+
+    def add(self, world: str, reason: str, n: int) -> None:
+        if n:
+            self.evicted += n
+            self.by_reason[reason] = self.by_reason.get(reason, 0) + n
+            self.by_world[world] = self.by_world.get(world, 0) + n
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "evicted": self.evicted,
+            "by_reason": dict(self.by_reason),
+            "by_world": dict(self.by_world),
+        }
+
+
+@dataclass(slots=True)
+class Counters:
+    atoms_total: int = 0
+    quarantine_total: int = 0
+    gc_evictions_total: int = 0
+    asks_total: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    record: NewRecord
+    parsed: Any
+
+
+def _filter_dict(flt: AtomFilter | Mapping[str, Any] | None) -> dict[str, Any]:
+    if flt is None:
+        return {}
+    if isinstance(flt, AtomFilter):
+        return flt.to_dict()
+    if not isinstance(flt, Mapping):
+        raise InvalidInputError("filter must be an object", field="filter")
+    known = {"world", "kinds", "labels", "flags", "since", "until", "limit"}
+    unknown = set(flt) - known
+    if unknown:
+        raise InvalidInputError(
+            f"unknown filter field(s): {', '.join(sorted(unknown))}", field="filter"
+        )
+    return dict(flt)
+
+
+class Engine:
+    """A DWBase store. Thread-safe; use :func:`dwbase.open` to make one."""
+
+    def __init__(self, storage: Storage, options: Options | None = None) -> None:
+        self.options = options or Options()
+        self.storage = storage
+        self.clock = self.options.clock
+        self.embedder = self.options.embedder
+        self._ids = IdGenerator()
+        self._quarantine = Quarantine(self.options.quarantine, self.clock)
+        self.hub = Hub(
+            self.clock,
+            default_capacity=self.options.observe_capacity,
+            idle_ttl_s=self.options.observe_idle_ttl_s,
+        )
+        self.counters = Counters()
+        self._write_lock = threading.RLock()
+        self._cache_lock = threading.RLock()
+        self._indexes: dict[tuple[str, bool], ExactIndex] = {}
+        self._dims: dict[str, int] = {}
+        self._status: dict[str, str] = {}
+        self._policies: dict[str, Policy] = {}
+        self._closed = False
+        self._gc_stop = threading.Event()
+        self._gc_thread: threading.Thread | None = None
+        self._record_embedder()
+        if self.options.gc_interval_s:
+            self._start_gc_schedule(self.options.gc_interval_s)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._gc_stop.set()
+        if self._gc_thread is not None:
+            self._gc_thread.join(timeout=5)
+        self.storage.close()
+
+    def _record_embedder(self) -> None:
+        ident = f"{self.embedder.name}:{self.embedder.version}:{self.embedder.dim}"
+        if self.storage.meta_get("embedder") != ident:
+            self.storage.meta_set("embedder", ident)
+
+    def _now(self) -> int:
+        return now_micros(self.clock)
+
+    # ------------------------------------------------------------------ validation
+
+    def _world_dim(self, world: str) -> int:
+        dim = self._dims.get(world)
+        if dim is None:
+            raw = self.storage.meta_get("dim:" + world)
+            dim = int(raw) if raw else self.embedder.dim
+            self._dims[world] = dim
+        return dim
+
+    def _prepare(
+        self,
+        data: Mapping[str, Any],
+        caller: Caller,
+        now_us: int,
+        atom_id: str | None = None,
+        recorded_us: int | None = None,
+    ) -> _Prepared:
+        if not isinstance(data, Mapping):
+            raise InvalidInputError("an atom must be a JSON object")
+        known = {
+            "id",
+            "world",
+            "worker",
+            "kind",
+            "timestamp",
+            "importance",
+            "payload_json",
+            "payload",
+            "vector",
+            "flags",
+            "labels",
+            "links",
+            "recorded_at",
+        }
+        unknown = set(data) - known
+        if unknown:
+            raise InvalidInputError(
+                f"unknown atom field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0]
+            )
+        world = validate_world(data.get("world"))
+        if world.startswith(QUARANTINE_PREFIX):
+            raise InvalidInputError(
+                "quarantine: worlds are managed by DWBase; write to the world itself", field="world"
+            )
+        worker = data.get("worker")
+        if caller.worker is not None:
+            worker = caller.worker  # an authenticated caller writes as itself
+        if not isinstance(worker, str) or not worker:
+            raise InvalidInputError("worker must be a non-empty string", field="worker")
+        worker = validate_tags([worker], "worker")[0]
+        kind = validate_kind(data.get("kind", "observation"))
+        importance = validate_importance(data.get("importance", 0.5))
+        ts_us = validate_timestamp(data.get("timestamp", ""), now_us)
+        payload_json, parsed = parse_payload(
+            data.get("payload_json"), data.get("payload"), max_bytes=self.options.max_payload_bytes
+        )
+        vector = validate_vector(data.get("vector"))
+        flags = validate_tags(data.get("flags"), "flags")
+        labels = validate_tags(data.get("labels"), "labels")
+        validate_policy_labels(labels)
+        links = validate_links(data.get("links"))
+        caller.require_write(world, kind=kind, labels=labels, importance=importance)
+        dim = self._world_dim(world)
+        if vector is not None and len(vector) != dim:
+            raise InvalidInputError(
+                f"vector has {len(vector)} dims, world {world!r} expects {dim}",
+                field="vector",
+                dims=len(vector),
+                expected=dim,
+            )
+        text = payload_text(parsed)
+        index_vec: bytes | None
+        if vector is not None:
+            norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+            index_vec = pack([v / norm for v in vector])
+        elif dim == self.embedder.dim:
+            index_vec = pack(self.embedder.embed([text])[0]) if text else None
+        else:
+            index_vec = None
+        rec_us = now_us if recorded_us is None else recorded_us
+        atom = Atom(
+            id=atom_id or self._ids.new_id(now_us // 1000),
+            world=world,
+            worker=worker,
+            kind=kind,
+            timestamp=format_instant(ts_us),
+            importance=importance,
+            payload_json=payload_json,
+            vector=vector,
+            flags=flags,
+            labels=labels,
+            links=links,
+            recorded_at=format_instant(rec_us),
+        )
+        return _Prepared(
+            NewRecord(
+                atom=atom, ts_us=ts_us, recorded_us=rec_us, text=text, index_vector=index_vec
+            ),
+            parsed,
+        )
+
+    def _check_world_open(self, world: str, labels: Sequence[str]) -> None:
+        if any(lb.startswith("world_status:") for lb in labels):
+            return
+        if self.world_status(world) == "archived":
+            raise ConflictError(
+                f"world {world!r} is archived; resume it before writing", world=world
+            )
+
+    def _quarantine_reason(self, prep: _Prepared) -> str | None:
+        a = prep.record.atom
+        if any(lb.startswith(("policy:", "world_status:")) for lb in a.labels):
+            return None
+        trust = self.options.trust.get(a.worker, self.options.default_trust)
+        return self._quarantine.reason(
+            world=a.world,
+            worker=a.worker,
+            importance=a.importance,
+            payload=prep.parsed,
+            trust=trust,
+        )
+
+    # ------------------------------------------------------------------ writes
+
+    def remember(
+        self,
+        world: str,
+        worker: str | None = None,
+        kind: str = "observation",
+        payload: Mapping[str, Any] | None = None,
+        *,
+        payload_json: str | None = None,
+        importance: float = 0.5,
+        timestamp: str = "",
+        vector: Sequence[float] | None = None,
+        flags: Sequence[str] = (),
+        labels: Sequence[str] = (),
+        links: Sequence[Any] = (),
+        caller: Caller | None = None,
+    ) -> AtomId:
+        """Store one atom durably and return its id.
+
+        >>> import dwbase
+        >>> db = dwbase.open(":memory:")
+        >>> aid = db.remember("demo", "agent-1", "observation", {"text": "disk full"})
+        >>> db.get(aid).payload["text"]
+        'disk full'
+        """
+        data: dict[str, Any] = {
+            "world": world,
+            "worker": worker,
+            "kind": kind,
+            "importance": importance,
+            "timestamp": timestamp,
+            "vector": vector,
+            "flags": flags,
+            "labels": labels,
+            "links": links,
+        }
+        if payload is not None:
+            data["payload"] = payload
+        if payload_json is not None:
+            data["payload_json"] = payload_json
+        return self.remember_batch([data], caller=caller)[0]
+
+    def remember_atom(self, new_atom: Mapping[str, Any], *, caller: Caller | None = None) -> AtomId:
+        """Store one atom given in its wire form (a NewAtom mapping)."""
+        return self.remember_batch([new_atom], caller=caller)[0]
+
+    def remember_batch(
+        self, atoms: Sequence[Mapping[str, Any]], *, caller: Caller | None = None
+    ) -> list[AtomId]:
+        """Store several atoms in one transaction: all are stored, or none (on any error)."""
+        if isinstance(atoms, Mapping | str) or not isinstance(atoms, Sequence):
+            raise InvalidInputError("atoms must be a list of atoms", field="atoms")
+        if not atoms:
+            return []
+        if len(atoms) > 10_000:
+            raise InvalidInputError("at most 10000 atoms per batch", field="atoms")
+        who = caller or FULL_ACCESS
+        now_us = self._now()
+        prepared: list[_Prepared] = []
+        for i, data in enumerate(atoms):
+            try:
+                prepared.append(self._prepare(data, who, now_us))
+            except InvalidInputError as exc:
+                if len(atoms) > 1:
+                    exc.details.setdefault("index", i)
+                    exc.message = f"atom {i}: {exc.message}"
+                    exc.args = (exc.message,)
+                raise
+        for p in prepared:
+            self._check_world_open(p.record.atom.world, p.record.atom.labels)
+        records: list[NewRecord] = []
+        reasons: list[str | None] = []
+        for p in prepared:
+            reason = self._quarantine_reason(p)
+            reasons.append(reason)
+            rec = p.record
+            if reason is not None:
+                rec = NewRecord(
+                    atom=rec.atom,
+                    ts_us=rec.ts_us,
+                    recorded_us=rec.recorded_us,
+                    text=rec.text,
+                    index_vector=rec.index_vector,
+                    quarantine=reason,
+                )
+            records.append(rec)
+        self._store(records)
+        return [AtomId.make(r.atom.id, reason) for r, reason in zip(records, reasons, strict=True)]
+
+    def _store(self, records: Sequence[NewRecord]) -> list[StoredAtom]:
+        with self._write_lock:
+            self._fix_dims(records)
+            stored = self.storage.append(records)
+            for s in stored:
+                self._after_store(s)
+        return stored
+
+    def _fix_dims(self, records: Sequence[NewRecord]) -> None:
+        for rec in records:
+            w = rec.atom.world
+            if self.storage.meta_get("dim:" + w) is None:
+                dim = len(rec.atom.vector) if rec.atom.vector is not None else self.embedder.dim
+                self.storage.meta_set("dim:" + w, str(dim))
+                self._dims[w] = dim
+
+    def _after_store(self, s: StoredAtom) -> None:
+        self.counters.atoms_total += 1
+        labels = s.atom.labels
+        if s.quarantine is not None:
+            self.counters.quarantine_total += 1
+        elif any(lb.startswith(("policy:", "world_status:")) for lb in labels):
+            with self._cache_lock:
+                self._policies.clear()
+                self._status.pop(s.atom.world, None)
+        self.hub.publish(s.visible_atom(), s.seq)
+
+    def ingest(
+        self, atoms: Iterable[Atom | Mapping[str, Any]], *, caller: Caller | None = None
+    ) -> IngestResult:
+        """Store atoms from a peer: ids are kept, known ids are skipped (idempotent).
+
+        Atoms pass the same validation, permission and policy checks as local writes; an
+        atom refused by the world's replication policy is reported in ``refused``.
+        """
+        who = caller or FULL_ACCESS
+        now_us = self._now()
+        prepared: list[_Prepared] = []
+        refused: dict[str, str] = {}
+        for item in atoms:
+            data = item.to_dict() if isinstance(item, Atom) else dict(item)
+            atom = validate_atom(data, max_payload_bytes=self.options.max_payload_bytes)
+            wire = atom.to_dict()
+            wire.pop("recorded_at")
+            # A peer's worker is kept: the peer vouches for its own writers.
+            p = self._prepare(
+                wire,
+                Caller(
+                    worker=None,
+                    read=who.read,
+                    write=who.write,
+                    kinds=who.kinds,
+                    labels=who.labels,
+                    importance_cap=who.importance_cap,
+                    name=who.name,
+                ),
+                now_us,
+                atom_id=atom.id,
+            )
+            if not self.policy(atom.world).allows_replication(atom.world):
+                refused[atom.id] = "replication denied by world policy"
+                continue
+            prepared.append(p)
+        for p in prepared:
+            self._check_world_open(p.record.atom.world, p.record.atom.labels)
+        records = []
+        for p in prepared:
+            reason = self._quarantine_reason(p)
+            rec = p.record
+            if reason is not None:
+                rec = NewRecord(
+                    atom=rec.atom,
+                    ts_us=rec.ts_us,
+                    recorded_us=rec.recorded_us,
+                    text=rec.text,
+                    index_vector=rec.index_vector,
+                    quarantine=reason,
+                )
+            records.append(rec)
+        stored = {s.atom.id for s in self._store(records)}
+        ids = [r.atom.id for r in records]
+        return IngestResult(
+            stored=[i for i in ids if i in stored],
+            duplicates=[i for i in ids if i not in stored],
+            refused=refused,
+        )
+
+    def observe(self, atom: Atom | Mapping[str, Any], *, caller: Caller | None = None) -> int:
+        """Publish an already-built atom to observers without storing it; returns receivers."""
+        who = caller or FULL_ACCESS
+        built = (
+            atom
+            if isinstance(atom, Atom)
+            else validate_atom(atom, max_payload_bytes=self.options.max_payload_bytes)
+        )
+        who.require_write(
+            built.world, kind=built.kind, labels=built.labels, importance=built.importance
+        )
+        return self.hub.publish(built, None)
+
+    # ------------------------------------------------------------------ reads
+
+    def _spec(self, flt: dict[str, Any], as_of: str | None) -> FilterSpec:
+        kinds = flt.get("kinds") or ()
+        if isinstance(kinds, str):
+            kinds = (kinds,)
+        for k in kinds:
+            validate_kind(k)
+        since, until = flt.get("since"), flt.get("until")
+        since_us = parse_instant(since, field="since") if since else None
+        until_us = parse_instant(until, field="until") if until else None
+        if since_us is not None and until_us is not None and since_us > until_us:
+            raise InvalidInputError("since is after until", field="since")
+        return FilterSpec(
+            kinds=frozenset(kinds),
+            labels=frozenset(validate_tags(flt.get("labels"), "labels")),
+            flags=frozenset(validate_tags(flt.get("flags"), "flags")),
+            since_us=since_us,
+            until_us=until_us,
+            as_of_us=parse_instant(as_of, field="as_of") if as_of else None,
+        )
+
+    @staticmethod
+    def _limit(value: Any, default: int | None, maximum: int = 10_000) -> int | None:
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidInputError("limit must be a whole number of at least 1", field="limit")
+        return min(value, maximum)
+
+    @staticmethod
+    def _split_world(world: str) -> tuple[str, bool]:
+        if world.startswith(QUARANTINE_PREFIX):
+            return validate_world(world[len(QUARANTINE_PREFIX) :]), True
+        return world, False
+
+    def get(self, atom_id: str, *, caller: Caller | None = None) -> Atom:
+        """The atom with this id; ``NotFoundError`` if absent or not readable by the caller."""
+        if not isinstance(atom_id, str) or not atom_id:
+            raise InvalidInputError("atom id must be a non-empty string", field="id")
+        s = self.storage.get(atom_id)
+        atom = s.visible_atom() if s is not None else None
+        if atom is None or not (caller or FULL_ACCESS).can_read(atom.world):
+            raise NotFoundError(f"no atom {atom_id!r}", id=atom_id)
+        return atom
+
+    inspect = get
+
+    def replay(
+        self,
+        world: str,
+        *,
+        filter: AtomFilter | Mapping[str, Any] | None = None,
+        kinds: Sequence[str] | None = None,
+        labels: Sequence[str] | None = None,
+        flags: Sequence[str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int | None = None,
+        as_of: str | None = None,
+        order: str = "append",
+        current_only: bool = False,
+        after: str | None = None,
+        caller: Caller | None = None,
+    ) -> list[Atom]:
+        """Atoms of ``world`` in append order (or event-time order with ``order="event"``)."""
+        validate_world(world)
+        (caller or FULL_ACCESS).require_read(world)
+        flt = self._merge_filter(world, filter, kinds, labels, flags, since, until, limit)
+        spec = self._spec(flt, as_of)
+        if order not in ("append", "event"):
+            raise InvalidInputError("order must be 'append' or 'event'", field="order")
+        cap = self._limit(flt.get("limit"), None, maximum=1_000_000)
+        base, quarantined = self._split_world(world)
+        after_seq = None
+        if after is not None:
+            cursor = self.storage.get(after)
+            if cursor is None:
+                raise NotFoundError(f"cursor atom {after!r} does not exist", id=after)
+            after_seq = cursor.seq
+        rows = self.storage.scan(
+            base,
+            spec,
+            quarantined=quarantined,
+            after_seq=after_seq,
+            order=order,
+            limit=None if current_only else cap,
+        )
+        if current_only:
+            rows = (
+                self._drop_superseded(rows, spec.as_of_us)[:cap]
+                if cap
+                else self._drop_superseded(rows, spec.as_of_us)
+            )
+        return [s.visible_atom() for s in rows]
+
+    def _merge_filter(
+        self,
+        world: str,
+        flt: AtomFilter | Mapping[str, Any] | None,
+        kinds: Sequence[str] | None,
+        labels: Sequence[str] | None,
+        flags: Sequence[str] | None,
+        since: str | None,
+        until: str | None,
+        limit: int | None,
+    ) -> dict[str, Any]:
+        out = _filter_dict(flt)
+        fw = out.get("world")
+        if fw not in (None, "", world):
+            raise InvalidInputError(
+                f"filter world {fw!r} differs from world {world!r}", field="filter.world"
+            )
+        for key, value in (
+            ("kinds", kinds),
+            ("labels", labels),
+            ("flags", flags),
+            ("since", since),
+            ("until", until),
+            ("limit", limit),
+        ):
+            if value is not None:
+                out[key] = value
+        return out
+
+    def _drop_superseded(self, rows: list[StoredAtom], as_of_us: int | None) -> list[StoredAtom]:
+        counts = self.storage.link_counts([s.atom.id for s in rows], as_of_us=as_of_us)
+        return [s for s in rows if not counts.get(s.atom.id, {}).get("supersedes")]
+
+    def _index(self, world: str, quarantined: bool) -> ExactIndex:
+        key = (world, quarantined)
+        with self._cache_lock:
+            idx = self._indexes.get(key)
+            if idx is None:
+                idx = ExactIndex(self._world_dim(world))
+                self._indexes[key] = idx
+        fresh = self.storage.load_vectors(world, quarantined=quarantined, after_seq=idx.max_seq)
+        if fresh:
+            idx.add(fresh)
+        return idx
+
+    def _drop_index(self, world: str) -> None:
+        with self._cache_lock:
+            self._indexes.pop((world, False), None)
+            self._indexes.pop((world, True), None)
+
+    def ask(
+        self,
+        world: str,
+        text: str,
+        *,
+        filter: AtomFilter | Mapping[str, Any] | None = None,
+        limit: int = 10,
+        as_of: str | None = None,
+        rank: str = "hybrid",
+        weights: Mapping[str, Any] | None = None,
+        current_only: bool = False,
+        vector: Sequence[float] | None = None,
+        caller: Caller | None = None,
+    ) -> Answer:
+        """Rank the atoms of ``world`` that matter to ``text``; each hit explains its score.
+
+        >>> import dwbase
+        >>> db = dwbase.open(":memory:")
+        >>> _ = db.remember("demo", "a", "observation", {"text": "checkout latency 820ms"})
+        >>> db.ask("demo", "why is checkout slow?").hits[0].atom.payload["text"]
+        'checkout latency 820ms'
+        """
+        from .ask import run_ask
+
+        self.counters.asks_total += 1
+        validate_world(world)
+        (caller or FULL_ACCESS).require_read(world)
+        if not isinstance(text, str):
+            raise InvalidInputError("question text must be a string", field="text")
+        if rank not in RANK_MODES:
+            raise InvalidInputError(f"rank must be one of {', '.join(RANK_MODES)}", field="rank")
+        flt = self._merge_filter(world, filter, None, None, None, None, None, None)
+        spec = self._spec(flt, as_of)
+        cap = self._limit(flt.get("limit"), None)
+        n = self._limit(limit, 10, maximum=1000) or 10
+        if cap is not None:
+            n = min(n, cap)
+        qvec = validate_vector(vector)
+        return run_ask(
+            self,
+            world,
+            text,
+            spec=spec,
+            limit=n,
+            rank=rank,
+            weights=self.options.ranking.with_overrides(dict(weights or {})),
+            current_only=current_only,
+            query_vector=qvec,
+        )
+
+    # ------------------------------------------------------------------ observe
+
+    def observe_start(
+        self,
+        world: str | None = None,
+        *,
+        filter: AtomFilter | Mapping[str, Any] | None = None,
+        after: str | None = None,
+        capacity: int | None = None,
+        drop_policy: str = "drop_oldest",
+        caller: Caller | None = None,
+    ) -> str:
+        """Subscribe to new atoms. ``after=<atom id>`` first delivers stored atoms after it."""
+        who = caller or FULL_ACCESS
+        flt = _filter_dict(filter)
+        world = world or flt.get("world") or None
+        if world is not None:
+            validate_world(world)
+            who.require_read(world)
+        spec = self._spec(flt, None)
+
+        def accepts(atom: Atom, seq: int | None) -> bool:
+            if world is not None and atom.world != world:
+                return False
+            if not who.can_read(atom.world):
+                return False
+            fake = StoredAtom(
+                atom=atom, seq=seq or 0, ts_us=parse_instant(atom.timestamp), recorded_us=0, text=""
+            )
+            return spec.matches(fake)
+
+        backlog: list[tuple[Atom, int]] = []
+        with self._write_lock:  # no remember can slip between the backlog and the live feed
+            if after is not None:
+                if world is None:
+                    raise InvalidInputError("after= needs a world", field="after")
+                cursor = self.storage.get(after)
+                if cursor is None:
+                    raise NotFoundError(f"cursor atom {after!r} does not exist", id=after)
+                base, quarantined = self._split_world(world)
+                backlog = [
+                    (s.visible_atom(), s.seq)
+                    for s in self.storage.scan(
+                        base, spec, quarantined=quarantined, after_seq=cursor.seq
+                    )
+                ]
+            return self.hub.subscribe(
+                accepts, capacity=capacity, drop_policy=drop_policy, backlog=backlog
+            )
+
+    def observe_poll(self, handle: str, max: int = 100) -> list[Atom]:
+        return self.hub.poll(handle, max)
+
+    def observe_stop(self, handle: str) -> None:
+        self.hub.stop(handle)
+
+    def observe_stats(self, handle: str) -> SubscriptionStats:
+        return self.hub.stats(handle)
+
+    # ------------------------------------------------------------------ worlds & policy
+
+    def world_status(self, world: str) -> str:
+        with self._cache_lock:
+            status = self._status.get(world)
+        if status is None:
+            status = "active"
+            for s in self.storage.with_label_prefix("world_status:", world=world):
+                for lb in s.atom.labels:
+                    if lb.startswith("world_status:"):
+                        status = lb[len("world_status:") :]
+            with self._cache_lock:
+                self._status[world] = status
+        return status
+
+    def _world_event(
+        self,
+        world: str,
+        status: str,
+        description: str | None,
+        labels: Sequence[str],
+        caller: Caller | None,
+    ) -> AtomId:
+        validate_world(world)
+        payload: dict[str, Any] = {"event": status, "world": world}
+        if description is not None:
+            payload["description"] = description
+        return self.remember(
+            world,
+            (caller.worker if caller and caller.worker else SYSTEM_WORKER),
+            "observation",
+            payload,
+            labels=["world_meta", f"world_status:{status}", *labels],
+            caller=caller,
+        )
+
+    def create_world(
+        self,
+        world: str,
+        *,
+        description: str | None = None,
+        labels: Sequence[str] = (),
+        caller: Caller | None = None,
+    ) -> AtomId:
+        """Record a world's creation (idempotent in effect: the world is active)."""
+        return self._world_event(world, "active", description, labels, caller)
+
+    def archive_world(self, world: str, *, caller: Caller | None = None) -> AtomId:
+        if world not in self.storage.worlds():
+            raise NotFoundError(f"world {world!r} has no atoms", world=world)
+        return self._world_event(world, "archived", None, (), caller)
+
+    def resume_world(self, world: str, *, caller: Caller | None = None) -> AtomId:
+        if world not in self.storage.worlds():
+            raise NotFoundError(f"world {world!r} has no atoms", world=world)
+        return self._world_event(world, "active", None, (), caller)
+
+    def list_worlds(
+        self, *, include_archived: bool = False, caller: Caller | None = None
+    ) -> list[str]:
+        who = caller or FULL_ACCESS
+        return [
+            w
+            for w in self.storage.worlds()
+            if who.can_read(w) and (include_archived or self.world_status(w) != "archived")
+        ]
+
+    def set_policy(
+        self,
+        world: str,
+        *,
+        retention_days: int | None = None,
+        retention_min_days: int | None = None,
+        min_importance: float | None = None,
+        replication_allow: Sequence[str] | None = None,
+        replication_deny: Sequence[str] | None = None,
+        caller: Caller | None = None,
+    ) -> AtomId:
+        """Write a policy atom into ``world`` (it applies to that world, see ``policy.py``)."""
+        labels = policy_mod.policy_labels(
+            retention_days=retention_days,
+            retention_min_days=retention_min_days,
+            min_importance=min_importance,
+            replication_allow=list(replication_allow) if replication_allow else None,
+            replication_deny=list(replication_deny) if replication_deny else None,
+        )
+        if not labels:
+            raise InvalidInputError("give at least one policy setting", field="policy")
+        return self.remember(
+            world,
+            caller.worker if caller and caller.worker else SYSTEM_WORKER,
+            "observation",
+            {"policy": labels},
+            labels=labels,
+            caller=caller,
+        )
+
+    def policy(self, world: str) -> Policy:
+        with self._cache_lock:
+            cached = self._policies.get(world)
+        if cached is not None:
+            return cached
+        layers = [
+            self.storage.with_label_prefix("policy:", world=src)
+            for src in policy_mod.policy_sources(world)
+        ]
+        merged = policy_mod.merge(layers)
+        with self._cache_lock:
+            self._policies[world] = merged
+        return merged
+
+    # ------------------------------------------------------------------ quarantine
+
+    def quarantine_list(
+        self, world: str | None = None, *, limit: int = 1000, caller: Caller | None = None
+    ) -> list[Atom]:
+        who = caller or FULL_ACCESS
+        return [
+            a
+            for s in self.storage.quarantined(world, limit)
+            if who.can_read((a := s.visible_atom()).world)
+        ]
+
+    def _quarantined(self, atom_id: str) -> StoredAtom:
+        s = self.storage.get(atom_id)
+        if s is None or s.quarantine is None:
+            raise NotFoundError(f"no quarantined atom {atom_id!r}", id=atom_id)
+        return s
+
+    def quarantine_release(self, atom_id: str) -> Atom:
+        """Move a held atom back into its world (it keeps its id and record)."""
+        s = self._quarantined(atom_id)
+        with self._write_lock:
+            self.storage.set_quarantine(s.seq, None)
+            self._drop_index(s.atom.world)
+        return s.atom
+
+    def quarantine_drop(self, atom_id: str) -> None:
+        s = self._quarantined(atom_id)
+        with self._write_lock:
+            self.storage.delete([s.seq])
+            self._drop_index(s.atom.world)
+
+    # ------------------------------------------------------------------ maintenance
+
+    def gc(self) -> GcReport:
+        """Apply retention, minimum importance and the disk budget now."""
+        report = GcReport()
+        now = self._now()
+        for world in self.storage.worlds():
+            pol = self.policy(world)
+            days = pol.effective_retention_days
+            cutoff = now - days * 86_400_000_000 if days is not None else None
+            while True:
+                seqs = self.storage.gc_candidates(
+                    world, older_than_us=cutoff, below_importance=pol.min_importance, limit=1000
+                )
+                if not seqs:
+                    break
+                with self._write_lock:
+                    n = self.storage.delete(seqs)
+                    self._drop_index(world)
+                report.add(world, "retention" if cutoff is not None else "min_importance", n)
+                if n == 0:
+                    break
+        budget = self.options.max_disk_mb
+        if budget is not None:
+            limit_bytes = int(budget * 1024 * 1024)
+            while self.storage.used_bytes() > limit_bytes:
+                seqs = self.storage.lowest_value(200)
+                if not seqs:
+                    break
+                rows = self.storage.get_seqs(seqs)
+                with self._write_lock:
+                    n = self.storage.delete(seqs)
+                    for s in rows.values():
+                        self._drop_index(s.atom.world)
+                for s in rows.values():
+                    report.add(s.atom.world, "disk_budget", 1)
+                if n == 0:
+                    break
+        self.counters.gc_evictions_total += report.evicted
+        return report
+
+    def _start_gc_schedule(self, interval: float) -> None:
+        def loop() -> None:
+            while not self._gc_stop.wait(interval):
+                try:
+                    self.gc()
+                except Exception:
+                    continue
+
+        self._gc_thread = threading.Thread(target=loop, name="dwbase-gc", daemon=True)
+        self._gc_thread.start()
+
+    def check(self) -> CheckReport:
+        """Verify every record's checksum and every world's hash chain."""
+        return self.storage.check()
+
+    def reindex(self) -> int:
+        with self._cache_lock:
+            self._indexes.clear()
+        return self.storage.reindex()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "atoms": self.storage.count(),
+            "quarantined": self.storage.count(quarantined=True),
+            "worlds": len(self.storage.worlds()),
+            "observers": len(self.hub),
+            "observe_dropped_total": self.hub.dropped_total,
+            "embedder": f"{self.embedder.name}:{self.embedder.version}",
+            "counters": {k: getattr(self.counters, k) for k in Counters.__slots__},
+        }

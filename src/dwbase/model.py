@@ -1,0 +1,491 @@
+"""The atom model and input validation.
+
+Everything that enters DWBase passes :func:`validate_new_atom` (local writes) or
+:func:`validate_atom` (atoms from peers); nothing invalid is ever stored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import InvalidInputError, PayloadTooLargeError
+from .timeutil import format_instant, parse_instant
+
+KINDS = ("observation", "reflection", "plan", "action", "message")
+LINK_KINDS = ("supersedes", "contradicts", "confirms", "references")
+
+MAX_KEY_LEN = 256
+MAX_TAGS = 64
+MAX_LINKS = 64
+MAX_VECTOR_DIMS = 4096
+DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
+
+_WORLD_RE = re.compile(r"^[A-Za-z0-9:/._\-]{1,256}$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_POLICY_INT_KEYS = ("retention_days", "retention_min_days")
+_POLICY_FLOAT_KEYS = ("min_importance",)
+_POLICY_STR_KEYS = ("replication_allow", "replication_deny")
+WORLD_STATUSES = ("active", "archived")
+QUARANTINE_PREFIX = "quarantine:"
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A typed reference to another atom."""
+
+    target: str
+    kind: str = "references"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"target": self.target, "kind": self.kind}
+
+
+@dataclass(frozen=True, slots=True)
+class Atom:
+    """An immutable stored record. ``timestamp`` is event time, ``recorded_at`` record time."""
+
+    id: str
+    world: str
+    worker: str
+    kind: str
+    timestamp: str
+    importance: float
+    payload_json: str
+    vector: tuple[float, ...] | None = None
+    flags: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    links: tuple[Link, ...] = ()
+    recorded_at: str = ""
+
+    @property
+    def payload(self) -> Any:
+        return json.loads(self.payload_json)
+
+    @property
+    def ts_us(self) -> int:
+        return parse_instant(self.timestamp)
+
+    @property
+    def recorded_us(self) -> int:
+        return parse_instant(self.recorded_at, field="recorded_at")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "world": self.world,
+            "worker": self.worker,
+            "kind": self.kind,
+            "timestamp": self.timestamp,
+            "importance": self.importance,
+            "payload_json": self.payload_json,
+            "vector": list(self.vector) if self.vector is not None else None,
+            "flags": list(self.flags),
+            "labels": list(self.labels),
+            "links": [link.to_dict() for link in self.links],
+            "recorded_at": self.recorded_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Atom:
+        """Build an atom from its wire form, validating every field."""
+        return validate_atom(data)
+
+
+@dataclass(frozen=True, slots=True)
+class AtomFilter:
+    """Selects atoms; means the same on every path (ask candidates, replay, observe).
+
+    ``labels`` and ``flags`` must all be present; ``since``/``until`` are inclusive event-time
+    instants; ``limit`` caps the result.
+    """
+
+    world: str | None = None
+    kinds: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
+    since: str | None = None
+    until: str | None = None
+    limit: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "world": self.world,
+            "kinds": list(self.kinds),
+            "labels": list(self.labels),
+            "flags": list(self.flags),
+            "since": self.since,
+            "until": self.until,
+            "limit": self.limit,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FilterSpec:
+    """A validated filter in internal units (microseconds)."""
+
+    kinds: frozenset[str] = frozenset()
+    labels: frozenset[str] = frozenset()
+    flags: frozenset[str] = frozenset()
+    since_us: int | None = None
+    until_us: int | None = None
+    as_of_us: int | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return not (
+            self.kinds
+            or self.labels
+            or self.flags
+            or self.since_us is not None
+            or self.until_us is not None
+            or self.as_of_us is not None
+        )
+
+    def matches(self, rec: StoredAtom) -> bool:
+        if self.kinds and rec.atom.kind not in self.kinds:
+            return False
+        if self.since_us is not None and rec.ts_us < self.since_us:
+            return False
+        if self.until_us is not None and rec.ts_us > self.until_us:
+            return False
+        if self.as_of_us is not None and rec.recorded_us > self.as_of_us:
+            return False
+        if self.labels and not self.labels.issubset(rec.atom.labels):
+            return False
+        return not (self.flags and not self.flags.issubset(rec.atom.flags))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAtom:
+    """An atom with the storage-side facts the engine needs (no parsing on hot paths)."""
+
+    atom: Atom
+    seq: int
+    ts_us: int
+    recorded_us: int
+    text: str
+    quarantine: str | None = None  # reason, when the atom sits in quarantine:<world>
+
+    def visible_atom(self) -> Atom:
+        """The atom as readers see it: quarantined atoms appear in ``quarantine:<world>``."""
+        if self.quarantine is None:
+            return self.atom
+        a = self.atom
+        flags = a.flags if "suspect" in a.flags else (*a.flags, "suspect")
+        return Atom(
+            id=a.id,
+            world=QUARANTINE_PREFIX + a.world,
+            worker=a.worker,
+            kind=a.kind,
+            timestamp=a.timestamp,
+            importance=a.importance,
+            payload_json=a.payload_json,
+            vector=a.vector,
+            flags=flags,
+            labels=a.labels,
+            links=a.links,
+            recorded_at=a.recorded_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One ranked answer atom with its score and the parts of the score."""
+
+    atom: Atom
+    score: float
+    parts: dict[str, float]
+    sources: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "atom": self.atom.to_dict(),
+            "score": self.score,
+            "parts": dict(self.parts),
+            "sources": list(self.sources),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    world: str
+    text: str
+    supporting_atoms: list[Atom]
+    hits: list[Hit]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "world": self.world,
+            "text": self.text,
+            "supporting_atoms": [a.to_dict() for a in self.supporting_atoms],
+            "hits": [h.to_dict() for h in self.hits],
+            "warnings": list(self.warnings),
+        }
+
+
+# --------------------------------------------------------------------------------- validation
+
+
+def validate_world(world: Any, *, field: str = "world") -> str:
+    if not isinstance(world, str) or not world:
+        raise InvalidInputError(f"{field} must be a non-empty string", field=field)
+    if not _WORLD_RE.match(world):
+        raise InvalidInputError(
+            f"{field} {world[:80]!r} is not a valid world key: 1-256 characters from letters, "
+            "digits and : / . - _",
+            field=field,
+        )
+    return world
+
+
+def _validate_name(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidInputError(f"{field} must be a non-empty string", field=field)
+    if len(value) > MAX_KEY_LEN:
+        raise InvalidInputError(f"{field} is longer than {MAX_KEY_LEN} characters", field=field)
+    if _CONTROL_RE.search(value):
+        raise InvalidInputError(f"{field} must not contain control characters", field=field)
+    return value
+
+
+def validate_kind(kind: Any) -> str:
+    if kind not in KINDS:
+        raise InvalidInputError(
+            f"kind {kind!r} is not one of {', '.join(KINDS)}", field="kind", allowed=list(KINDS)
+        )
+    return str(kind)
+
+
+def validate_importance(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInputError("importance must be a number in [0, 1]", field="importance")
+    f = float(value)
+    if math.isnan(f) or not 0.0 <= f <= 1.0:
+        raise InvalidInputError(f"importance {value} is outside [0, 1]", field="importance")
+    return f
+
+
+def validate_tags(values: Any, field: str) -> tuple[str, ...]:
+    if values is None:
+        return ()
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        raise InvalidInputError(f"{field} must be a list of strings", field=field)
+    out: list[str] = []
+    for v in values:
+        out.append(_validate_name(v, field))
+    if len(out) > MAX_TAGS:
+        raise InvalidInputError(f"at most {MAX_TAGS} {field} per atom", field=field)
+    # Order kept, duplicates dropped: labels are a set with a stable presentation order.
+    return tuple(dict.fromkeys(out))
+
+
+def validate_policy_labels(labels: Sequence[str]) -> None:
+    for label in labels:
+        if not label.startswith("policy:"):
+            continue
+        body = label[len("policy:") :]
+        key, sep, raw = body.partition("=")
+        if not sep:
+            raise InvalidInputError(
+                f"policy label {label!r} must look like policy:key=value", field="labels"
+            )
+        if key in _POLICY_INT_KEYS:
+            if not raw.isdigit():
+                raise InvalidInputError(
+                    f"{label!r}: {key} must be a whole number of days", field="labels"
+                )
+        elif key in _POLICY_FLOAT_KEYS:
+            try:
+                f = float(raw)
+            except ValueError:
+                f = math.nan
+            if math.isnan(f) or not 0.0 <= f <= 1.0:
+                raise InvalidInputError(
+                    f"{label!r}: {key} must be a number in [0, 1]", field="labels"
+                )
+        elif key in _POLICY_STR_KEYS:
+            if not raw:
+                raise InvalidInputError(f"{label!r}: {key} needs a pattern", field="labels")
+        else:
+            known = ", ".join(_POLICY_INT_KEYS + _POLICY_FLOAT_KEYS + _POLICY_STR_KEYS)
+            raise InvalidInputError(f"unknown policy key {key!r} (known: {known})", field="labels")
+    for label in labels:
+        if (
+            label.startswith("world_status:")
+            and label[len("world_status:") :] not in WORLD_STATUSES
+        ):
+            raise InvalidInputError(
+                f"{label!r}: world status must be one of {', '.join(WORLD_STATUSES)}",
+                field="labels",
+            )
+
+
+def validate_links(values: Any) -> tuple[Link, ...]:
+    if values is None:
+        return ()
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        raise InvalidInputError("links must be a list", field="links")
+    out: list[Link] = []
+    for v in values:
+        target: Any
+        kind: Any
+        if isinstance(v, Link):
+            target, kind = v.target, v.kind
+        elif isinstance(v, str):
+            target, kind = v, "references"
+        elif isinstance(v, Mapping):
+            target, kind = v.get("target"), v.get("kind", "references")
+        else:
+            raise InvalidInputError(
+                'a link is {"target": id, "kind": kind} or an id string', field="links"
+            )
+        _validate_name(target, "links.target")
+        if kind not in LINK_KINDS:
+            raise InvalidInputError(
+                f"link kind {kind!r} is not one of {', '.join(LINK_KINDS)}", field="links.kind"
+            )
+        out.append(Link(str(target), str(kind)))
+    if len(out) > MAX_LINKS:
+        raise InvalidInputError(f"at most {MAX_LINKS} links per atom", field="links")
+    return tuple(dict.fromkeys(out))
+
+
+def validate_vector(values: Any) -> tuple[float, ...] | None:
+    if values is None:
+        return None
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise InvalidInputError("vector must be a list of numbers", field="vector")
+    out: list[float] = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise InvalidInputError("vector must be a list of numbers", field="vector")
+        f = float(v)
+        if not math.isfinite(f):
+            raise InvalidInputError(
+                "vector values must be finite (no NaN or Infinity)", field="vector"
+            )
+        out.append(f)
+    if not out:
+        return None
+    if len(out) > MAX_VECTOR_DIMS:
+        raise InvalidInputError(
+            f"vector has {len(out)} dims; at most {MAX_VECTOR_DIMS}", field="vector"
+        )
+    return tuple(out)
+
+
+def _reject_constant(token: str) -> Any:
+    # NaN/Infinity are not JSON; they are parsed so quarantine can see them (see quarantine.py).
+    return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}[token]
+
+
+def parse_payload(
+    payload_json: Any = None, payload: Any = None, *, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+) -> tuple[str, Any]:
+    """Return ``(payload_json, parsed)``; exactly one of the two forms may be given."""
+    if payload is not None and payload_json not in (None, ""):
+        raise InvalidInputError("give payload_json or payload, not both", field="payload")
+    if payload is not None:
+        if not isinstance(payload, Mapping):
+            raise InvalidInputError("payload must be a JSON object", field="payload")
+        try:
+            text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(
+                f"payload is not JSON-serialisable: {exc}", field="payload"
+            ) from exc
+    elif payload_json is None or payload_json == "":
+        text = "{}"
+    elif isinstance(payload_json, str):
+        text = payload_json
+    else:
+        raise InvalidInputError("payload_json must be a string holding JSON", field="payload_json")
+    size = len(text.encode("utf-8"))
+    if size > max_bytes:
+        raise PayloadTooLargeError(
+            f"payload is {size} bytes; the limit is {max_bytes}", size=size, limit=max_bytes
+        )
+    try:
+        parsed = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidInputError(
+            f"payload_json is not valid JSON: {exc}", field="payload_json"
+        ) from exc
+    return text, parsed
+
+
+def payload_text(parsed: Any) -> str:
+    """The text DWBase indexes: every string (and number) in the payload, in document order."""
+    parts: list[str] = []
+
+    def walk(v: Any) -> None:
+        if isinstance(v, str):
+            parts.append(v)
+        elif isinstance(v, bool) or v is None:
+            return
+        elif isinstance(v, int | float):
+            if isinstance(v, float) and not math.isfinite(v):
+                parts.append(str(v))
+            else:
+                parts.append(str(v))
+        elif isinstance(v, Mapping):
+            for item in v.values():
+                walk(item)
+        elif isinstance(v, list):
+            for item in v:
+                walk(item)
+
+    walk(parsed)
+    return " ".join(parts)
+
+
+def validate_timestamp(value: Any, now_us: int) -> int:
+    if value is None or value == "":
+        return now_us
+    if not isinstance(value, str):
+        raise InvalidInputError("timestamp must be an RFC 3339 string or empty", field="timestamp")
+    return parse_instant(value)
+
+
+def validate_atom(
+    data: Mapping[str, Any], *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+) -> Atom:
+    """Validate a complete atom (with id and record time), e.g. from a peer or a wire form."""
+    if not isinstance(data, Mapping):
+        raise InvalidInputError("an atom must be a JSON object")
+    atom_id = _validate_name(data.get("id"), "id")
+    world = validate_world(data.get("world"))
+    worker = _validate_name(data.get("worker"), "worker")
+    kind = validate_kind(data.get("kind"))
+    ts = data.get("timestamp")
+    if not isinstance(ts, str) or not ts:
+        raise InvalidInputError("timestamp is required on a stored atom", field="timestamp")
+    ts_us = parse_instant(ts)
+    importance = validate_importance(data.get("importance"))
+    payload_json, _ = parse_payload(
+        data.get("payload_json"), data.get("payload"), max_bytes=max_payload_bytes
+    )
+    recorded = data.get("recorded_at") or ""
+    rec_us = parse_instant(recorded, field="recorded_at") if recorded else None
+    labels = validate_tags(data.get("labels"), "labels")
+    validate_policy_labels(labels)
+    return Atom(
+        id=atom_id,
+        world=world,
+        worker=worker,
+        kind=kind,
+        timestamp=format_instant(ts_us),
+        importance=importance,
+        payload_json=payload_json,
+        vector=validate_vector(data.get("vector")),
+        flags=validate_tags(data.get("flags"), "flags"),
+        labels=labels,
+        links=validate_links(data.get("links")),
+        recorded_at=format_instant(rec_us) if rec_us is not None else "",
+    )

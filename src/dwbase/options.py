@@ -1,0 +1,34 @@
+"""Engine options: one table of defaults (also read by the CLI and the docs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .embed import Embedder, HashingEmbedder
+from .model import DEFAULT_MAX_PAYLOAD_BYTES
+from .quarantine import QuarantineConfig
+from .ranking import RankingWeights
+from .timeutil import Clock, system_clock
+
+
+@dataclass(slots=True)
+class Options:
+    """Keyword options of :func:`dwbase.open`.
+
+    >>> Options().durability
+    'normal'
+    """
+
+    embedder: Embedder = field(default_factory=HashingEmbedder)
+    clock: Clock = system_clock
+    durability: str = "normal"
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    ranking: RankingWeights = field(default_factory=RankingWeights)
+    quarantine: QuarantineConfig = field(default_factory=QuarantineConfig)
+    trust: dict[str, float] = field(default_factory=dict)
+    default_trust: float = 0.5
+    observe_capacity: int = 10_000
+    observe_idle_ttl_s: float = 600.0
+    gc_interval_s: float | None = None
+    max_disk_mb: float | None = None
+    summary_hits: int = 3

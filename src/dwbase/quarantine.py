@@ -1,0 +1,80 @@
+"""Quarantine: suspicious writes are held in ``quarantine:<world>`` instead of their world.
+
+Three rules, each configurable:
+
+* **burst** — one worker writing more than ``burst_count`` atoms to a world within
+  ``burst_window_s`` seconds; the atoms past the limit are held.
+* **impossible numbers** — a payload holding a real NaN/Infinity number, or a string whose
+  *word* is NaN/Inf/Infinity (``"latency NaN ms"``). Substrings never count: "tenant",
+  "finance", "infinite" are fine.
+* **low trust** — a worker whose trust is below ``low_trust`` writing with importance above
+  ``low_trust_importance``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .timeutil import Clock
+
+_NUMERIC_WORD = re.compile(r"(?<![\w.])[-+]?(?:nan|inf|infinity)(?![\w])", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineConfig:
+    enabled: bool = True
+    burst_count: int = 50
+    burst_window_s: float = 1.0
+    low_trust: float = 0.2
+    low_trust_importance: float = 0.8
+
+
+def has_impossible_number(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, str):
+        return _NUMERIC_WORD.search(value) is not None
+    if isinstance(value, Mapping):
+        return any(has_impossible_number(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_impossible_number(v) for v in value)
+    return False
+
+
+class Quarantine:
+    def __init__(self, config: QuarantineConfig, clock: Clock) -> None:
+        self.config = config
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._recent: dict[tuple[str, str], deque[float]] = {}
+
+    def reason(
+        self, *, world: str, worker: str, importance: float, payload: Any, trust: float
+    ) -> str | None:
+        """Why this write should be held, or ``None`` to store it normally."""
+        cfg = self.config
+        if not cfg.enabled:
+            return None
+        if has_impossible_number(payload):
+            return "impossible_number"
+        if trust < cfg.low_trust and importance > cfg.low_trust_importance:
+            return "low_trust"
+        now = self._clock()
+        with self._lock:
+            q = self._recent.setdefault((world, worker), deque())
+            while q and now - q[0] > cfg.burst_window_s:
+                q.popleft()
+            q.append(now)
+            if len(self._recent) > 10_000:
+                # Forget idle writers so the table cannot grow without bound.
+                for key in [k for k, v in self._recent.items() if now - v[-1] > cfg.burst_window_s]:
+                    del self._recent[key]
+            if len(q) > cfg.burst_count:
+                return "burst"
+        return None

@@ -1,0 +1,159 @@
+"""The storage port. Every adapter passes ``tests/contract/test_storage_contract.py``.
+
+Storage keeps atoms in append order (``seq``), a per-world hash chain over record checksums,
+and the lookup structures the engine needs: by id, by world+seq, by world+event time, by
+label/flag, by link target, lexical text search and the index vectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..model import Atom, FilterSpec, StoredAtom
+
+PROTECTED_LABEL_PREFIXES = ("policy:", "world_meta", "world_status:")
+
+
+@dataclass(frozen=True, slots=True)
+class NewRecord:
+    """What the engine hands to :meth:`Storage.append`; storage assigns ``seq``."""
+
+    atom: Atom
+    ts_us: int
+    recorded_us: int
+    text: str
+    index_vector: bytes | None  # float32 little-endian, the vector the index searches
+    quarantine: str | None = None
+
+
+@dataclass(slots=True)
+class CheckReport:
+    ok: bool = True
+    records: int = 0
+    worlds: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def problem(self, text: str) -> None:
+        self.ok = False
+        if len(self.problems) < 1000:
+            self.problems.append(text)
+
+
+def record_checksum(atom: Atom) -> bytes:
+    """SHA-256 over a canonical form of the atom's stored fields."""
+    body = json.dumps(atom.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(body.encode("utf-8")).digest()
+
+
+def chain_next(prev: bytes, checksum: bytes) -> bytes:
+    return hashlib.sha256(prev + checksum).digest()
+
+
+GENESIS = b"\x00" * 32
+
+
+def is_protected(labels: Sequence[str]) -> bool:
+    return any(label.startswith(PROTECTED_LABEL_PREFIXES) for label in labels)
+
+
+class Storage(Protocol):
+    """The storage port. ``quarantined=True`` selects atoms held in ``quarantine:<world>``."""
+
+    def append(self, records: Sequence[NewRecord]) -> list[StoredAtom]:
+        """Store records in one transaction; ids already present are skipped (idempotent).
+
+        Returns the records actually stored, with their ``seq``. All or nothing.
+        """
+        ...
+
+    def get(self, atom_id: str) -> StoredAtom | None: ...
+
+    def get_many(self, atom_ids: Sequence[str]) -> dict[str, StoredAtom]: ...
+
+    def get_seqs(self, seqs: Sequence[int]) -> dict[int, StoredAtom]: ...
+
+    def scan(
+        self,
+        world: str,
+        spec: FilterSpec,
+        *,
+        quarantined: bool = False,
+        after_seq: int | None = None,
+        order: str = "append",
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> list[StoredAtom]:
+        """Atoms of ``world`` matching ``spec``, in append (seq) or event-time order."""
+        ...
+
+    def search_text(
+        self,
+        world: str,
+        terms: Sequence[str],
+        limit: int,
+        *,
+        spec: FilterSpec | None = None,
+        quarantined: bool = False,
+    ) -> list[tuple[int, float]]:
+        """``(seq, relevance)`` for atoms matching ``spec`` that contain any term, best first."""
+        ...
+
+    def load_vectors(
+        self, world: str, *, quarantined: bool = False, after_seq: int = 0
+    ) -> list[tuple[int, bytes]]:
+        """Index vectors of ``world`` (``seq``, float32 bytes) in seq order after ``after_seq``."""
+        ...
+
+    def link_counts(
+        self, targets: Sequence[str], *, as_of_us: int | None = None
+    ) -> dict[str, dict[str, int]]:
+        """For each target id, how many stored (non-quarantined) atoms link to it, per kind."""
+        ...
+
+    def with_label_prefix(self, prefix: str, *, world: str | None = None) -> list[StoredAtom]:
+        """Non-quarantined atoms carrying a label that starts with ``prefix``, in seq order."""
+        ...
+
+    def worlds(self) -> list[str]:
+        """Every world that holds at least one atom (quarantined atoms count for their world)."""
+        ...
+
+    def count(self, world: str | None = None, *, quarantined: bool | None = None) -> int: ...
+
+    def quarantined(self, world: str | None = None, limit: int = 1000) -> list[StoredAtom]: ...
+
+    def set_quarantine(self, seq: int, reason: str | None) -> None: ...
+
+    def gc_candidates(
+        self, world: str, *, older_than_us: int | None, below_importance: float | None, limit: int
+    ) -> list[int]:
+        """Seqs that retention may remove: never protected atoms or link targets."""
+        ...
+
+    def lowest_value(self, limit: int) -> list[int]:
+        """Seqs to evict first under a disk budget (lowest importance, then oldest)."""
+        ...
+
+    def delete(self, seqs: Sequence[int]) -> int:
+        """Remove atoms from every index; their ledger entries stay so the chain verifies."""
+        ...
+
+    def max_seq(self) -> int: ...
+
+    def meta_get(self, key: str) -> str | None: ...
+
+    def meta_set(self, key: str, value: str) -> None: ...
+
+    def used_bytes(self) -> int: ...
+
+    def check(self) -> CheckReport: ...
+
+    def reindex(self) -> int:
+        """Rebuild text, tag and link indexes from the atom records; returns atoms indexed."""
+        ...
+
+    def close(self) -> None: ...

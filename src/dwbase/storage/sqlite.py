@@ -1,0 +1,672 @@
+"""SQLite storage (the embedded default): WAL, one writer under a lock, a reader per thread.
+
+Durability modes (``durability=``):
+
+* ``"normal"`` (default) — ``synchronous=NORMAL`` in WAL mode. A remember that returned has
+  been written to the WAL, so it survives a crash of the process (kill -9). After a power loss
+  or OS crash the last few transactions may roll back; the store stays consistent.
+* ``"full"`` — ``synchronous=FULL``: the WAL is fsynced on every commit, so an acknowledged
+  atom also survives power loss, at the cost of one fsync per remember/batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from ..errors import InvalidInputError, StorageError
+from ..model import Atom, FilterSpec, Link, StoredAtom
+from ..timeutil import format_instant
+from .base import (
+    GENESIS,
+    CheckReport,
+    NewRecord,
+    chain_next,
+    record_checksum,
+)
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS atoms(
+  seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  world TEXT NOT NULL,
+  worker TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  ts_us INTEGER NOT NULL,
+  rec_us INTEGER NOT NULL,
+  importance REAL NOT NULL,
+  payload_json TEXT NOT NULL,
+  vector TEXT,
+  flags TEXT NOT NULL,
+  labels TEXT NOT NULL,
+  links TEXT NOT NULL,
+  text TEXT NOT NULL,
+  quarantine TEXT,
+  checksum BLOB NOT NULL,
+  chain BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS atoms_world_seq ON atoms(world, seq);
+CREATE INDEX IF NOT EXISTS atoms_world_ts ON atoms(world, ts_us, seq);
+CREATE INDEX IF NOT EXISTS atoms_quarantined ON atoms(world, seq) WHERE quarantine IS NOT NULL;
+CREATE TABLE IF NOT EXISTS tags(tag TEXT NOT NULL, seq INTEGER NOT NULL,
+  PRIMARY KEY(tag, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS links(target TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
+  PRIMARY KEY(target, seq, kind)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS vectors(seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS tombstones(seq INTEGER PRIMARY KEY, world TEXT NOT NULL,
+  id TEXT NOT NULL, checksum BLOB NOT NULL, chain BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS tombstones_world ON tombstones(world, seq);
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(text,
+  tokenize='porter unicode61 remove_diacritics 2');
+"""
+
+_COLS = (
+    "seq, id, world, worker, kind, ts_us, rec_us, importance, payload_json, vector, flags, "
+    "labels, links, text, quarantine"
+)
+
+
+def _tags(atom: Atom) -> list[str]:
+    return ["l:" + x for x in atom.labels] + ["f:" + x for x in atom.flags]
+
+
+def _row_to_stored(row: Sequence[Any]) -> StoredAtom:
+    (
+        seq,
+        aid,
+        world,
+        worker,
+        kind,
+        ts_us,
+        rec_us,
+        importance,
+        payload_json,
+        vector,
+        flags,
+        labels,
+        links,
+        text,
+        quarantine,
+    ) = row
+    atom = Atom(
+        id=aid,
+        world=world,
+        worker=worker,
+        kind=kind,
+        timestamp=format_instant(ts_us),
+        importance=importance,
+        payload_json=payload_json,
+        vector=tuple(json.loads(vector)) if vector is not None else None,
+        flags=tuple(json.loads(flags)),
+        labels=tuple(json.loads(labels)),
+        links=tuple(Link(t, k) for t, k in json.loads(links)),
+        recorded_at=format_instant(rec_us),
+    )
+    return StoredAtom(
+        atom=atom, seq=seq, ts_us=ts_us, recorded_us=rec_us, text=text, quarantine=quarantine
+    )
+
+
+def fts_query(terms: Sequence[str]) -> str:
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+class SQLiteStorage:
+    """SQLite adapter of the storage port. Safe to share between threads."""
+
+    def __init__(self, path: str, *, durability: str = "normal") -> None:
+        if durability not in ("normal", "full"):
+            raise InvalidInputError(
+                f"durability {durability!r} must be 'normal' or 'full'", field="durability"
+            )
+        self.path = path
+        self.durability = durability
+        self._write_lock = threading.RLock()
+        self._local = threading.local()
+        self._all_conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._closed = False
+        self._heads: dict[str, bytes] = {}
+        try:
+            self._writer = self._connect()
+            with self._write_lock:
+                self._writer.executescript(_SCHEMA)
+                cur = self._writer.execute("SELECT value FROM meta WHERE key='schema_version'")
+                row = cur.fetchone()
+                if row is None:
+                    self._writer.execute(
+                        "INSERT INTO meta(key, value) VALUES('schema_version', ?)",
+                        (SCHEMA_VERSION,),
+                    )
+                elif row[0] != SCHEMA_VERSION:
+                    raise StorageError(
+                        f"store at {path} has schema version {row[0]}, this DWBase reads "
+                        f"{SCHEMA_VERSION}"
+                    )
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open SQLite store at {path}: {exc}") from exc
+
+    # ------------------------------------------------------------------ connections
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None, timeout=30.0
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={'FULL' if self.durability == 'full' else 'NORMAL'}")
+        conn.execute("PRAGMA foreign_keys=OFF")
+        conn.execute("PRAGMA cache_size=-65536")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        with self._conns_lock:
+            self._all_conns.append(conn)
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StorageError("the store is closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        if self._closed:
+            raise StorageError("the store is closed")
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            else:
+                conn.execute("COMMIT")
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self._reader().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"storage read failed: {exc}") from exc
+
+    # ------------------------------------------------------------------ writes
+
+    def _head(self, conn: sqlite3.Connection, world: str) -> bytes:
+        head = self._heads.get(world)
+        if head is None:
+            best: tuple[int, bytes] | None = None
+            for table in ("atoms", "tombstones"):
+                row = conn.execute(
+                    f"SELECT seq, chain FROM {table} WHERE world=? ORDER BY seq DESC LIMIT 1",
+                    (world,),
+                ).fetchone()
+                if row is not None and (best is None or row[0] > best[0]):
+                    best = (int(row[0]), bytes(row[1]))
+            head = best[1] if best else GENESIS
+        return head
+
+    def append(self, records: Sequence[NewRecord]) -> list[StoredAtom]:
+        if not records:
+            return []
+        try:
+            with self._write_lock:
+                heads_before = dict(self._heads)
+                try:
+                    with self._tx() as conn:
+                        return self._append_locked(conn, records)
+                except BaseException:
+                    self._heads = heads_before
+                    raise
+        except sqlite3.Error as exc:
+            raise StorageError(f"storage write failed, nothing was stored: {exc}") from exc
+
+    def _append_locked(
+        self, conn: sqlite3.Connection, records: Sequence[NewRecord]
+    ) -> list[StoredAtom]:
+        ids = [r.atom.id for r in records]
+        existing: set[str] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            rows = conn.execute(
+                f"SELECT id FROM atoms WHERE id IN ({','.join('?' * len(chunk))}) "
+                f"UNION SELECT id FROM tombstones WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk + chunk,
+            ).fetchall()
+            existing.update(r[0] for r in rows)
+        row = conn.execute(
+            "SELECT max(m) FROM (SELECT max(seq) m FROM atoms "
+            "UNION ALL SELECT max(seq) FROM tombstones)"
+        ).fetchone()
+        seq = row[0] or 0
+        atom_rows: list[tuple[Any, ...]] = []
+        tag_rows: list[tuple[str, int]] = []
+        link_rows: list[tuple[str, int, str]] = []
+        vec_rows: list[tuple[int, bytes]] = []
+        fts_rows: list[tuple[int, str]] = []
+        out: list[StoredAtom] = []
+        for rec in records:
+            a = rec.atom
+            if a.id in existing:
+                continue
+            existing.add(a.id)
+            seq += 1
+            checksum = record_checksum(a)
+            chain = chain_next(self._head(conn, a.world), checksum)
+            self._heads[a.world] = chain
+            atom_rows.append(
+                (
+                    seq,
+                    a.id,
+                    a.world,
+                    a.worker,
+                    a.kind,
+                    rec.ts_us,
+                    rec.recorded_us,
+                    a.importance,
+                    a.payload_json,
+                    json.dumps(list(a.vector)) if a.vector is not None else None,
+                    json.dumps(list(a.flags), ensure_ascii=False),
+                    json.dumps(list(a.labels), ensure_ascii=False),
+                    json.dumps([[x.target, x.kind] for x in a.links], ensure_ascii=False),
+                    rec.text,
+                    rec.quarantine,
+                    checksum,
+                    chain,
+                )
+            )
+            tag_rows.extend((t, seq) for t in _tags(a))
+            link_rows.extend((x.target, seq, x.kind) for x in a.links)
+            if rec.index_vector is not None:
+                vec_rows.append((seq, rec.index_vector))
+            fts_rows.append((seq, rec.text))
+            out.append(
+                StoredAtom(
+                    atom=a,
+                    seq=seq,
+                    ts_us=rec.ts_us,
+                    recorded_us=rec.recorded_us,
+                    text=rec.text,
+                    quarantine=rec.quarantine,
+                )
+            )
+        conn.executemany(
+            f"INSERT INTO atoms({_COLS}, checksum, chain) VALUES ({','.join('?' * 17)})", atom_rows
+        )
+        if tag_rows:
+            conn.executemany("INSERT OR IGNORE INTO tags(tag, seq) VALUES(?, ?)", tag_rows)
+        if link_rows:
+            conn.executemany(
+                "INSERT OR IGNORE INTO links(target, seq, kind) VALUES(?, ?, ?)", link_rows
+            )
+        if vec_rows:
+            conn.executemany("INSERT INTO vectors(seq, data) VALUES(?, ?)", vec_rows)
+        conn.executemany("INSERT INTO fts(rowid, text) VALUES(?, ?)", fts_rows)
+        return out
+
+    def set_quarantine(self, seq: int, reason: str | None) -> None:
+        with self._tx() as conn:
+            conn.execute("UPDATE atoms SET quarantine=? WHERE seq=?", (reason, seq))
+
+    def delete(self, seqs: Sequence[int]) -> int:
+        if not seqs:
+            return 0
+        n = 0
+        try:
+            with self._tx() as conn:
+                for i in range(0, len(seqs), 500):
+                    chunk = list(seqs[i : i + 500])
+                    marks = ",".join("?" * len(chunk))
+                    conn.execute(
+                        "INSERT OR IGNORE INTO tombstones(seq, world, id, checksum, chain) "
+                        f"SELECT seq, world, id, checksum, chain FROM atoms WHERE seq IN ({marks})",
+                        chunk,
+                    )
+                    rows = conn.execute(
+                        f"SELECT seq, labels, flags FROM atoms WHERE seq IN ({marks})", chunk
+                    ).fetchall()
+                    for seq, labels, flags in rows:
+                        tags = ["l:" + x for x in json.loads(labels)] + [
+                            "f:" + x for x in json.loads(flags)
+                        ]
+                        conn.executemany(
+                            "DELETE FROM tags WHERE tag=? AND seq=?", [(t, seq) for t in tags]
+                        )
+                    conn.execute(f"DELETE FROM links WHERE seq IN ({marks})", chunk)
+                    conn.execute(f"DELETE FROM vectors WHERE seq IN ({marks})", chunk)
+                    conn.execute(f"DELETE FROM fts WHERE rowid IN ({marks})", chunk)
+                    n += conn.execute(f"DELETE FROM atoms WHERE seq IN ({marks})", chunk).rowcount
+        except sqlite3.Error as exc:
+            raise StorageError(f"delete failed, nothing was removed: {exc}") from exc
+        return n
+
+    def meta_set(self, key: str, value: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES(?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (key, value),
+            )
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, atom_id: str) -> StoredAtom | None:
+        rows = self._read(f"SELECT {_COLS} FROM atoms WHERE id=?", (atom_id,))
+        return _row_to_stored(rows[0]) if rows else None
+
+    def get_many(self, atom_ids: Sequence[str]) -> dict[str, StoredAtom]:
+        out: dict[str, StoredAtom] = {}
+        ids = list(dict.fromkeys(atom_ids))
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            for row in self._read(
+                f"SELECT {_COLS} FROM atoms WHERE id IN ({','.join('?' * len(chunk))})", chunk
+            ):
+                s = _row_to_stored(row)
+                out[s.atom.id] = s
+        return out
+
+    def get_seqs(self, seqs: Sequence[int]) -> dict[int, StoredAtom]:
+        out: dict[int, StoredAtom] = {}
+        keys = list(dict.fromkeys(seqs))
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            for row in self._read(
+                f"SELECT {_COLS} FROM atoms WHERE seq IN ({','.join('?' * len(chunk))})", chunk
+            ):
+                s = _row_to_stored(row)
+                out[s.seq] = s
+        return out
+
+    def _where(
+        self, world: str, spec: FilterSpec, quarantined: bool, after_seq: int | None
+    ) -> tuple[str, list[Any]]:
+        clauses = [
+            "a.world=?",
+            "a.quarantine IS NOT NULL" if quarantined else "a.quarantine IS NULL",
+        ]
+        params: list[Any] = [world]
+        if spec.kinds:
+            clauses.append(f"a.kind IN ({','.join('?' * len(spec.kinds))})")
+            params.extend(sorted(spec.kinds))
+        if spec.since_us is not None:
+            clauses.append("a.ts_us >= ?")
+            params.append(spec.since_us)
+        if spec.until_us is not None:
+            clauses.append("a.ts_us <= ?")
+            params.append(spec.until_us)
+        if spec.as_of_us is not None:
+            clauses.append("a.rec_us <= ?")
+            params.append(spec.as_of_us)
+        for label in sorted(spec.labels):
+            clauses.append("EXISTS (SELECT 1 FROM tags t WHERE t.tag=? AND t.seq=a.seq)")
+            params.append("l:" + label)
+        for flag in sorted(spec.flags):
+            clauses.append("EXISTS (SELECT 1 FROM tags t WHERE t.tag=? AND t.seq=a.seq)")
+            params.append("f:" + flag)
+        if after_seq is not None:
+            clauses.append("a.seq > ?")
+            params.append(after_seq)
+        return " AND ".join(clauses), params
+
+    def scan(
+        self,
+        world: str,
+        spec: FilterSpec,
+        *,
+        quarantined: bool = False,
+        after_seq: int | None = None,
+        order: str = "append",
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> list[StoredAtom]:
+        where, params = self._where(world, spec, quarantined, after_seq)
+        direction = "DESC" if descending else "ASC"
+        order_by = (
+            f"a.ts_us {direction}, a.seq {direction}" if order == "event" else f"a.seq {direction}"
+        )
+        sql = f"SELECT {_COLS} FROM atoms a WHERE {where} ORDER BY {order_by}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [_row_to_stored(r) for r in self._read(sql, params)]
+
+    def search_text(
+        self,
+        world: str,
+        terms: Sequence[str],
+        limit: int,
+        *,
+        spec: FilterSpec | None = None,
+        quarantined: bool = False,
+    ) -> list[tuple[int, float]]:
+        if not terms:
+            return []
+        where, params = self._where(world, spec or FilterSpec(), quarantined, None)
+        rows = self._read(
+            "SELECT f.rowid, bm25(fts) AS s FROM fts f JOIN atoms a ON a.seq=f.rowid "
+            f"WHERE fts MATCH ? AND {where} ORDER BY s LIMIT ?",
+            [fts_query(terms), *params, int(limit)],
+        )
+        # FTS5's bm25() is "lower is better" and negative; relevance is its negation.
+        return [(int(seq), -float(s)) for seq, s in rows if -float(s) > 0] or [
+            (int(seq), 1e-6) for seq, _ in rows
+        ]
+
+    def load_vectors(
+        self, world: str, *, quarantined: bool = False, after_seq: int = 0
+    ) -> list[tuple[int, bytes]]:
+        q = "a.quarantine IS NOT NULL" if quarantined else "a.quarantine IS NULL"
+        rows = self._read(
+            "SELECT v.seq, v.data FROM atoms a JOIN vectors v ON v.seq=a.seq "
+            f"WHERE a.world=? AND {q} AND a.seq > ? ORDER BY a.seq",
+            (world, after_seq),
+        )
+        return [(int(s), bytes(d)) for s, d in rows]
+
+    def link_counts(
+        self, targets: Sequence[str], *, as_of_us: int | None = None
+    ) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        keys = list(dict.fromkeys(targets))
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            sql = (
+                "SELECT l.target, l.kind, count(*) FROM links l JOIN atoms a ON a.seq=l.seq "
+                f"WHERE l.target IN ({','.join('?' * len(chunk))}) AND a.quarantine IS NULL"
+            )
+            params: list[Any] = list(chunk)
+            if as_of_us is not None:
+                sql += " AND a.rec_us <= ?"
+                params.append(as_of_us)
+            for target, kind, n in self._read(sql + " GROUP BY l.target, l.kind", params):
+                out.setdefault(target, {})[kind] = int(n)
+        return out
+
+    def with_label_prefix(self, prefix: str, *, world: str | None = None) -> list[StoredAtom]:
+        lo = "l:" + prefix
+        hi = lo[:-1] + chr(ord(lo[-1]) + 1)
+        sql = (
+            f"SELECT {', '.join('a.' + c.strip() for c in _COLS.split(','))} FROM atoms a "
+            "WHERE a.seq IN (SELECT seq FROM tags WHERE tag >= ? AND tag < ?) "
+            "AND a.quarantine IS NULL"
+        )
+        params: list[Any] = [lo, hi]
+        if world is not None:
+            sql += " AND a.world=?"
+            params.append(world)
+        return [_row_to_stored(r) for r in self._read(sql + " ORDER BY a.seq", params)]
+
+    def worlds(self) -> list[str]:
+        rows = self._read(
+            "WITH RECURSIVE w(name) AS (SELECT min(world) FROM atoms UNION ALL "
+            "SELECT (SELECT min(world) FROM atoms WHERE world > w.name) FROM w "
+            "WHERE w.name IS NOT NULL) SELECT name FROM w WHERE name IS NOT NULL"
+        )
+        return [r[0] for r in rows]
+
+    def count(self, world: str | None = None, *, quarantined: bool | None = None) -> int:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if world is not None:
+            clauses.append("world=?")
+            params.append(world)
+        if quarantined is True:
+            clauses.append("quarantine IS NOT NULL")
+        elif quarantined is False:
+            clauses.append("quarantine IS NULL")
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        return int(self._read(f"SELECT count(*) FROM atoms{where}", params)[0][0])
+
+    def quarantined(self, world: str | None = None, limit: int = 1000) -> list[StoredAtom]:
+        sql = f"SELECT {_COLS} FROM atoms WHERE quarantine IS NOT NULL"
+        params: list[Any] = []
+        if world is not None:
+            sql += " AND world=?"
+            params.append(world)
+        sql += " ORDER BY seq LIMIT ?"
+        params.append(limit)
+        return [_row_to_stored(r) for r in self._read(sql, params)]
+
+    _UNPROTECTED = (
+        "NOT EXISTS (SELECT 1 FROM tags t WHERE t.seq=a.seq AND ("
+        "(t.tag >= 'l:policy:' AND t.tag < 'l:policy;') OR t.tag = 'l:world_meta' OR "
+        "(t.tag >= 'l:world_status:' AND t.tag < 'l:world_status;'))) "
+        "AND NOT EXISTS (SELECT 1 FROM links l WHERE l.target=a.id)"
+    )
+
+    def gc_candidates(
+        self, world: str, *, older_than_us: int | None, below_importance: float | None, limit: int
+    ) -> list[int]:
+        conds: list[str] = []
+        params: list[Any] = [world]
+        if older_than_us is not None:
+            conds.append("a.ts_us < ?")
+            params.append(older_than_us)
+        if below_importance is not None:
+            conds.append("a.importance < ?")
+            params.append(below_importance)
+        if not conds:
+            return []
+        params.append(limit)
+        rows = self._read(
+            f"SELECT a.seq FROM atoms a WHERE a.world=? AND ({' OR '.join(conds)}) AND "
+            f"{self._UNPROTECTED} ORDER BY a.seq LIMIT ?",
+            params,
+        )
+        return [int(r[0]) for r in rows]
+
+    def lowest_value(self, limit: int) -> list[int]:
+        rows = self._read(
+            f"SELECT a.seq FROM atoms a WHERE {self._UNPROTECTED} "
+            "ORDER BY a.importance ASC, a.seq ASC LIMIT ?",
+            (limit,),
+        )
+        return [int(r[0]) for r in rows]
+
+    def max_seq(self) -> int:
+        row = self._read(
+            "SELECT max(m) FROM (SELECT max(seq) m FROM atoms "
+            "UNION ALL SELECT max(seq) FROM tombstones)"
+        )
+        return int(row[0][0] or 0)
+
+    def meta_get(self, key: str) -> str | None:
+        rows = self._read("SELECT value FROM meta WHERE key=?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def used_bytes(self) -> int:
+        conn = self._reader()
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        return int((pages - free) * page_size)
+
+    # ------------------------------------------------------------------ maintenance
+
+    def check(self) -> CheckReport:
+        """Verify every record's checksum and each world's hash chain (tombstones included)."""
+        report = CheckReport()
+        conn = self._reader()
+        heads: dict[str, bytes] = {}
+        worlds: set[str] = set()
+        try:
+            ok = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if ok != "ok":
+                report.problem(f"sqlite quick_check: {ok}")
+            rows = conn.execute(
+                f"SELECT {_COLS}, checksum, chain, 0 FROM atoms UNION ALL "
+                "SELECT seq, id, world, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+                "NULL, NULL, NULL, checksum, chain, 1 FROM tombstones ORDER BY 1"
+            )
+            for row in rows:
+                seq, aid, world = row[0], row[1], row[2]
+                checksum, chain, tomb = row[15], row[16], row[17]
+                worlds.add(world)
+                if not tomb:
+                    report.records += 1
+                    try:
+                        stored = _row_to_stored(row[:15])
+                    except (ValueError, TypeError) as exc:
+                        report.problem(f"atom {aid} (seq {seq}) cannot be decoded: {exc}")
+                        continue
+                    if record_checksum(stored.atom) != checksum:
+                        report.problem(f"atom {aid} (seq {seq}) does not match its checksum")
+                expected = chain_next(heads.get(world, GENESIS), checksum)
+                if expected != chain:
+                    report.problem(f"hash chain of world {world!r} breaks at seq {seq} ({aid})")
+                heads[world] = chain
+            fts_n = conn.execute("SELECT count(*) FROM fts").fetchone()[0]
+            if fts_n != report.records:
+                report.problem(
+                    f"text index holds {fts_n} rows for {report.records} atoms; "
+                    "run `dwbase storage reindex`"
+                )
+        except sqlite3.Error as exc:
+            report.problem(f"storage could not be read: {exc}")
+        report.worlds = len(worlds)
+        return report
+
+    def reindex(self) -> int:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM tags")
+            conn.execute("DELETE FROM links")
+            conn.execute("DELETE FROM fts")
+            n = 0
+            for row in conn.execute(f"SELECT {_COLS} FROM atoms ORDER BY seq").fetchall():
+                s = _row_to_stored(row)
+                conn.executemany(
+                    "INSERT OR IGNORE INTO tags(tag, seq) VALUES(?, ?)",
+                    [(t, s.seq) for t in _tags(s.atom)],
+                )
+                conn.executemany(
+                    "INSERT OR IGNORE INTO links(target, seq, kind) VALUES(?,?,?)",
+                    [(x.target, s.seq, x.kind) for x in s.atom.links],
+                )
+                conn.execute("INSERT INTO fts(rowid, text) VALUES(?, ?)", (s.seq, s.text))
+                n += 1
+        return n
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._write_lock, self._conns_lock:
+            for conn in self._all_conns:
+                with suppress(sqlite3.Error):
+                    conn.close()
+            self._all_conns.clear()
+
+
+def sqlite_path(data_dir: str) -> str:
+    os.makedirs(data_dir, exist_ok=True)
+    return os.path.join(data_dir, "dwbase.sqlite3")

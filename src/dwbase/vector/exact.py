@@ -1,0 +1,109 @@
+"""Exact cosine search over one world's vectors.
+
+Uses numpy when it is importable (the normal install) and falls back to pure Python (inside
+the WASI component), so the engine never needs an extra to run.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from array import array
+from collections.abc import Sequence
+from typing import Any
+
+_np: Any
+try:  # numpy is a normal dependency, but the WASI build has none.
+    import numpy as _np
+except ImportError:  # pragma: no cover - exercised inside the component
+    _np = None
+
+
+def pack(vec: Sequence[float]) -> bytes:
+    return array("f", vec).tobytes()
+
+
+def unpack(data: bytes) -> list[float]:
+    a = array("f")
+    a.frombytes(data)
+    return a.tolist()
+
+
+class ExactIndex:
+    """Rows of float32 vectors keyed by seq; ``search`` returns best-first ``(seq, cosine)``."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self.max_seq = 0
+        self._lock = threading.Lock()
+        self._seqs: list[int] = []
+        self._rows: dict[int, int] = {}
+        self._py: list[list[float]] = []
+        self._mat: Any = None
+        self._n = 0
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def add(self, items: Sequence[tuple[int, bytes]]) -> None:
+        with self._lock:
+            fresh = [(s, d) for s, d in items if s not in self._rows]
+            if not fresh:
+                return
+            if _np is not None:
+                block = _np.frombuffer(b"".join(d for _, d in fresh), dtype=_np.float32)
+                block = block.reshape(len(fresh), self.dim)
+                need = self._n + len(fresh)
+                if self._mat is None or need > self._mat.shape[0]:
+                    cap = max(need, 2 * (self._mat.shape[0] if self._mat is not None else 512))
+                    grown = _np.zeros((cap, self.dim), dtype=_np.float32)
+                    if self._mat is not None:
+                        grown[: self._n] = self._mat[: self._n]
+                    self._mat = grown
+                self._mat[self._n : need] = block
+            else:
+                self._py.extend(unpack(d) for _, d in fresh)
+            for s, _ in fresh:
+                self._rows[s] = self._n
+                self._seqs.append(s)
+                self._n += 1
+                self.max_seq = max(self.max_seq, s)
+
+    def remove(self, seqs: Sequence[int]) -> None:
+        with self._lock:
+            for s in seqs:
+                row = self._rows.pop(s, None)
+                if row is None:
+                    continue
+                self._seqs[row] = -1
+                if _np is not None:
+                    self._mat[row] = 0.0
+                else:
+                    self._py[row] = [0.0] * self.dim
+
+    def search(self, query: Sequence[float], k: int) -> list[tuple[int, float]]:
+        if k <= 0:
+            return []
+        with self._lock:
+            n = self._n
+            if n == 0:
+                return []
+            if _np is not None:
+                q = _np.asarray(query, dtype=_np.float32)
+                scores = self._mat[:n] @ q
+                kk = min(k, n)
+                idx = _np.argpartition(-scores, kk - 1)[:kk] if kk < n else _np.arange(n)
+                idx = idx[_np.argsort(-scores[idx], kind="stable")]
+                return [
+                    (self._seqs[i], float(scores[i])) for i in idx.tolist() if self._seqs[i] >= 0
+                ]
+            q = list(query)
+            best = heapq.nlargest(
+                k,
+                (
+                    (sum(a * b for a, b in zip(row, q, strict=True)), i)
+                    for i, row in enumerate(self._py)
+                    if self._seqs[i] >= 0
+                ),
+            )
+            return [(self._seqs[i], s) for s, i in best]
