@@ -141,6 +141,7 @@ class Engine:
         self._cache_lock = threading.RLock()
         self._indexes: dict[tuple[str, bool], ExactIndex] = {}
         self._dims: dict[str, int] = {}
+        self._dims_saved: set[str] = set()
         self._status: dict[str, str] = {}
         self._policies: dict[str, Policy] = {}
         self._closed = False
@@ -397,12 +398,16 @@ class Engine:
         return stored
 
     def _fix_dims(self, records: Sequence[NewRecord]) -> None:
+        """Persist a world's vector dimension the first time the world is written."""
         for rec in records:
             w = rec.atom.world
+            if w in self._dims_saved:
+                continue
             if self.storage.meta_get("dim:" + w) is None:
                 dim = len(rec.atom.vector) if rec.atom.vector is not None else self.embedder.dim
                 self.storage.meta_set("dim:" + w, str(dim))
                 self._dims[w] = dim
+            self._dims_saved.add(w)
 
     def _after_store(self, s: StoredAtom) -> None:
         self.counters.atoms_total += 1

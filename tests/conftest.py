@@ -1,0 +1,36 @@
+"""Shared test set-up.
+
+Tests that need an external part (the MiniLM model, nats-server, the WASI toolchain) call
+:func:`require` instead of skipping directly. On a laptop without the part they skip with the
+reason; with ``DWBASE_REQUIRE_EXTERNAL=1`` (set by ``.ci/run``) they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+REQUIRE_EXTERNAL = os.environ.get("DWBASE_REQUIRE_EXTERNAL", "").lower() in ("1", "true", "yes")
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip (laptop) or fail (CI) when an external part is missing."""
+    if condition:
+        return
+    if REQUIRE_EXTERNAL:
+        pytest.fail(f"required external part missing: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Generator[None, Any, None]:
+    outcome = yield
+    report = outcome.get_result()
+    if REQUIRE_EXTERNAL and report.skipped and not hasattr(report, "wasxfail"):
+        # Any skip in CI means a part the suite needs was not there: report it as a failure.
+        report.outcome = "failed"
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.longrepr = f"skipped in CI (DWBASE_REQUIRE_EXTERNAL=1): {reason}"
