@@ -916,8 +916,11 @@ class Engine:
         budget = self.options.max_disk_mb
         if budget is not None:
             limit_bytes = int(budget * 1024 * 1024)
-            while self.storage.used_bytes() > limit_bytes:
-                seqs = self.storage.lowest_value(200)
+            while (used := self.storage.used_bytes()) > limit_bytes:
+                # Evict about as many atoms as the excess holds, judged by the average size.
+                count = max(1, self.storage.count())
+                step = max(1, min(500, math.ceil((used - limit_bytes) / (used / count))))
+                seqs = self.storage.lowest_value(step)
                 if not seqs:
                     break
                 rows = self.storage.get_seqs(seqs)
@@ -961,4 +964,76 @@ class Engine:
             "observe_dropped_total": self.hub.dropped_total,
             "embedder": f"{self.embedder.name}:{self.embedder.version}",
             "counters": {k: getattr(self.counters, k) for k in Counters.__slots__},
+        }
+
+    def health(
+        self,
+        *,
+        disk_path: str | None = None,
+        warn_pct: float = 80.0,
+        degraded_pct: float = 90.0,
+    ) -> dict[str, Any]:
+        """Operator health (DESIGN §6): storage, disk pressure, quarantine, lags.
+
+        ``disk_path`` defaults to the directory of the SQLite file; with no path (an
+        in-memory store) disk pressure is ``unknown``.
+
+        >>> import dwbase
+        >>> dwbase.open(":memory:").health()["status"]
+        'ready'
+        """
+        import os
+        import shutil
+
+        problems: list[str] = []
+        storage_ok = not self._closed
+        quarantined = 0
+        store_bytes = 0
+        try:
+            if storage_ok:
+                self.storage.max_seq()
+                quarantined = self.storage.count(quarantined=True)
+                store_bytes = self.storage.used_bytes()
+        except Exception as exc:  # any storage fault means "not usable"
+            storage_ok = False
+            problems.append(f"storage unusable: {exc}")
+        if self._closed:
+            problems.append("store is closed")
+        path = disk_path
+        if path is None:
+            db_path = getattr(self.storage, "path", None)
+            if isinstance(db_path, str) and db_path != ":memory:":
+                path = os.path.dirname(os.path.abspath(db_path))
+        used = free = total = None
+        percent: float | None = None
+        pressure = "unknown"
+        if path is not None:
+            try:
+                du = shutil.disk_usage(path)
+                used, free, total = du.used, du.free, du.total
+                percent = round(100.0 * du.used / du.total, 2) if du.total else None
+            except OSError:
+                percent = None
+        if percent is not None:
+            pressure = "ok"
+            if percent >= degraded_pct:
+                pressure = "degraded"
+                problems.append(f"disk {percent:.1f}% used (degraded at {degraded_pct:g}%)")
+            elif percent >= warn_pct:
+                pressure = "warn"
+        status = "ready" if storage_ok and pressure != "degraded" else "degraded"
+        return {
+            "status": status,
+            "message": "; ".join(problems) if problems else "ok",
+            "storage_ok": storage_ok,
+            "index_ok": storage_ok,
+            "disk_used_bytes": used,
+            "disk_free_bytes": free,
+            "disk_total_bytes": total,
+            "disk_used_percent": percent,
+            "disk_pressure": pressure,
+            "store_bytes": store_bytes,
+            "sync_lag_ms": 0,
+            "quarantine_count": quarantined,
+            "index_rebuild_lag_ms": 0,
         }
