@@ -3,7 +3,8 @@
 Three rules, each configurable:
 
 * **burst** — one worker writing more than ``burst_count`` atoms to a world within
-  ``burst_window_s`` seconds; the atoms past the limit are held.
+  ``burst_window_s`` seconds; the atoms past the limit are held. Off by default in the
+  embedded library (a bulk import by its owner is not spam); a node enables it in config.
 * **impossible numbers** — a payload holding a real NaN/Infinity number, or a string whose
   *word* is NaN/Inf/Infinity (``"latency NaN ms"``). Substrings never count: "tenant",
   "finance", "infinite" are fine.
@@ -29,7 +30,7 @@ _NUMERIC_WORD = re.compile(r"(?<![\w.])[-+]?(?:nan|inf|infinity)(?![\w])", re.IG
 @dataclass(frozen=True, slots=True)
 class QuarantineConfig:
     enabled: bool = True
-    burst_count: int = 50
+    burst_count: int | None = None
     burst_window_s: float = 1.0
     low_trust: float = 0.2
     low_trust_importance: float = 0.8
@@ -65,6 +66,8 @@ class Quarantine:
             return "impossible_number"
         if trust < cfg.low_trust and importance > cfg.low_trust_importance:
             return "low_trust"
+        if cfg.burst_count is None:
+            return None
         now = self._clock()
         with self._lock:
             q = self._recent.setdefault((world, worker), deque())
