@@ -14,7 +14,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 # torch is pinned inside the `embed` extra so no CUDA build is pulled.
-.venv/bin/python -m pip install -q -e ".[dev,embed,ann,bench]" 2>&1 | grep -v -E "^WARNING: Location" || true
+.venv/bin/python -m pip install -q -e ".[dev,embed,ann]" 2>&1 | grep -v -E "^WARNING: Location" || true
 .venv/bin/python -c "import dwbase" >/dev/null
 
 echo "== ruff"
