@@ -796,11 +796,14 @@ class Engine:
         return self._world_event(world, "active", description, labels, caller)
 
     def archive_world(self, world: str, *, caller: Caller | None = None) -> AtomId:
+        # Permission first: a 404 must not tell a caller which forbidden worlds exist.
+        (caller or FULL_ACCESS).require_write(validate_world(world))
         if world not in self.storage.worlds():
             raise NotFoundError(f"world {world!r} has no atoms", world=world)
         return self._world_event(world, "archived", None, (), caller)
 
     def resume_world(self, world: str, *, caller: Caller | None = None) -> AtomId:
+        (caller or FULL_ACCESS).require_write(validate_world(world))
         if world not in self.storage.worlds():
             raise NotFoundError(f"world {world!r} has no atoms", world=world)
         return self._world_event(world, "active", None, (), caller)
