@@ -958,6 +958,74 @@ class Engine:
             self._indexes.clear()
         return self.storage.reindex()
 
+    def compact(self) -> dict[str, Any]:
+        """Reclaim disk space (SQLite: WAL checkpoint, FTS merge, VACUUM); in memory a no-op."""
+        run = getattr(self.storage, "compact", None)
+        before = self.storage.used_bytes()
+        with self._write_lock:
+            detail = run() if callable(run) else {}
+        return {
+            "used_bytes_before": before,
+            "used_bytes_after": self.storage.used_bytes(),
+            **detail,
+        }
+
+    def index_status(
+        self, world: str | None = None, *, caller: Caller | None = None
+    ) -> list[dict[str, Any]]:
+        """Vector index metadata per readable world: kind, dims, embedder, readiness, lag.
+
+        ``lag`` counts stored vectors the in-memory index has not loaded yet (it catches up on
+        the next ask); ``loaded`` is false until the world's index was first used or rebuilt.
+        """
+        who = caller or FULL_ACCESS
+        if world is not None:
+            validate_world(world)
+            who.require_read(world)
+            worlds = [world] if world in self.storage.worlds() else []
+        else:
+            worlds = [w for w in self.storage.worlds() if who.can_read(w)]
+        embedder = f"{self.embedder.name}:{self.embedder.version}"
+        out: list[dict[str, Any]] = []
+        for w in worlds:
+            with self._cache_lock:
+                idx = self._indexes.get((w, False))
+            loaded_seq = idx.max_seq if idx is not None else 0
+            lag = len(self.storage.load_vectors(w, after_seq=loaded_seq))
+            vectors = len(idx) if idx is not None else 0
+            out.append(
+                {
+                    "world": w,
+                    "kind": "exact",
+                    "dim": self._world_dim(w),
+                    "embedder": embedder,
+                    "loaded": idx is not None,
+                    "vectors": vectors,
+                    "ready": True,
+                    "rebuilding": False,
+                    "progress": 1.0 if lag == 0 else vectors / (vectors + lag),
+                    "lag": lag,
+                }
+            )
+        return out
+
+    def index_rebuild(
+        self, world: str | None = None, *, caller: Caller | None = None
+    ) -> dict[str, Any]:
+        """Drop and rebuild the vector index of ``world`` (or every readable world) now."""
+        who = caller or FULL_ACCESS
+        if world is not None:
+            validate_world(world)
+            who.require_read(world)
+            worlds = [world]
+        else:
+            worlds = [w for w in self.storage.worlds() if who.can_read(w)]
+        vectors = 0
+        for w in worlds:
+            self._drop_index(w)
+            vectors += len(self._index(w, False))
+        return {"worlds": worlds, "vectors": vectors}
+
     def stats(self) -> dict[str, Any]:
         return {
             "atoms": self.storage.count(),
