@@ -24,6 +24,7 @@ MAX_TAGS = 64
 MAX_LINKS = 64
 MAX_VECTOR_DIMS = 4096
 DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_POLICY_DAYS = 3_650_000  # 10,000 years; larger values overflow SQLite's 64-bit integers
 
 _WORLD_RE = re.compile(r"^[A-Za-z0-9:/._\-]{1,256}$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
@@ -251,7 +252,20 @@ def _validate_name(value: Any, field: str) -> str:
         raise InvalidInputError(f"{field} is longer than {MAX_KEY_LEN} characters", field=field)
     if _CONTROL_RE.search(value):
         raise InvalidInputError(f"{field} must not contain control characters", field=field)
+    if not _is_utf8(value):
+        raise InvalidInputError(
+            f"{field} must be valid Unicode text (it holds an unpaired surrogate)", field=field
+        )
     return value
+
+
+def _is_utf8(value: str) -> bool:
+    # Lone surrogates survive Python strings but not UTF-8 (SQLite, checksums, the wire).
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def validate_kind(kind: Any) -> str:
@@ -265,10 +279,16 @@ def validate_kind(kind: Any) -> str:
 def validate_importance(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidInputError("importance must be a number in [0, 1]", field="importance")
-    f = float(value)
+    try:
+        f = float(value)
+    except OverflowError:
+        f = math.inf
     if math.isnan(f) or not 0.0 <= f <= 1.0:
-        raise InvalidInputError(f"importance {value} is outside [0, 1]", field="importance")
-    return f
+        raise InvalidInputError(
+            f"importance {str(value)[:32]} is outside [0, 1]", field="importance"
+        )
+    # -0.0 becomes 0.0: SQLite's REAL drops the sign, which would break the record checksum.
+    return f + 0.0
 
 
 def validate_tags(values: Any, field: str) -> tuple[str, ...]:
@@ -296,9 +316,11 @@ def validate_policy_labels(labels: Sequence[str]) -> None:
                 f"policy label {label!r} must look like policy:key=value", field="labels"
             )
         if key in _POLICY_INT_KEYS:
-            if not raw.isdigit():
+            # ASCII only: str.isdigit() also accepts "²" and "١", which int() refuses.
+            if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_POLICY_DAYS:
                 raise InvalidInputError(
-                    f"{label!r}: {key} must be a whole number of days", field="labels"
+                    f"{label!r}: {key} must be a whole number of days up to {MAX_POLICY_DAYS}",
+                    field="labels",
                 )
         elif key in _POLICY_FLOAT_KEYS:
             try:
@@ -365,7 +387,10 @@ def validate_vector(values: Any) -> tuple[float, ...] | None:
     for v in values:
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise InvalidInputError("vector must be a list of numbers", field="vector")
-        f = float(v)
+        try:
+            f = float(v)
+        except OverflowError:
+            f = math.inf
         if not math.isfinite(f):
             raise InvalidInputError(
                 "vector values must be finite (no NaN or Infinity)", field="vector"
@@ -406,7 +431,13 @@ def parse_payload(
         text = payload_json
     else:
         raise InvalidInputError("payload_json must be a string holding JSON", field="payload_json")
-    size = len(text.encode("utf-8"))
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(
+            "payload must be valid Unicode text (it holds an unpaired surrogate)",
+            field="payload_json",
+        ) from exc
     if size > max_bytes:
         raise PayloadTooLargeError(
             f"payload is {size} bytes; the limit is {max_bytes}", size=size, limit=max_bytes
@@ -417,7 +448,26 @@ def parse_payload(
         raise InvalidInputError(
             f"payload_json is not valid JSON: {exc}", field="payload_json"
         ) from exc
+    if _SURROGATE_ESCAPE_RE.search(text) and _has_lone_surrogate(parsed):
+        raise InvalidInputError(
+            "payload_json holds an unpaired surrogate escape (\\ud800-\\udfff); "
+            "strings must be valid Unicode",
+            field="payload_json",
+        )
     return text, parsed
+
+
+_SURROGATE_ESCAPE_RE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return not _is_utf8(value)
+    if isinstance(value, Mapping):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
 
 
 def payload_text(parsed: Any) -> str:
@@ -445,12 +495,27 @@ def payload_text(parsed: Any) -> str:
     return " ".join(parts)
 
 
+# Instants a stored atom may carry: years 0001-9999 in UTC (what RFC 3339 can write).
+MIN_INSTANT_US = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z
+MAX_INSTANT_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
+
+
+def parse_stored_instant(value: str, *, field: str = "timestamp") -> int:
+    """Parse an instant that will be stored, rejecting ones outside years 0001-9999 UTC."""
+    us = parse_instant(value, field=field)
+    if not MIN_INSTANT_US <= us <= MAX_INSTANT_US:
+        raise InvalidInputError(
+            f"{field} {value!r} is outside years 0001-9999 once normalised to UTC", field=field
+        )
+    return us
+
+
 def validate_timestamp(value: Any, now_us: int) -> int:
     if value is None or value == "":
         return now_us
     if not isinstance(value, str):
         raise InvalidInputError("timestamp must be an RFC 3339 string or empty", field="timestamp")
-    return parse_instant(value)
+    return parse_stored_instant(value)
 
 
 def validate_atom(
@@ -466,13 +531,13 @@ def validate_atom(
     ts = data.get("timestamp")
     if not isinstance(ts, str) or not ts:
         raise InvalidInputError("timestamp is required on a stored atom", field="timestamp")
-    ts_us = parse_instant(ts)
+    ts_us = parse_stored_instant(ts)
     importance = validate_importance(data.get("importance"))
     payload_json, _ = parse_payload(
         data.get("payload_json"), data.get("payload"), max_bytes=max_payload_bytes
     )
     recorded = data.get("recorded_at") or ""
-    rec_us = parse_instant(recorded, field="recorded_at") if recorded else None
+    rec_us = parse_stored_instant(recorded, field="recorded_at") if recorded else None
     labels = validate_tags(data.get("labels"), "labels")
     validate_policy_labels(labels)
     return Atom(

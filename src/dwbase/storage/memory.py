@@ -7,6 +7,7 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 
+from ..errors import StorageError
 from ..model import FilterSpec, StoredAtom
 from ..text import stem, words
 from .base import (
@@ -36,8 +37,6 @@ class MemoryStorage:
 
     def _check_open(self) -> None:
         if self._closed:
-            from ..errors import StorageError
-
             raise StorageError("the store is closed")
 
     # ------------------------------------------------------------------ writes
@@ -56,7 +55,12 @@ class MemoryStorage:
                     continue
                 seen.add(a.id)
                 seq += 1
-                checksum = record_checksum(a)
+                try:
+                    checksum = record_checksum(a)
+                except (ValueError, TypeError) as exc:
+                    # Same contract as SQLite: an unstorable record (e.g. an unpaired
+                    # surrogate) fails the whole batch with StorageError, nothing kept.
+                    raise StorageError(f"storage write failed, nothing was stored: {exc}") from exc
                 chain = chain_next(heads.get(a.world, GENESIS), checksum)
                 heads[a.world] = chain
                 s = StoredAtom(
@@ -85,7 +89,9 @@ class MemoryStorage:
     def set_quarantine(self, seq: int, reason: str | None) -> None:
         self._check_open()
         with self._lock:
-            s = self._by_seq[seq]
+            s = self._by_seq.get(seq)
+            if s is None:
+                return
             self._by_seq[seq] = StoredAtom(
                 atom=s.atom,
                 seq=s.seq,
@@ -123,6 +129,7 @@ class MemoryStorage:
         return self._by_seq.get(seq) if seq is not None else None
 
     def get_many(self, atom_ids: Sequence[str]) -> dict[str, StoredAtom]:
+        self._check_open()
         out: dict[str, StoredAtom] = {}
         for aid in atom_ids:
             s = self.get(aid)
@@ -202,6 +209,7 @@ class MemoryStorage:
     def load_vectors(
         self, world: str, *, quarantined: bool = False, after_seq: int = 0
     ) -> list[tuple[int, bytes]]:
+        self._check_open()
         return [
             (s.seq, self._vectors[s.seq])
             for s in self._world(world, quarantined)
@@ -281,6 +289,7 @@ class MemoryStorage:
         return out
 
     def lowest_value(self, limit: int) -> list[int]:
+        self._check_open()
         targets = self._targets()
         rows = [
             s
@@ -291,6 +300,7 @@ class MemoryStorage:
         return [s.seq for s in rows[:limit]]
 
     def max_seq(self) -> int:
+        self._check_open()
         return self._seq
 
     def meta_get(self, key: str) -> str | None:
@@ -298,9 +308,11 @@ class MemoryStorage:
         return self._meta.get(key)
 
     def used_bytes(self) -> int:
+        self._check_open()
         return sum(len(s.atom.payload_json) + len(s.text) + 200 for s in self._by_seq.values())
 
     def check(self) -> CheckReport:
+        self._check_open()
         report = CheckReport()
         heads: dict[str, bytes] = {}
         with self._lock:
@@ -318,6 +330,7 @@ class MemoryStorage:
         return report
 
     def reindex(self) -> int:
+        self._check_open()
         with self._lock:
             for q, s in self._by_seq.items():
                 self._terms[q] = Counter(stem(w) for w in words(s.text))

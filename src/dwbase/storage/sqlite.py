@@ -184,14 +184,25 @@ class SQLiteStorage:
             raise StorageError("the store is closed")
         with self._write_lock:
             conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StorageError(f"storage write could not start: {exc}") from exc
             try:
                 yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
+            except BaseException as exc:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StorageError(f"storage write failed, nothing was changed: {exc}") from exc
                 raise
             else:
-                conn.execute("COMMIT")
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise StorageError(f"storage commit failed: {exc}") from exc
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
@@ -216,6 +227,8 @@ class SQLiteStorage:
         return head
 
     def append(self, records: Sequence[NewRecord]) -> list[StoredAtom]:
+        if self._closed:
+            raise StorageError("the store is closed")
         if not records:
             return []
         try:
@@ -227,7 +240,9 @@ class SQLiteStorage:
                 except BaseException:
                     self._heads = heads_before
                     raise
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, ValueError, TypeError, OverflowError) as exc:
+            # ValueError covers UnicodeEncodeError (unpaired surrogates), OverflowError integers
+            # past 64 bits: the record cannot be stored, and the transaction rolled back.
             raise StorageError(f"storage write failed, nothing was stored: {exc}") from exc
 
     def _append_locked(
@@ -539,7 +554,8 @@ class SQLiteStorage:
 
     _UNPROTECTED = (
         "NOT EXISTS (SELECT 1 FROM tags t WHERE t.seq=a.seq AND ("
-        "(t.tag >= 'l:policy:' AND t.tag < 'l:policy;') OR t.tag = 'l:world_meta' OR "
+        "(t.tag >= 'l:policy:' AND t.tag < 'l:policy;') OR "
+        "(t.tag >= 'l:world_meta' AND t.tag < 'l:world_metb') OR "
         "(t.tag >= 'l:world_status:' AND t.tag < 'l:world_status;'))) "
         "AND NOT EXISTS (SELECT 1 FROM links l WHERE l.target=a.id)"
     )

@@ -1,0 +1,144 @@
+"""Fixtures for the storage contract: every adapter of the Storage port, and a record builder.
+
+``adapter`` is parametrised over every storage adapter, so a test that takes ``store`` (or
+``adapter``) runs once per adapter. Adapter-specific hooks (``tamper``) let the same test
+corrupt a record behind the store's back in whatever way that adapter keeps it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from dwbase.model import Atom, Link
+from dwbase.storage import MemoryStorage, NewRecord, SQLiteStorage, Storage
+from dwbase.timeutil import format_instant, parse_instant
+from dwbase.vector import pack
+
+BASE_US = parse_instant("2024-01-01T00:00:00Z")
+HOUR_US = 3_600_000_000
+
+
+class RecordMaker:
+    """Builds valid :class:`NewRecord` s with unique ids and consistent time fields."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(
+        self,
+        world: str = "w",
+        text: str = "hello world",
+        *,
+        atom_id: str | None = None,
+        kind: str = "observation",
+        worker: str = "agent-1",
+        ts_us: int | None = None,
+        rec_us: int | None = None,
+        importance: float = 0.5,
+        labels: Sequence[str] = (),
+        flags: Sequence[str] = (),
+        links: Sequence[Link] = (),
+        vector: Sequence[float] | None = None,
+        quarantine: str | None = None,
+    ) -> NewRecord:
+        self.n += 1
+        ts = BASE_US + self.n * HOUR_US if ts_us is None else ts_us
+        rec = BASE_US + self.n * 1_000_000 if rec_us is None else rec_us
+        atom = Atom(
+            id=atom_id or f"atom-{self.n:05d}",
+            world=world,
+            worker=worker,
+            kind=kind,
+            timestamp=format_instant(ts),
+            importance=importance,
+            payload_json=json.dumps({"text": text}),
+            vector=tuple(vector) if vector is not None else None,
+            flags=tuple(flags),
+            labels=tuple(labels),
+            links=tuple(links),
+            recorded_at=format_instant(rec),
+        )
+        return NewRecord(
+            atom=atom,
+            ts_us=ts,
+            recorded_us=rec,
+            text=text,
+            index_vector=pack(vector) if vector is not None else None,
+            quarantine=quarantine,
+        )
+
+
+def _tamper_sqlite(store: Storage, path: str, seq: int) -> None:
+    # Behind the store's back, as a disk fault or a hand edit would.
+    conn = sqlite3.connect(path)
+    try:
+        with conn:
+            conn.execute(
+                "UPDATE atoms SET payload_json=? WHERE seq=?", ('{"text":"tampered"}', seq)
+            )
+    finally:
+        conn.close()
+
+
+def _tamper_memory(store: Storage, seq: int) -> None:
+    assert isinstance(store, MemoryStorage)
+    s = store._by_seq[seq]
+    store._by_seq[seq] = replace(s, atom=replace(s.atom, payload_json='{"text":"tampered"}'))
+
+
+@dataclass
+class Adapter:
+    name: str
+    open: Callable[[], Storage]
+    tamper: Callable[[Storage, int], None]
+    path: str | None = None  # the SQLite file, for adapters that persist
+
+    @property
+    def persistent(self) -> bool:
+        return self.path is not None
+
+
+def _sqlite(tmp_path: Path) -> Adapter:
+    path = str(tmp_path / "store.sqlite3")
+    return Adapter(
+        "sqlite",
+        lambda: SQLiteStorage(path),
+        lambda store, seq: _tamper_sqlite(store, path, seq),
+        path,
+    )
+
+
+ADAPTERS: dict[str, Callable[[Path], Adapter]] = {
+    "sqlite": _sqlite,
+    "memory": lambda _: Adapter("memory", MemoryStorage, _tamper_memory),
+}
+
+
+@pytest.fixture(params=sorted(ADAPTERS))
+def adapter(request: pytest.FixtureRequest, tmp_path: Path) -> Adapter:
+    """Every storage adapter in turn."""
+    return ADAPTERS[request.param](tmp_path)
+
+
+@pytest.fixture
+def sqlite_adapter(tmp_path: Path) -> Adapter:
+    """The SQLite adapter alone, for tests of persistence and of the file itself."""
+    return _sqlite(tmp_path)
+
+
+@pytest.fixture
+def store(adapter: Adapter) -> Iterator[Storage]:
+    s = adapter.open()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def rec() -> RecordMaker:
+    return RecordMaker()
