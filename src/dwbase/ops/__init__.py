@@ -1,0 +1,1 @@
+"""Operator tools: backups and local node deployments (used by the CLI)."""
