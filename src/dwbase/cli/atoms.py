@@ -72,15 +72,20 @@ def parse_link(value: str) -> dict[str, str]:
     return {"target": value, "kind": "references"}
 
 
+def read_json_text(value: str, option: str) -> str:
+    """The JSON text of an option; ``@path`` reads it from a file."""
+    if not value.startswith("@"):
+        return value
+    path = Path(value[1:])
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInputError(f"{option}: cannot read {path}: {exc}", field=option) from exc
+
+
 def read_json_arg(value: str, option: str) -> Any:
     """Parse a JSON option; ``@path`` reads the JSON from a file."""
-    text = value
-    if value.startswith("@"):
-        path = Path(value[1:])
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InvalidInputError(f"{option}: cannot read {path}: {exc}", field=option) from exc
+    text = read_json_text(value, option)
     try:
         return json.loads(text)
     except ValueError as exc:
@@ -183,9 +188,11 @@ def remember(
     if text is not None:
         body = {"text": text}
     elif payload is not None:
-        body = read_json_arg(payload, "--payload")
-        if not isinstance(body, dict):
+        # The engine gets the text itself, so it validates exactly what the user wrote.
+        raw = read_json_text(payload, "--payload")
+        if not isinstance(read_json_arg(raw, "--payload"), dict):
             raise InvalidInputError("--payload must be a JSON object", field="payload")
+        kwargs["payload_json"] = raw
     if vector is not None:
         kwargs["vector"] = read_json_arg(vector, "--vector")
     with open_backend(ctx, create=True) as db:
