@@ -197,6 +197,12 @@ StateDirOpt = Annotated[
 TimeoutOpt = Annotated[
     float, typer.Option("--timeout", metavar="SECONDS", help="Wait this long per node.")
 ]
+TemplateOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", metavar="FILE", help="Template [node] config (listen/data_dir set here)."
+    ),
+]
 SettingOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -229,6 +235,7 @@ def _start(
     state_dir: Path,
     timeout: float,
     settings: list[str] | None,
+    template: Path | None,
     as_json: bool,
 ) -> None:
     from ..ops import deploy
@@ -241,6 +248,7 @@ def _start(
         state_dir=state_dir,
         timeout=timeout,
         settings=_settings(settings),
+        template=template,
         report=_reporter(as_json),
     )
     if as_json:
@@ -256,6 +264,7 @@ def deploy_local(
     state_dir: StateDirOpt = DEFAULT_STATE,
     timeout: TimeoutOpt = 30.0,
     settings: SettingOpt = None,
+    config: TemplateOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Start one node process in the background and wait until /readyz answers.
@@ -264,7 +273,7 @@ def deploy_local(
     Example:
       dwbase deploy local --port 8080 && dwbase --api http://127.0.0.1:8080 list-worlds
     """
-    _start("local", 1, port, host, state_dir, timeout, settings, as_json)
+    _start("local", 1, port, host, state_dir, timeout, settings, config, as_json)
 
 
 @deploy_app.command("devnet")
@@ -275,6 +284,7 @@ def deploy_devnet(
     state_dir: StateDirOpt = DEFAULT_STATE,
     timeout: TimeoutOpt = 30.0,
     settings: SettingOpt = None,
+    config: TemplateOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Start N node processes on consecutive ports and wait until each is ready.
@@ -283,9 +293,10 @@ def deploy_devnet(
 
     \b
     Example:
-      dwbase deploy devnet --nodes 3 --port 8181 --set 'swarm.enabled=true'
+      dwbase deploy devnet --nodes 3 --port 8181 --config deploy/devnet.toml \\
+          --set storage.durability=full
     """
-    _start("devnet", nodes, port, host, state_dir, timeout, settings, as_json)
+    _start("devnet", nodes, port, host, state_dir, timeout, settings, config, as_json)
 
 
 @deploy_app.command("status")

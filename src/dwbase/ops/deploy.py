@@ -213,12 +213,51 @@ def running_nodes(state_dir: Path) -> list[NodeRecord]:
 # ---------------------------------------------------------------------------------- deploy
 
 
-def node_config(listen: str, data_dir: Path, extra: dict[str, Any] | None = None) -> str:
-    """The TOML of one node (the ``[node]`` format of ``dwbase.config``)."""
-    lines = ["[node]", f"listen = {json.dumps(listen)}", f"data_dir = {json.dumps(str(data_dir))}"]
-    for key, value in (extra or {}).items():
-        lines.append(f"{key} = {json.dumps(value)}")
-    return "\n".join(lines) + "\n"
+def _toml_lines(table: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[str]:
+    """Flatten nested tables into quoted dotted keys (valid TOML for any key)."""
+    lines: list[str] = []
+    for key, value in table.items():
+        path = (*prefix, str(key))
+        if isinstance(value, dict):
+            lines.extend(_toml_lines(value, path))
+        else:
+            lines.append(f"{'.'.join(json.dumps(p) for p in path)} = {json.dumps(value)}")
+    return lines
+
+
+def node_config(
+    listen: str,
+    data_dir: Path,
+    extra: dict[str, Any] | None = None,
+    base: dict[str, Any] | None = None,
+) -> str:
+    """One node's TOML (the ``[node]`` format of ``dwbase.config``).
+
+    ``base`` is the ``[node]`` table of a template (e.g. ``deploy/devnet.toml``); ``extra``
+    maps dotted keys (``"swarm.enabled"``) to values; ``listen`` and ``data_dir`` win.
+    """
+    table: dict[str, Any] = json.loads(json.dumps(base or {}))
+    for dotted, value in (extra or {}).items():
+        *parents, leaf = dotted.split(".")
+        node = table
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    table["listen"] = listen
+    table["data_dir"] = str(data_dir)
+    return "[node]\n" + "\n".join(_toml_lines(table)) + "\n"
+
+
+def read_template(path: Path) -> dict[str, Any]:
+    """The ``[node]`` table of a config template, validated by the node's own loader."""
+    import tomllib
+
+    from ..config import load_settings
+
+    load_settings(str(path), environ={})  # unknown keys and bad values fail here, by name
+    with path.open("rb") as fh:
+        node = tomllib.load(fh).get("node", {})
+    return dict(node)
 
 
 def start(
@@ -230,6 +269,7 @@ def start(
     state_dir: Path = DEFAULT_STATE_DIR,
     timeout: float = 30.0,
     settings: dict[str, Any] | None = None,
+    template: Path | None = None,
     python: Sequence[str] = (sys.executable,),
     report: Report = _quiet,
 ) -> DeployState:
@@ -255,6 +295,7 @@ def start(
             f"port(s) {', '.join(map(str, busy))} on {host} are in use; choose --port",
             ports=busy,
         )
+    base = read_template(template) if template is not None else None
     state_dir = state_dir.resolve()
     state = DeployState(kind=kind, created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     try:
@@ -264,7 +305,9 @@ def start(
             home.mkdir(parents=True, exist_ok=True)
             config = home / "node.toml"
             data_dir = home / "data"
-            config.write_text(node_config(f"{host}:{port}", data_dir, settings), encoding="utf-8")
+            config.write_text(
+                node_config(f"{host}:{port}", data_dir, settings, base), encoding="utf-8"
+            )
             log = home / "node.log"
             env = {k: v for k, v in os.environ.items() if not k.startswith("DWBASE_")}
             with log.open("ab") as log_fh:
