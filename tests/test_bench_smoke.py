@@ -1,0 +1,84 @@
+"""The engine benchmark runs end to end at tiny sizes and prints every section."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "engine.py"
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("dwbase_bench_engine", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_engine_benchmark_prints_every_section(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = _load()
+    out_json = tmp_path / "bench.json"
+    rc = bench.main(
+        [
+            "--sizes",
+            "150,300",
+            "--batch-size",
+            "100",
+            "--single-n",
+            "10",
+            "--full-n",
+            "3",
+            "--queries",
+            "4",
+            "--warmup",
+            "1",
+            "--no-chroma",
+            "--json",
+            str(out_json),
+        ]
+    )
+    assert rc == 0
+    out = capsys.readouterr().out
+    for section in (
+        "# DWBase engine benchmark",
+        "## remember (one atom per call",
+        "## remember_batch (100 atoms per call)",
+        "## ask (top 10, one world)",
+        "## replay",
+        "## chroma",
+        "## ratios vs the SQLite floor",
+        "## goals",
+    ):
+        assert section in out, section
+    assert "dwbase remember, durability=normal" in out
+    assert "dwbase remember, durability=full" in out
+    assert "sqlite floor insert+commit, sync=NORMAL" in out
+    assert "sqlite floor executemany" in out
+    assert "chroma NOT MEASURED: skipped by --no-chroma" in out
+    assert "command: python benchmarks/engine.py --sizes 150,300" in out
+
+    data = json.loads(out_json.read_text())
+    assert data["dwbase"]["batch"]["items"] == 300
+    assert set(data["dwbase"]["ask"]) == {"150", "300"}
+    assert data["dwbase"]["ask"]["300"]["n"] == 4
+    assert data["dwbase"]["remember_normal"]["n"] == 10
+    assert data["floor"]["batch"]["items"] == 300
+    assert data["dwbase"]["replay"]["300"]["per_s"] > 0
+    assert len(data["goals"]) == 3
+
+
+def test_corpus_is_reproducible_from_its_seed() -> None:
+    bench = _load()
+    a, b = bench.Corpus(7), bench.Corpus(7)
+    assert [a.sentence() for _ in range(20)] == [b.sentence() for _ in range(20)]
+    assert a.question() == b.question()
+    assert bench.Corpus(8).sentence() != bench.Corpus(7).sentence()
