@@ -1,0 +1,6 @@
+"""The HTTP node: ``create_app(engine, settings)`` and ``serve(settings)``."""
+
+from .app import STATUS, create_app
+from .server import NodeRefusedError, RunningNode, serve, start_background
+
+__all__ = ["STATUS", "NodeRefusedError", "RunningNode", "create_app", "serve", "start_background"]

@@ -1,0 +1,425 @@
+"""The HTTP node: ``create_app(engine, settings)``. Routes translate HTTP to engine calls.
+
+Every route authenticates the caller (a bearer token bound to a worker and capabilities, see
+``security/tokens.py``), hands the resulting :class:`~dwbase.security.Caller` to the engine,
+which checks it, and turns the engine's errors into ``{"error": {...}}`` with the status from
+:data:`STATUS`. Field names follow the original DWBase node.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .. import __version__
+from ..config import Settings
+from ..engine import Engine
+from ..errors import (
+    CapabilityDeniedError,
+    ConflictError,
+    DWBaseError,
+    InternalError,
+    InvalidHandleError,
+    InvalidInputError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RateLimitedError,
+    StorageError,
+    UnauthenticatedError,
+    UnavailableError,
+)
+from ..metrics import NodeMetrics
+from ..model import Atom
+from ..security.caps import Caller
+from ..security.ratelimit import RateLimiter, retry_after_header
+from ..security.tokens import TokenStore
+
+log = logging.getLogger("dwbase.node")
+access_log = logging.getLogger("dwbase.node.access")
+
+STATUS: dict[type[DWBaseError], int] = {
+    InvalidInputError: 400,
+    UnauthenticatedError: 401,
+    CapabilityDeniedError: 403,
+    NotFoundError: 404,
+    InvalidHandleError: 404,
+    ConflictError: 409,
+    PayloadTooLargeError: 413,
+    RateLimitedError: 429,
+    UnavailableError: 503,
+    StorageError: 503,
+    InternalError: 500,
+}
+"""The one table from error class to HTTP status (subclasses use their nearest ancestor)."""
+
+_HTTP_CODES = {
+    400: "invalid_input",
+    401: "unauthenticated",
+    403: "capability_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+
+T = TypeVar("T")
+
+
+def status_for(exc: DWBaseError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: ``key`` scopes rate limits and observe handles."""
+
+    key: str
+    caller: Caller | None  # None: the store's owner (a node without tokens)
+    admin: bool
+    remember_rate: float | None
+    ask_rate: float | None
+
+
+class _BodyTooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body is larger than {limit} bytes")
+
+
+class NodeState:
+    """What the routes share: the engine, settings, tokens, limits, metrics, handles."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        tokens: TokenStore,
+        limiter: RateLimiter,
+        metrics: NodeMetrics,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.tokens = tokens
+        self.limiter = limiter
+        self.metrics = metrics
+        self.handles: dict[str, str] = {}  # observe handle -> principal key
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.settings.auth_required or self.tokens.has_tokens()
+
+    def principal(self, request: Request) -> Principal:
+        header = request.headers.get("authorization")
+        if not self.auth_enabled:
+            p = Principal(
+                key="anonymous",
+                caller=None,
+                admin=True,
+                remember_rate=self.settings.auth_remember_rate or None,
+                ask_rate=self.settings.auth_ask_rate or None,
+            )
+        else:
+            if not header:
+                raise UnauthenticatedError(
+                    "this node needs a bearer token: send 'Authorization: Bearer dwb_...'"
+                )
+            scheme, _, secret = header.partition(" ")
+            if scheme.lower() != "bearer" or not secret.strip():
+                raise UnauthenticatedError("Authorization must be 'Bearer <token>'")
+            info = self.tokens.authenticate(secret.strip())
+            p = Principal(
+                key="token:" + info.id,
+                caller=info.caller(),
+                admin=info.admin,
+                remember_rate=info.remember_rate or self.settings.auth_remember_rate or None,
+                ask_rate=info.ask_rate or self.settings.auth_ask_rate or None,
+            )
+        request.scope["dwbase.principal"] = p.key
+        return p
+
+    def require_admin(self, p: Principal) -> None:
+        if not p.admin:
+            raise CapabilityDeniedError(
+                f"{p.key} is not an admin token; operator routes need one", principal=p.key
+            )
+
+    def own_handle(self, p: Principal, handle: str) -> None:
+        if self.handles.get(handle) != p.key:
+            raise InvalidHandleError(
+                f"observe handle {handle!r} is unknown, stopped or expired; start a new one",
+                handle=handle,
+            )
+
+    def add_handle(self, p: Principal, handle: str) -> None:
+        if len(self.handles) >= 20_000:
+            live = set(self.engine.hub._subs)  # forget handles the hub has expired
+            self.handles = {h: k for h, k in self.handles.items() if h in live}
+        self.handles[handle] = p.key
+
+
+async def run(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Run a blocking engine call on a worker thread, keeping the event loop free."""
+    return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+
+
+def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def _atoms(atoms: list[Atom]) -> Response:
+    return _json([a.to_dict() for a in atoms])
+
+
+def error_response(
+    code: str, message: str, details: Mapping[str, Any], status: int, request_id: str | None
+) -> Response:
+    headers: dict[str, str] = {}
+    if status == 429:
+        headers["Retry-After"] = retry_after_header(float(details.get("retry_after", 1.0)))
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="dwbase"'
+    if request_id:
+        details = {**details, "request_id": request_id}
+    return _json(
+        {"error": {"code": code, "message": message, "details": dict(details)}}, status, headers
+    )
+
+
+# --------------------------------------------------------------------------------- middleware
+
+
+class NodeMiddleware:
+    """Request ids, the request-body limit, access logs and per-route HTTP metrics."""
+
+    def __init__(self, app: ASGIApp, state: NodeState) -> None:
+        self.app = app
+        self.state = state
+        self.limit = state.settings.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = ""
+        length = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                text = value.decode("latin-1")
+                if 0 < len(text) <= 128 and text.isprintable():
+                    rid = text
+            elif name == b"content-length":
+                length = value
+        rid = rid or uuid.uuid4().hex
+        scope["dwbase.request_id"] = rid
+        start = time.perf_counter()
+        status = [500]
+        started = [False]
+        rid_bytes = rid.encode("latin-1")
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                started[0] = True
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid_bytes)]
+            await send(message)
+
+        received = [0]
+
+        async def limited_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                received[0] += len(message.get("body", b""))
+                if received[0] > self.limit:
+                    raise _BodyTooLarge(self.limit)
+            return message
+
+        try:
+            if length is not None and length.isdigit() and int(length) > self.limit:
+                resp = error_response(
+                    "payload_too_large",
+                    f"request body is {int(length)} bytes; the limit is {self.limit}",
+                    {"limit": self.limit},
+                    413,
+                    rid,
+                )
+                await resp(scope, receive, send_wrapper)
+            else:
+                await self.app(scope, limited_receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            m = self.state.metrics
+            m.http_seconds.labels(template).observe(elapsed)
+            m.http_requests.labels(template, str(status[0])).inc()
+            if self.state.settings.access_log and access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "request",
+                    extra={
+                        "fields": {
+                            "request_id": rid,
+                            "method": scope.get("method"),
+                            "path": scope.get("path"),
+                            "route": template,
+                            "status": status[0],
+                            "duration_ms": round(elapsed * 1000, 3),
+                            "principal": scope.get("dwbase.principal"),
+                        }
+                    },
+                )
+
+
+# --------------------------------------------------------------------------------- the app
+
+
+def create_app(
+    engine: Engine,
+    settings: Settings | None = None,
+    *,
+    tokens: TokenStore | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    metrics: NodeMetrics | None = None,
+) -> FastAPI:
+    """The node's ASGI app over ``engine``.
+
+    >>> import dwbase
+    >>> from fastapi.testclient import TestClient
+    >>> from dwbase.config import load_settings
+    >>> app = create_app(dwbase.open(":memory:"), load_settings(None, environ={}))
+    >>> with TestClient(app) as http:
+    ...     aid = http.post("/remember", json={"world": "demo", "worker": "a",
+    ...                                        "payload": {"text": "hi"}}).json()
+    ...     http.get(f"/atoms/{aid}").json()["payload_json"]
+    '{"text":"hi"}'
+    """
+    from ..config import load_settings
+
+    settings = settings or load_settings(None, environ={})
+    state = NodeState(
+        engine,
+        settings,
+        tokens or TokenStore(settings.tokens_path),
+        RateLimiter(clock=clock),
+        metrics
+        or NodeMetrics(
+            engine,
+            disk_warn_pct=settings.health_disk_warn_pct,
+            disk_degraded_pct=settings.health_disk_degraded_pct,
+        ),
+    )
+    app = FastAPI(
+        title="DWBase node",
+        version=__version__,
+        description="Memory database for AI agents: remember, ask, replay, observe.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.node = state
+    _install_errors(app)
+    from .routes import add_routes
+
+    add_routes(app, state)
+    app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
+    app.add_middleware(NodeMiddleware, state=state)
+    return app
+
+
+def _install_errors(app: FastAPI) -> None:
+    def rid(request: Request) -> str | None:
+        value = request.scope.get("dwbase.request_id")
+        return value if isinstance(value, str) else None
+
+    async def on_dwbase(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, DWBaseError)
+        status = status_for(exc)
+        if status >= 500:
+            log.error(
+                "engine error",
+                exc_info=exc,
+                extra={"fields": {"request_id": rid(request), "code": exc.code}},
+            )
+        code = "unavailable" if isinstance(exc, StorageError) else exc.code
+        return error_response(code, exc.message, exc.details, status, rid(request))
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        problems = []
+        for e in exc.errors():
+            loc = [str(p) for p in e.get("loc", ()) if p not in ("body",)]
+            msg = str(e.get("msg", ""))
+            if e.get("type") == "json_invalid":
+                loc, msg = [], f"request body is not valid JSON: {e.get('ctx', {}).get('error')}"
+            elif not loc and e.get("type") == "model_attributes_type":
+                msg = "request body must be a JSON object (Content-Type: application/json)"
+            elif e.get("type") == "missing" and e.get("loc") == ("body",):
+                msg = "a JSON request body is required"
+            problems.append({"field": ".".join(loc), "message": msg})
+        first = problems[0] if problems else {"field": "", "message": "invalid request"}
+        where = f"{first['field']}: " if first["field"] else ""
+        return error_response(
+            "invalid_input",
+            f"{where}{first['message']}",
+            {"field": first["field"], "errors": problems[:20]},
+            400,
+            rid(request),
+        )
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = _HTTP_CODES.get(exc.status_code, "invalid_input")
+        message = str(exc.detail)
+        if exc.status_code == 404:
+            message = f"no route {request.method} {request.url.path}"
+        resp = error_response(code, message, {}, exc.status_code, rid(request))
+        if exc.headers:
+            resp.headers.update(exc.headers)
+        return resp
+
+    async def on_fault(request: Request, exc: Exception) -> Response:
+        log.error("unhandled error", exc_info=exc, extra={"fields": {"request_id": rid(request)}})
+        return error_response(
+            "internal_error",
+            "internal error; the node logged it with this request id",
+            {},
+            500,
+            rid(request),
+        )
+
+    app.add_exception_handler(DWBaseError, on_dwbase)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(Exception, on_fault)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    schema.setdefault("components", {})["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer", "description": "dwb_<id>_<secret>"}
+    }
+    for path, ops in schema.get("paths", {}).items():
+        for op in ops.values():
+            if path not in ("/healthz", "/readyz"):
+                # Optional: a node with no tokens configured takes requests without one.
+                op["security"] = [{"bearer": []}, {}]
+    app.openapi_schema = schema
+    return schema

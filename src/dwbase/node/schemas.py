@@ -1,0 +1,226 @@
+"""The HTTP shapes, as pydantic models: they validate request JSON (types only; the engine
+checks meaning) and generate ``/openapi.json``, so the document and the checks cannot drift.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+WORLD_PATTERN = r"^[A-Za-z0-9:/._\-]{1,256}$"
+
+World = Annotated[str, Field(pattern=WORLD_PATTERN, min_length=1, max_length=256)]
+Kind = Literal["observation", "reflection", "plan", "action", "message"]
+LinkKind = Literal["supersedes", "contradicts", "confirms", "references"]
+Tag = Annotated[str, Field(min_length=1, max_length=256)]
+Importance = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class LinkRef(_In):
+    target: Tag
+    kind: LinkKind = "references"
+
+
+class NewAtom(_In):
+    """An atom to store. ``worker`` is taken from the token on an authenticated node."""
+
+    world: World
+    worker: Tag | None = None
+    kind: Kind = "observation"
+    timestamp: str = Field("", description="RFC 3339 event time; empty means now")
+    importance: Importance = 0.5
+    payload_json: str | None = Field(None, description="a string holding JSON")
+    payload: dict[str, Any] | None = Field(None, description="alternative to payload_json")
+    vector: list[Annotated[float, Field(allow_inf_nan=False)]] | None = None
+    flags: list[Tag] | None = None
+    labels: list[Tag] | None = None
+    links: list[LinkRef | Tag] | None = None
+
+
+class RememberBatch(_In):
+    atoms: list[NewAtom] = Field(max_length=10_000)
+
+
+class AtomFilter(_In):
+    """Selects atoms. ``labels``/``flags`` must all be present; ``since``/``until`` inclusive."""
+
+    world: World | None = None
+    kinds: list[Kind] | None = None
+    labels: list[Tag] | None = None
+    flags: list[Tag] | None = None
+    since: str | None = None
+    until: str | None = None
+    limit: Annotated[int, Field(ge=1)] | None = None
+
+
+class AskRequest(_In):
+    world: World
+    text: str
+    filter: AtomFilter | None = None
+    limit: Annotated[int, Field(ge=1, le=1000)] | None = None
+    as_of: str | None = None
+    rank: Literal["hybrid", "recency", "importance"] = "hybrid"
+    weights: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = None
+    current_only: bool = False
+    vector: list[Annotated[float, Field(allow_inf_nan=False)]] | None = None
+
+
+class ReplayRequest(_In):
+    world: World
+    filter: AtomFilter | None = None
+    as_of: str | None = None
+    order: Literal["append", "event"] = "append"
+    current_only: bool = False
+    after: Tag | None = Field(None, description="start after this atom id")
+
+
+class ManageWorldRequest(_In):
+    action: Literal["create", "archive", "resume"]
+    world: World
+    description: str | None = None
+    labels: list[Tag] | None = None
+
+
+class PolicyRequest(_In):
+    world: World
+    retention_days: Annotated[int, Field(ge=0)] | None = None
+    retention_min_days: Annotated[int, Field(ge=0)] | None = None
+    min_importance: Importance | None = None
+    replication_allow: list[Tag] | None = None
+    replication_deny: list[Tag] | None = None
+
+
+class ObserveStartRequest(AtomFilter):
+    """An AtomFilter plus subscription options."""
+
+    after: Tag | None = Field(None, description="first deliver stored atoms after this id")
+    capacity: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    drop_policy: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
+
+
+class ObservePollRequest(_In):
+    handle: Tag
+    max: Annotated[int, Field(ge=1, le=10_000)] = 100
+
+
+class HandleRequest(_In):
+    handle: Tag
+
+
+class IndexRebuildRequest(_In):
+    world: World | None = None
+
+
+# ------------------------------------------------------------------------------ responses
+
+
+class Link(BaseModel):
+    target: str
+    kind: LinkKind
+
+
+class Atom(BaseModel):
+    id: str
+    world: str
+    worker: str
+    kind: Kind
+    timestamp: str
+    importance: float
+    payload_json: str
+    vector: list[float] | None
+    flags: list[str]
+    labels: list[str]
+    links: list[Link]
+    recorded_at: str
+
+
+class Hit(BaseModel):
+    atom: Atom
+    score: float
+    parts: dict[str, float]
+    sources: list[str]
+
+
+class Answer(BaseModel):
+    world: str
+    text: str
+    supporting_atoms: list[Atom]
+    hits: list[Hit]
+    warnings: list[str]
+
+
+class Handle(BaseModel):
+    handle: str
+
+
+class Stopped(BaseModel):
+    handle: str
+    stopped: bool
+
+
+class ObserveStats(BaseModel):
+    handle: str
+    queued_count: int
+    dropped_count: int
+    last_event_ms: int | None
+    warnings: list[str]
+    cursor: str | None
+
+
+class Health(BaseModel):
+    status: Literal["ready", "degraded"]
+    message: str
+    storage_ok: bool
+    index_ok: bool
+    disk_used_bytes: int | None
+    disk_free_bytes: int | None
+    disk_total_bytes: int | None
+    disk_used_percent: float | None
+    disk_pressure: Literal["unknown", "ok", "warn", "degraded"]
+    store_bytes: int
+    sync_lag_ms: float
+    quarantine_count: int
+    index_rebuild_lag_ms: float
+
+
+class Alive(BaseModel):
+    status: Literal["ok"]
+
+
+class IndexStatus(BaseModel):
+    """Index metadata of one world."""
+
+    model_config = ConfigDict(extra="allow")
+
+    world: str
+    ready: bool
+    rebuilding: bool
+
+
+class RebuildStarted(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    started: bool
+    worlds: list[str]
+
+
+class QuarantineDropped(BaseModel):
+    id: str
+    dropped: bool
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+class Error(BaseModel):
+    """Every error: ``{"error": {"code", "message", "details"}}``."""
+
+    error: ErrorBody
