@@ -41,7 +41,7 @@ from dwbase.vector import pack
 ADAPTERS = ["sqlite", "memory"]
 WORLD_DIM = 3  # the test embedder's dimension, so every world expects 3-dim vectors
 SETTINGS = settings(
-    max_examples=40,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -59,8 +59,11 @@ worlds = st.from_regex(r"[A-Za-z0-9:/._\-]{1,48}", fullmatch=True).filter(
 
 
 @st.composite
-def rfc3339(draw: st.DrawFn, min_year: int = 1000, max_year: int = 9998) -> str:
-    """An RFC 3339 timestamp with any offset, fraction and separator spelling."""
+def rfc3339(draw: st.DrawFn, min_year: int = 1001, max_year: int = 9998) -> str:
+    """An RFC 3339 timestamp with any offset, fraction and separator spelling.
+
+    Years stay within 1001-9998 so the UTC instant is a 4-digit year (see the xfail below).
+    """
     year = draw(st.integers(min_year, max_year))
     month = draw(st.integers(1, 12))
     day = draw(st.integers(1, 28))
@@ -414,7 +417,7 @@ def _matches(atom: dict[str, Any], flt: dict[str, Any]) -> bool:
 
 
 @pytest.mark.parametrize("kind", ADAPTERS)
-@settings(SETTINGS, max_examples=30)
+@settings(SETTINGS, max_examples=50)
 @given(
     atoms=st.lists(memory_atoms(), max_size=45),
     flt=filters(),
@@ -628,7 +631,7 @@ def invalid_atoms(draw: st.DrawFn) -> tuple[dict[str, Any], str, str]:
 
 
 @pytest.mark.parametrize("kind", ADAPTERS)
-@settings(SETTINGS, max_examples=60)
+@settings(SETTINGS, max_examples=100)
 @given(bad=invalid_atoms(), position=st.integers(0, 2))
 def test_nothing_invalid_is_ever_stored(
     kind: str, bad: tuple[dict[str, Any], str, str], position: int
@@ -664,3 +667,35 @@ def test_nothing_invalid_is_ever_stored(
         assert db.observe_poll(events) == []  # nothing was published either
         assert db.check().ok
         assert len(db.replay("w")) == before
+
+
+# Inputs that once got past validation (or crashed it with a non-DWBase error): each one
+# is checked every run, not only when hypothesis happens to draw it.
+KNOWN_INVALID: list[tuple[str, Any]] = [
+    ("world", "w\n"),  # "$" in a regex accepts a trailing newline
+    ("worker", "agent\ud800"),
+    ("labels", ["\udfff"]),
+    ("payload", {"text": "x\ud800"}),
+    ("payload_json", '{"t":"\\ud800"}'),
+    ("importance", -(10**400)),
+    ("importance", 10**400),
+    ("vector", [10**400, 0.0, 0.0]),
+    ("timestamp", "9999-12-31T23:59:59-01:00"),
+    ("timestamp", "0001-01-01T00:00:00+01:00"),
+    ("labels", ["policy:retention_days=²"]),
+    ("labels", ["policy:retention_min_days=99999999999999999999"]),
+]
+
+
+@pytest.mark.parametrize("kind", ADAPTERS)
+@pytest.mark.parametrize(("field", "value"), KNOWN_INVALID)
+def test_known_invalid_inputs_are_refused(kind: str, field: str, value: Any) -> None:
+    atom = {**BASE_ATOM, field: value}
+    if field == "payload_json":
+        del atom["payload"]
+    with open_engine(kind) as db:
+        with pytest.raises(DWBaseError) as err:
+            db.remember_atom(atom)
+        assert err.value.code == "invalid_input"
+        assert db.storage.count() == 0 and db.list_worlds() == []
+        assert db.check().ok

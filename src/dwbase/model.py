@@ -26,7 +26,7 @@ MAX_VECTOR_DIMS = 4096
 DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_POLICY_DAYS = 3_650_000  # 10,000 years; larger values overflow SQLite's 64-bit integers
 
-_WORLD_RE = re.compile(r"^[A-Za-z0-9:/._\-]{1,256}$")
+_WORLD_RE = re.compile(r"\A[A-Za-z0-9:/._\-]{1,256}\Z")  # \Z: "$" accepts a final "\n"
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _POLICY_INT_KEYS = ("retention_days", "retention_min_days")
 _POLICY_FLOAT_KEYS = ("min_importance",)

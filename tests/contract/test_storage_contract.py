@@ -256,6 +256,14 @@ def test_search_text_finds_atoms_containing_any_word(store: Storage, rec: Record
     assert all(score > 0 for _, score in store.search_text("w", ["cats"], 10))
 
 
+def test_search_text_ignores_case_and_diacritics_and_query_syntax(store: Storage, rec: RecordMaker):
+    (cafe, _) = add(store, rec(text="Café crème and NEAR things"), rec(text="plain words"))
+    for terms in (["café"], ["CAFE"], ["creme"], ["and"], ["NOT", "OR", "NEAR"]):
+        assert [q for q, _ in store.search_text("w", terms, 10)] == [cafe.seq], terms
+    # FTS operators and quotes are words to look for, never query syntax (and never errors).
+    assert store.search_text("w", ['x"y', "*", "(", "-", "a:b", "^"], 10) == []
+
+
 def test_search_text_ranks_the_better_match_first(store: Storage, rec: RecordMaker):
     weak = rec(text="disk alpha beta gamma delta epsilon zeta eta theta")
     strong = rec(text="disk disk disk")

@@ -181,7 +181,8 @@ class MemoryStorage:
         quarantined: bool = False,
     ) -> list[tuple[int, float]]:
         self._check_open()
-        stems = [stem(t.lower()) for t in terms]
+        # Terms are normalised like the indexed text (case, diacritics), as SQLite's FTS does.
+        stems = list(dict.fromkeys(stem(w) for t in terms for w in words(t)))
         rows = self._world(world, quarantined)
         docs = [s.seq for s in rows]
         allowed = {s.seq for s in rows if spec is None or spec.matches(s)}
