@@ -34,16 +34,29 @@ from .security import Caller
 DWBase = Engine
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # The HTTP client pulls in httpx; load it only when asked for, so ``import dwbase``
+    # stays light (and works inside the WASI component).
+    if name in ("Client", "AsyncClient"):
+        from . import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'dwbase' has no attribute {name!r}")
+
+
 __all__ = [
     "KINDS",
     "LINK_KINDS",
     "Answer",
+    "AsyncClient",
     "AsyncDWBase",
     "Atom",
     "AtomFilter",
     "AtomId",
     "Caller",
     "CapabilityDeniedError",
+    "Client",
     "ConflictError",
     "DWBase",
     "DWBaseError",
