@@ -151,8 +151,33 @@ class SQLiteStorage:
                         f"store at {path} has schema version {row[0]}, this DWBase reads "
                         f"{SCHEMA_VERSION}"
                     )
+            # Checkpoints run on a background connection, not inside a remember: an automatic
+            # checkpoint would copy and sync the WAL while the caller waits (a p99 spike).
+            self._writer.execute("PRAGMA wal_autocheckpoint=0")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open SQLite store at {path}: {exc}") from exc
+        self._dirty = threading.Event()
+        self._stop = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="dwbase-wal-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self, interval: float = 0.5) -> None:
+        conn: sqlite3.Connection | None = None
+        while not self._stop.wait(interval):
+            if not self._dirty.is_set():
+                continue
+            self._dirty.clear()
+            try:
+                if conn is None:
+                    conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0)
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error:
+                self._dirty.set()  # retried on the next tick
+        if conn is not None:
+            with suppress(sqlite3.Error):
+                conn.close()
 
     # ------------------------------------------------------------------ connections
 
@@ -203,6 +228,7 @@ class SQLiteStorage:
                     with suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
                     raise StorageError(f"storage commit failed: {exc}") from exc
+                self._dirty.set()
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
@@ -690,7 +716,11 @@ class SQLiteStorage:
         if self._closed:
             return
         self._closed = True
+        self._stop.set()
+        self._checkpointer.join(timeout=10)
         with self._write_lock, self._conns_lock:
+            with suppress(sqlite3.Error):
+                self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             for conn in self._all_conns:
                 with suppress(sqlite3.Error):
                     conn.close()
