@@ -287,11 +287,6 @@ def test_remembered_atoms_read_back_as_given(
         assert db.check().ok
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="timeutil.format_instant writes years below 1000 without zero padding "
-    "('999-01-01T...'), which is not RFC 3339 and does not parse back",
-)
 def test_a_timestamp_before_year_1000_is_written_as_rfc3339() -> None:
     with open_engine("memory") as db:
         aid = db.remember("w", "a", "observation", {"t": "old"}, timestamp="0999-05-01T00:00:00Z")

@@ -51,7 +51,10 @@ def format_instant(micros: int) -> str:
     """Format UTC microseconds as RFC 3339 with a ``Z`` suffix and microsecond precision."""
     seconds, us = divmod(micros, 1_000_000)
     dt = datetime.fromtimestamp(seconds, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{us:06d}Z"
+    return (
+        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:"
+        f"{dt.second:02d}.{us:06d}Z"
+    )
 
 
 def now_micros(clock: Clock) -> int:
