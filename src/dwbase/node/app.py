@@ -418,8 +418,12 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     }
     for path, ops in schema.get("paths", {}).items():
         for op in ops.values():
+            # Validation failures are answered 400 invalid_input, never FastAPI's 422.
+            op.get("responses", {}).pop("422", None)
             if path not in ("/healthz", "/readyz"):
                 # Optional: a node with no tokens configured takes requests without one.
                 op["security"] = [{"bearer": []}, {}]
+    for name in ("HTTPValidationError", "ValidationError"):
+        schema["components"].get("schemas", {}).pop(name, None)
     app.openapi_schema = schema
     return schema
