@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .model import Answer, FilterSpec, Hit, StoredAtom
+from .model import Answer, FilterSpec, Hit
 from .ranking import RankingWeights, link_effect, recency
+from .storage.base import ScoreRow
 from .text import query_terms
 
 if TYPE_CHECKING:
@@ -61,7 +62,6 @@ def run_ask(
     storage = engine.storage
     base, quarantined = engine._split_world(world)
     warnings: list[str] = []
-    found: dict[int, StoredAtom] = {}
     lexical: dict[int, float] = {}
     semantic: dict[int, float] = {}
     sources: dict[int, list[str]] = {}
@@ -69,15 +69,14 @@ def run_ask(
     def note(seq: int, source: str) -> None:
         sources.setdefault(seq, []).append(source)
 
-    for s in storage.scan(
+    recent = storage.recent_seqs(
         base,
         spec,
+        max(weights.recency_window, limit if rank != "hybrid" else 0),
         quarantined=quarantined,
-        descending=True,
-        limit=max(weights.recency_window, limit if rank != "hybrid" else 0),
-    ):
-        found[s.seq] = s
-        note(s.seq, "recency")
+    )
+    for seq in recent:
+        note(seq, "recency")
 
     if rank == "hybrid":
         terms = query_terms(text)
@@ -88,65 +87,63 @@ def run_ask(
                 lexical[seq] = rel
                 note(seq, "lexical")
         _semantic(
-            engine,
-            base,
-            quarantined,
-            text,
-            spec,
-            weights,
-            limit,
-            query_vector,
-            semantic,
-            found,
-            warnings,
+            engine, base, quarantined, text, spec, weights, limit, query_vector, semantic, warnings
         )
         for seq in semantic:
             note(seq, "semantic")
 
-    missing = [q for q in sources if q not in found]
-    if missing:
-        found.update(storage.get_seqs(missing))
-    cands = [found[q] for q in sources if q in found]
+    # Score from a few light columns; decode whole atoms only for the hits returned.
+    rows = storage.score_rows(list(sources))
+    cands = [
+        r
+        for q in sources
+        if (r := rows.get(q)) is not None
+        # Policy and lifecycle atoms are bookkeeping: only a match, never recency, brings them.
+        and not (r.system and sources[q] == ["recency"])
+    ]
     if not cands:
         return Answer(world=world, text="", supporting_atoms=[], hits=[], warnings=warnings)
 
-    counts = storage.link_counts([s.atom.id for s in cands], as_of_us=spec.as_of_us)
+    counts = storage.link_counts([r.id for r in cands], as_of_us=spec.as_of_us)
     if current_only:
-        cands = [s for s in cands if not counts.get(s.atom.id, {}).get("supersedes")]
-    newest = max((s.ts_us for s in cands), default=0)
+        cands = [r for r in cands if not counts.get(r.id, {}).get("supersedes")]
+    newest = max((r.ts_us for r in cands), default=0)
     best_lex = max(lexical.values(), default=0.0) or 1.0
     trust_of = engine.options.trust
     default_trust = engine.options.default_trust
-    scored: list[tuple[float, int, StoredAtom, dict[str, float]]] = []
-    for s in cands:
+    scored: list[tuple[float, int, ScoreRow, dict[str, float]]] = []
+    for r in cands:
         parts = {
-            "lexical": weights.lexical * (lexical.get(s.seq, 0.0) / best_lex),
-            "semantic": weights.semantic * max(0.0, semantic.get(s.seq, 0.0)),
-            "recency": weights.recency * recency(newest - s.ts_us, weights.recency_half_life_hours),
-            "importance": weights.importance * s.atom.importance,
-            "links": link_effect(counts.get(s.atom.id, {})),
-            "trust": weights.trust * (trust_of.get(s.atom.worker, default_trust) - 0.5),
+            "lexical": weights.lexical * (lexical.get(r.seq, 0.0) / best_lex),
+            "semantic": weights.semantic * max(0.0, semantic.get(r.seq, 0.0)),
+            "recency": weights.recency * recency(newest - r.ts_us, weights.recency_half_life_hours),
+            "importance": weights.importance * r.importance,
+            "links": link_effect(counts.get(r.id, {})),
+            "trust": weights.trust * (trust_of.get(r.worker, default_trust) - 0.5),
         }
         score = sum(parts.values())
         if rank == "recency":
-            key = float(s.ts_us)
+            key = float(r.ts_us)
         elif rank == "importance":
-            key = s.atom.importance
+            key = r.importance
         else:
             key = score
-        scored.append((key, s.seq, s, {k: round(v, 6) for k, v in parts.items()}))
+        scored.append((key, r.seq, r, {k: round(v, 6) for k, v in parts.items()}))
     if rank == "importance":
         scored.sort(key=lambda x: (-x[0], -x[2].ts_us, -x[1]))
     else:
         scored.sort(key=lambda x: (-x[0], -x[1]))
+    top = scored[:limit]
+    full = storage.get_seqs([seq for _, seq, _, _ in top])
     hits = [
         Hit(
-            atom=s.visible_atom(),
+            atom=full[seq].visible_atom(),
             score=round(sum(parts.values()), 6),
             parts=parts,
             sources=tuple(sources[seq]),
         )
-        for _, seq, s, parts in scored[:limit]
+        for _, seq, _, parts in top
+        if seq in full
     ]
     if rank == "hybrid" and not lexical and not semantic:
         warnings.append(
@@ -171,7 +168,6 @@ def _semantic(
     limit: int,
     query_vector: Sequence[float] | None,
     out: dict[int, float],
-    found: dict[int, StoredAtom],
     warnings: list[str],
 ) -> None:
     from .errors import InvalidInputError
@@ -202,15 +198,16 @@ def _semantic(
     k = weights.candidates
     while True:
         results = idx.search(qvec, k)
-        need = [q for q, _ in results if q not in found]
-        if need:
-            found.update(engine.storage.get_seqs(need))
-        passed = 0
+        if spec.is_open and not quarantined:
+            # The index of (world, quarantined) holds exactly the atoms this ask may see.
+            out.update(results)
+            return
+        allowed = engine.storage.filter_seqs(
+            base, [q for q, _ in results], spec, quarantined=quarantined
+        )
         for seq, score in results:
-            s = found.get(seq)
-            if s is not None and spec.matches(s):
+            if seq in allowed:
                 out[seq] = score
-                passed += 1
-        if spec.is_open or passed >= limit or k >= len(idx):
+        if len(allowed) >= limit or k >= len(idx):
             return
         k *= 8

@@ -767,3 +767,46 @@ def test_sqlite_check_reports_a_stale_text_index_that_reindex_repairs(
         assert store.check().ok
     finally:
         store.close()
+
+
+def test_recent_seqs_are_the_newest_matching_atoms(store: Storage, rec: RecordMaker):
+    stored = store.append([rec(kind="plan" if i % 2 else "observation") for i in range(6)])
+    stored += store.append([rec("other")])
+    plans = [s.seq for s in stored if s.atom.kind == "plan" and s.atom.world == "w"]
+    assert store.recent_seqs("w", FilterSpec(kinds=frozenset({"plan"})), 2) == plans[::-1][:2]
+    assert store.recent_seqs("w", FilterSpec(), 100, quarantined=True) == []
+
+
+def test_score_rows_carry_the_scoring_columns_and_mark_system_atoms(
+    store: Storage, rec: RecordMaker
+):
+    a, b, c = store.append(
+        [
+            rec(importance=0.25, worker="x"),
+            rec(labels=["policy:retention_days=3"]),
+            rec(labels=["world_meta", "world_status:active"]),
+        ]
+    )
+    rows = store.score_rows([a.seq, b.seq, c.seq, 999_999])
+    assert set(rows) == {a.seq, b.seq, c.seq}
+    ra = rows[a.seq]
+    assert (ra.id, ra.worker, ra.ts_us, ra.importance, ra.system) == (
+        a.atom.id,
+        "x",
+        a.ts_us,
+        0.25,
+        False,
+    )
+    assert rows[b.seq].system and rows[c.seq].system
+
+
+def test_filter_seqs_keeps_only_matching_atoms_of_the_world(store: Storage, rec: RecordMaker):
+    a, b, c, d = store.append(
+        [rec(labels=["x"]), rec(), rec("other", labels=["x"]), rec(labels=["x"])]
+    )
+    store.set_quarantine(d.seq, "burst")
+    spec = FilterSpec(labels=frozenset({"x"}))
+    seqs = [a.seq, b.seq, c.seq, d.seq]
+    assert store.filter_seqs("w", seqs, spec) == {a.seq}
+    assert store.filter_seqs("w", seqs, spec, quarantined=True) == {d.seq}
+    assert store.filter_seqs("w", seqs, FilterSpec()) == {a.seq, b.seq}

@@ -30,6 +30,18 @@ class NewRecord:
     quarantine: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ScoreRow:
+    """The few columns ``ask`` scores with; full atoms are decoded only for the final hits."""
+
+    seq: int
+    id: str
+    worker: str
+    ts_us: int
+    importance: float
+    system: bool  # carries a policy / world lifecycle label
+
+
 @dataclass(slots=True)
 class CheckReport:
     ok: bool = True
@@ -100,6 +112,22 @@ class Storage(Protocol):
         quarantined: bool = False,
     ) -> list[tuple[int, float]]:
         """``(seq, relevance)`` for atoms matching ``spec`` that contain any term, best first."""
+        ...
+
+    def recent_seqs(
+        self, world: str, spec: FilterSpec, limit: int, *, quarantined: bool = False
+    ) -> list[int]:
+        """Seqs of the newest ``limit`` atoms of ``world`` matching ``spec`` (newest first)."""
+        ...
+
+    def score_rows(self, seqs: Sequence[int]) -> dict[int, ScoreRow]:
+        """Light rows for scoring; absent seqs are left out."""
+        ...
+
+    def filter_seqs(
+        self, world: str, seqs: Sequence[int], spec: FilterSpec, *, quarantined: bool = False
+    ) -> set[int]:
+        """The subset of ``seqs`` that are atoms of ``world`` matching ``spec``."""
         ...
 
     def load_vectors(

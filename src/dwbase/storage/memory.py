@@ -14,6 +14,7 @@ from .base import (
     GENESIS,
     CheckReport,
     NewRecord,
+    ScoreRow,
     chain_next,
     is_protected,
     record_checksum,
@@ -206,6 +207,38 @@ class MemoryStorage:
                 scores.append((q, score))
         scores.sort(key=lambda x: (-x[1], x[0]))
         return scores[:limit]
+
+    def recent_seqs(
+        self, world: str, spec: FilterSpec, limit: int, *, quarantined: bool = False
+    ) -> list[int]:
+        rows = self.scan(world, spec, quarantined=quarantined, descending=True, limit=limit)
+        return [r.seq for r in rows]
+
+    def score_rows(self, seqs: Sequence[int]) -> dict[int, ScoreRow]:
+        self._check_open()
+        out: dict[int, ScoreRow] = {}
+        for q in seqs:
+            s = self._by_seq.get(q)
+            if s is not None:
+                system = any(lb.startswith(("policy:", "world_meta")) for lb in s.atom.labels)
+                out[q] = ScoreRow(q, s.atom.id, s.atom.worker, s.ts_us, s.atom.importance, system)
+        return out
+
+    def filter_seqs(
+        self, world: str, seqs: Sequence[int], spec: FilterSpec, *, quarantined: bool = False
+    ) -> set[int]:
+        self._check_open()
+        out: set[int] = set()
+        for q in seqs:
+            s = self._by_seq.get(q)
+            if (
+                s is not None
+                and s.atom.world == world
+                and (s.quarantine is not None) == quarantined
+                and spec.matches(s)
+            ):
+                out.add(q)
+        return out
 
     def load_vectors(
         self, world: str, *, quarantined: bool = False, after_seq: int = 0

@@ -26,6 +26,7 @@ from .base import (
     GENESIS,
     CheckReport,
     NewRecord,
+    ScoreRow,
     chain_next,
     record_checksum,
 )
@@ -426,6 +427,51 @@ class SQLiteStorage:
             ):
                 s = _row_to_stored(row)
                 out[s.seq] = s
+        return out
+
+    _SYSTEM = (
+        "EXISTS (SELECT 1 FROM tags t WHERE t.seq=a.seq AND ("
+        "(t.tag >= 'l:policy:' AND t.tag < 'l:policy;') OR "
+        "(t.tag >= 'l:world_meta' AND t.tag < 'l:world_metb')))"
+    )
+
+    def recent_seqs(
+        self, world: str, spec: FilterSpec, limit: int, *, quarantined: bool = False
+    ) -> list[int]:
+        where, params = self._where(world, spec, quarantined, None)
+        rows = self._read(
+            f"SELECT a.seq FROM atoms a WHERE {where} ORDER BY a.seq DESC LIMIT ?",
+            [*params, int(limit)],
+        )
+        return [int(r[0]) for r in rows]
+
+    def score_rows(self, seqs: Sequence[int]) -> dict[int, ScoreRow]:
+        out: dict[int, ScoreRow] = {}
+        keys = list(dict.fromkeys(seqs))
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            for seq, aid, worker, ts_us, imp, system in self._read(
+                f"SELECT a.seq, a.id, a.worker, a.ts_us, a.importance, {self._SYSTEM} "
+                f"FROM atoms a WHERE a.seq IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                out[seq] = ScoreRow(seq, aid, worker, ts_us, imp, bool(system))
+        return out
+
+    def filter_seqs(
+        self, world: str, seqs: Sequence[int], spec: FilterSpec, *, quarantined: bool = False
+    ) -> set[int]:
+        where, params = self._where(world, spec, quarantined, None)
+        out: set[int] = set()
+        keys = list(dict.fromkeys(seqs))
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            rows = self._read(
+                f"SELECT a.seq FROM atoms a WHERE a.seq IN ({','.join('?' * len(chunk))}) "
+                f"AND {where}",
+                [*chunk, *params],
+            )
+            out.update(int(r[0]) for r in rows)
         return out
 
     def _where(
