@@ -123,6 +123,16 @@ def _drop_none(d: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
+def _body(req: _Req[Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"params": _drop_none(req.params)}
+    if req.body is not None:
+        # NaN/Infinity are sent as written so the node, like the engine, rejects them with
+        # invalid_input (httpx's own encoder would raise ValueError here instead).
+        out["content"] = json.dumps(req.body, separators=(",", ":")).encode()
+        out["headers"] = {"content-type": "application/json"}
+    return out
+
+
 def _raise_for(resp: httpx.Response) -> None:
     try:
         body = resp.json()
@@ -190,9 +200,7 @@ class Client:
 
     def _send(self, req: _Req[T]) -> T:
         try:
-            resp = self._http.request(
-                req.method, req.path, json=req.body, params=_drop_none(req.params)
-            )
+            resp = self._http.request(req.method, req.path, **_body(req))
         except httpx.TransportError as exc:
             raise UnavailableError(f"cannot reach DWBase node at {self.url}: {exc}") from exc
         if resp.status_code >= 400:
@@ -488,9 +496,7 @@ class AsyncClient(Client):
     def _send(self, req: _Req[T]) -> Any:
         async def go() -> T:
             try:
-                resp = await self._ahttp.request(
-                    req.method, req.path, json=req.body, params=_drop_none(req.params)
-                )
+                resp = await self._ahttp.request(req.method, req.path, **_body(req))
             except httpx.TransportError as exc:
                 raise UnavailableError(f"cannot reach DWBase node at {self.url}: {exc}") from exc
             if resp.status_code >= 400:
