@@ -420,6 +420,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         for op in ops.values():
             # Validation failures are answered 400 invalid_input, never FastAPI's 422.
             op.get("responses", {}).pop("422", None)
+            for status, resp in op.get("responses", {}).items():
+                # Errors are JSON even on routes whose success is a stream or plain text.
+                if status.isdigit() and int(status) >= 400 and "content" in resp:
+                    schema_ = next(iter(resp["content"].values()), {}).get("schema")
+                    resp["content"] = {"application/json": {"schema": schema_}}
             if path not in ("/healthz", "/readyz"):
                 # Optional: a node with no tokens configured takes requests without one.
                 op["security"] = [{"bearer": []}, {}]

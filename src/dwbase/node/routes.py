@@ -355,7 +355,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
     @app.post(
         "/index/rebuild",
         summary="Rebuild the vector index of one readable world, or of all (admin)",
-        responses={**_ok(S.RebuildStarted), **_errors(*WRITE)},
+        responses={**_ok(S.IndexRebuilt), **_errors(*WRITE)},
         tags=["index"],
     )
     async def index_rebuild(

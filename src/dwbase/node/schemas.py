@@ -202,11 +202,11 @@ class IndexStatus(BaseModel):
     rebuilding: bool
 
 
-class RebuildStarted(BaseModel):
+class IndexRebuilt(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    started: bool
     worlds: list[str]
+    vectors: int
 
 
 class QuarantineDropped(BaseModel):
