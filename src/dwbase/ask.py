@@ -4,7 +4,14 @@ Candidate paths, all under the question's filter and the world's read scope:
 
 * **recency** — the newest ``recency_window`` atoms (the reflex window);
 * **lexical** — FTS5/BM25 over the payload text;
-* **semantic** — vector search with the question's embedding (exact cosine).
+* **semantic** — vector search with the question's embedding (exact cosine, or the world's
+  HNSW graph past ``Options.ann_threshold`` vectors);
+* **context** — the atoms just before and after the most relevant candidates (an answer often
+  has none of the question's words but follows the turn that does).
+
+Every candidate gets its semantic score from the index, whichever path found it. While a
+world's vector index is not ready (rebuilding after an embedder change) semantic search is
+skipped and the answer says so in ``warnings``.
 
 See :mod:`dwbase.ranking` for the score.
 """
@@ -14,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from .errors import InvalidInputError
+from .indexes import WorldIndex
 from .model import Answer, FilterSpec, Hit
 from .ranking import RankingWeights, link_effect, recency
 from .storage.base import ScoreRow
@@ -63,8 +72,9 @@ def run_ask(
     base, quarantined = engine._split_world(world)
     warnings: list[str] = []
     lexical: dict[int, float] = {}
-    semantic: dict[int, float] = {}
+    semantic: dict[int, float] = {}  # the cosine of every scored atom that has a vector
     sources: dict[int, list[str]] = {}
+    neighbours: dict[int, tuple[int | None, int | None]] = {}
 
     def note(seq: int, source: str) -> None:
         sources.setdefault(seq, []).append(source)
@@ -78,6 +88,8 @@ def run_ask(
     for seq in recent:
         note(seq, "recency")
 
+    idx: WorldIndex | None = None
+    qvec: list[float] | None = None
     if rank == "hybrid":
         terms = query_terms(text)
         if terms:
@@ -86,14 +98,33 @@ def run_ask(
             ):
                 lexical[seq] = rel
                 note(seq, "lexical")
-        _semantic(
-            engine, base, quarantined, text, spec, weights, limit, query_vector, semantic, warnings
-        )
-        for seq in semantic:
-            note(seq, "semantic")
+        qvec = _query_vector(engine, base, text, query_vector, warnings)
+        if qvec is not None:
+            idx = engine.indexes.get(base, quarantined, warnings)
+        if idx is not None and qvec is not None:
+            for seq, score in _semantic(engine, idx, base, quarantined, qvec, spec, weights, limit):
+                semantic[seq] = score
+                note(seq, "semantic")
+            others = [q for q in sources if q not in semantic]
+            semantic.update(idx.exact.scores(qvec, others))
+            if weights.context_prev or weights.context_next:
+                _add_context(
+                    engine,
+                    idx,
+                    qvec,
+                    base,
+                    quarantined,
+                    spec,
+                    weights,
+                    lexical,
+                    semantic,
+                    sources,
+                    neighbours,
+                )
 
     # Score from a few light columns; decode whole atoms only for the hits returned.
-    rows = storage.score_rows(list(sources))
+    context_seqs = {n for pair in neighbours.values() for n in pair if n is not None}
+    rows = storage.score_rows(list(dict.fromkeys([*sources, *context_seqs])))
     cands = [
         r
         for q in sources
@@ -109,13 +140,32 @@ def run_ask(
         cands = [r for r in cands if not counts.get(r.id, {}).get("supersedes")]
     newest = max((r.ts_us for r in cands), default=0)
     best_lex = max(lexical.values(), default=0.0) or 1.0
+    gap_us = weights.context_gap_hours * 3_600_000_000
+
+    def relevance(seq: int) -> tuple[float, float]:
+        return (
+            weights.lexical * (lexical.get(seq, 0.0) / best_lex),
+            weights.semantic * max(0.0, semantic.get(seq, 0.0)),
+        )
+
+    def context(r: ScoreRow) -> float:
+        prev, nxt = neighbours.get(r.seq, (None, None))
+        total = 0.0
+        for n, w in ((prev, weights.context_prev), (nxt, weights.context_next)):
+            row = rows.get(n) if n is not None and w else None
+            if row is not None and abs(row.ts_us - r.ts_us) <= gap_us:
+                total += w * sum(relevance(row.seq))
+        return total
+
     trust_of = engine.options.trust
     default_trust = engine.options.default_trust
     scored: list[tuple[float, int, ScoreRow, dict[str, float]]] = []
     for r in cands:
+        lex, sem = relevance(r.seq)
         parts = {
-            "lexical": weights.lexical * (lexical.get(r.seq, 0.0) / best_lex),
-            "semantic": weights.semantic * max(0.0, semantic.get(r.seq, 0.0)),
+            "lexical": lex,
+            "semantic": sem,
+            "context": context(r),
             "recency": weights.recency * recency(newest - r.ts_us, weights.recency_half_life_hours),
             "importance": weights.importance * r.importance,
             "links": link_effect(counts.get(r.id, {})),
@@ -158,20 +208,14 @@ def run_ask(
     )
 
 
-def _semantic(
+def _query_vector(
     engine: Engine,
     base: str,
-    quarantined: bool,
     text: str,
-    spec: FilterSpec,
-    weights: RankingWeights,
-    limit: int,
     query_vector: Sequence[float] | None,
-    out: dict[int, float],
     warnings: list[str],
-) -> None:
-    from .errors import InvalidInputError
-
+) -> list[float] | None:
+    """The unit query vector, or ``None`` (with a warning) when semantic search cannot run."""
     dim = engine._world_dim(base)
     if query_vector is not None:
         if len(query_vector) != dim:
@@ -183,31 +227,87 @@ def _semantic(
             )
         qvec = list(query_vector)
         norm = sum(v * v for v in qvec) ** 0.5 or 1.0
-        qvec = [v / norm for v in qvec]
-    elif not text.strip():
-        return
-    elif engine.embedder.dim != dim:
+        return [v / norm for v in qvec]
+    if not text.strip():
+        return None
+    if engine.embedder.dim != dim:
         warnings.append(
             f"semantic search skipped: world {base!r} holds {dim}-dim vectors and the "
             f"embedder {engine.embedder.name!r} makes {engine.embedder.dim}; pass vector="
         )
-        return
-    else:
-        qvec = engine.embedder.embed([text])[0]
-    idx = engine._index(base, quarantined)
+        return None
+    return engine.embedder.embed([text])[0]
+
+
+def _semantic(
+    engine: Engine,
+    idx: WorldIndex,
+    base: str,
+    quarantined: bool,
+    qvec: list[float],
+    spec: FilterSpec,
+    weights: RankingWeights,
+    limit: int,
+) -> list[tuple[int, float]]:
+    """Nearest atoms under the filter: ``(seq, cosine)``, widening the search when it filters."""
     k = weights.candidates
+    out: list[tuple[int, float]] = []
     while True:
-        results = idx.search(qvec, k)
-        if spec.is_open and not quarantined:
+        if idx.ann is not None:
+            near = idx.ann.search(qvec, k)
+            scores = idx.exact.scores(qvec, near)
+            results = sorted(scores.items(), key=lambda x: -x[1])
+        else:
+            results = idx.exact.search(qvec, k)
+        if spec.is_open:
             # The index of (world, quarantined) holds exactly the atoms this ask may see.
-            out.update(results)
-            return
+            return results
         allowed = engine.storage.filter_seqs(
             base, [q for q, _ in results], spec, quarantined=quarantined
         )
-        for seq, score in results:
-            if seq in allowed:
-                out[seq] = score
-        if len(allowed) >= limit or k >= len(idx):
-            return
+        out = [(q, s) for q, s in results if q in allowed]
+        if len(out) >= limit or k >= len(idx.exact):
+            return out
         k *= 8
+
+
+def _add_context(
+    engine: Engine,
+    idx: WorldIndex,
+    qvec: list[float],
+    base: str,
+    quarantined: bool,
+    spec: FilterSpec,
+    weights: RankingWeights,
+    lexical: dict[int, float],
+    semantic: dict[int, float],
+    sources: dict[int, list[str]],
+    neighbours: dict[int, tuple[int | None, int | None]],
+) -> None:
+    """Bring in the neighbours of the most relevant candidates and note everyone's neighbours."""
+    best_lex = max(lexical.values(), default=0.0) or 1.0
+
+    def rel(q: int) -> float:
+        return weights.lexical * lexical.get(q, 0.0) / best_lex + weights.semantic * max(
+            0.0, semantic.get(q, 0.0)
+        )
+
+    seeds = sorted(sources, key=lambda q: -rel(q))[: max(32, weights.candidates // 2)]
+    fresh: list[int] = []
+    for q in seeds:
+        pair = idx.exact.neighbours(q)
+        neighbours[q] = pair
+        fresh.extend(n for n in pair if n is not None and n not in sources)
+    fresh = list(dict.fromkeys(fresh))
+    if fresh and not spec.is_open:
+        allowed = engine.storage.filter_seqs(base, fresh, spec, quarantined=quarantined)
+        fresh = [q for q in fresh if q in allowed]
+    for q in fresh:
+        sources.setdefault(q, []).append("context")
+    for q in sources:
+        if q not in neighbours:
+            neighbours[q] = idx.exact.neighbours(q)
+    # Every atom whose relevance is read (candidates and their neighbours) needs its cosine.
+    need = {n for pair in neighbours.values() for n in pair if n is not None}
+    need.update(sources)
+    semantic.update(idx.exact.scores(qvec, [q for q in need if q not in semantic]))

@@ -1,16 +1,25 @@
 """How ``ask`` scores candidates.
 
-For ``rank="hybrid"`` (the default) each candidate gets
+For ``rank="hybrid"`` (the default) each candidate gets a *relevance*
 
-    score = w_lexical   * lexical      # BM25 relevance, divided by the best in this answer (0..1)
-          + w_semantic  * semantic     # cosine of question and atom vectors, clipped at 0
+    rel(a) = w_lexical  * lexical      # BM25 relevance, divided by the best in this answer (0..1)
+           + w_semantic * semantic     # cosine of question and atom vectors, clipped at 0
+
+and the score
+
+    score = rel(a)                     # parts "lexical" and "semantic"
+          + context_prev * rel(prev)   # part "context": the atom just before it in the world
+          + context_next * rel(next)   #   and the one just after, if within context_gap_hours
           + w_recency   * recency      # 0.5 ** (age / recency_half_life), age from the newest
                                        #   candidate's event time (0..1)
           + w_importance* importance   # the atom's importance (0..1)
           + links                      # supersedes -1.0, contradicts -0.3 each, confirms +0.2 each
           + w_trust     * (trust - 0.5)  # the writer's configured trust (default 0.5)
 
-and every hit reports each term in ``parts``. ``rank="recency"`` orders by event time (newest
+and every hit reports each term in ``parts``. The context terms let an atom inherit part of the
+relevance of its neighbours in the world's timeline: an answer is usually right after the
+question that prompted it, a result right after the action. Defaults were chosen by
+measurement (``docs/retrieval.md``). ``rank="recency"`` orders by event time (newest
 first), ``rank="importance"`` by importance then event time; their hits still report parts.
 """
 
@@ -28,9 +37,12 @@ LINK_EFFECTS = {"supersedes": -1.0, "contradicts": -0.3, "confirms": 0.2}
 
 @dataclass(frozen=True, slots=True)
 class RankingWeights:
-    lexical: float = 0.55
-    semantic: float = 0.35
-    recency: float = 0.05
+    lexical: float = 0.6
+    semantic: float = 0.4
+    context_prev: float = 0.5
+    context_next: float = 0.2
+    context_gap_hours: float = 2.0
+    recency: float = 0.02
     importance: float = 0.05
     trust: float = 0.2
     recency_half_life_hours: float = 24.0 * 7

@@ -6,6 +6,7 @@ the WASI component), so the engine never needs an extra to run.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import threading
 from array import array
@@ -41,6 +42,7 @@ class ExactIndex:
         self._py: list[list[float]] = []
         self._mat: Any = None
         self._n = 0
+        self._sorted: list[int] = []  # live seqs in order, for neighbour lookups
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -68,6 +70,10 @@ class ExactIndex:
                 self._seqs.append(s)
                 self._n += 1
                 self.max_seq = max(self.max_seq, s)
+                if not self._sorted or s > self._sorted[-1]:
+                    self._sorted.append(s)
+                else:
+                    bisect.insort(self._sorted, s)
 
     def remove(self, seqs: Sequence[int]) -> None:
         with self._lock:
@@ -76,10 +82,64 @@ class ExactIndex:
                 if row is None:
                     continue
                 self._seqs[row] = -1
+                pos = bisect.bisect_left(self._sorted, s)
+                if pos < len(self._sorted) and self._sorted[pos] == s:
+                    del self._sorted[pos]
                 if _np is not None:
                     self._mat[row] = 0.0
                 else:
                     self._py[row] = [0.0] * self.dim
+
+    def __contains__(self, seq: object) -> bool:
+        return seq in self._rows
+
+    def seqs(self) -> list[int]:
+        """Live seqs in ascending order."""
+        with self._lock:
+            return list(self._sorted)
+
+    def vectors(self, seqs: Sequence[int]) -> dict[int, list[float]]:
+        """The stored (unit) vectors of those ``seqs`` that are in the index."""
+        out: dict[int, list[float]] = {}
+        with self._lock:
+            for s in seqs:
+                row = self._rows.get(s)
+                if row is None:
+                    continue
+                if _np is not None:
+                    out[s] = self._mat[row].tolist()
+                else:
+                    out[s] = list(self._py[row])
+        return out
+
+    def scores(self, query: Sequence[float], seqs: Sequence[int]) -> dict[int, float]:
+        """Cosine of ``query`` with each indexed seq among ``seqs`` (exact, any index kind)."""
+        with self._lock:
+            pairs = [(s, r) for s in seqs if (r := self._rows.get(s)) is not None]
+            if not pairs:
+                return {}
+            if _np is not None:
+                q = _np.asarray(query, dtype=_np.float32)
+                vals = self._mat[[r for _, r in pairs]] @ q
+                return {s: float(v) for (s, _), v in zip(pairs, vals.tolist(), strict=True)}
+            q = list(query)
+            return {s: sum(a * b for a, b in zip(self._py[r], q, strict=True)) for s, r in pairs}
+
+    def neighbours(self, seq: int) -> tuple[int | None, int | None]:
+        """The live seqs just before and just after ``seq`` in this world (its context)."""
+        with self._lock:
+            pos = bisect.bisect_left(self._sorted, seq)
+            before = self._sorted[pos - 1] if pos > 0 else None
+            if pos < len(self._sorted) and self._sorted[pos] == seq:
+                pos += 1
+            after = self._sorted[pos] if pos < len(self._sorted) else None
+        return before, after
+
+    def matrix(self) -> tuple[list[int], Any]:
+        """(seqs, float32 matrix) of live rows, for building an ANN graph (numpy only)."""
+        with self._lock:
+            live = [i for i in range(self._n) if self._seqs[i] >= 0]
+            return [self._seqs[i] for i in live], self._mat[live].copy()
 
     def search(self, query: Sequence[float], k: int) -> list[tuple[int, float]]:
         if k <= 0:

@@ -1,0 +1,353 @@
+"""Vector indexes per world: exact search, an HNSW graph past a threshold, background rebuilds.
+
+Each ``(world, quarantined)`` pair has an :class:`~dwbase.vector.ExactIndex` (the vectors
+themselves, exact cosine, context lookups) and, once it holds ``Options.ann_threshold``
+vectors and the ``ann`` extra is installed, an :class:`~dwbase.vector.hnsw.HnswIndex` built in
+the background that then answers nearest-neighbour queries. Indexes are rebuilt from storage
+on open (lazily, on a world's first ask).
+
+Embedder changes: the store records the embedder's ``name:version:dim`` (meta ``embedder``)
+and, when it changes, the last seq written under the previous one (meta ``embedder_seq``).
+Atoms up to that seq without a caller-given vector are re-embedded from their stored text by a
+background rebuild; until it finishes the world's index is *stale* and ``ask`` skips semantic
+search with a warning. :meth:`IndexManager.status` reports version, embedder, ready,
+rebuilding, progress, lag and last rebuild time per world.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .embed import embedder_id
+from .model import FilterSpec
+from .timeutil import format_instant
+from .vector import ExactIndex, pack
+from .vector import hnsw as hnsw_mod
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+INDEX_VERSION = 1
+_BATCH = 256
+
+
+@dataclass(slots=True)
+class WorldIndex:
+    world: str
+    quarantined: bool
+    exact: ExactIndex
+    embedder: str
+    ann: hnsw_mod.HnswIndex | None = None
+    ann_building: bool = False
+    ready: bool = True
+    rebuilding: bool = False
+    progress: float = 1.0
+    last_rebuilt_us: int | None = None
+    dirty: bool = False
+    seen_seq: int = 0  # storage rows up to here were looked at (some may not fit the index)
+    error: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def kind(self) -> str:
+        return "hnsw" if self.ann is not None else "exact"
+
+
+class IndexManager:
+    """Owns every vector index of one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._lock = threading.RLock()
+        self._states: dict[tuple[str, bool], WorldIndex] = {}
+        self._stale: set[str] = set()  # worlds waiting for a re-embedding rebuild
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------ embedder changes
+
+    @property
+    def ident(self) -> str:
+        return embedder_id(self.engine.embedder)
+
+    def reembed_upto(self) -> int:
+        raw = self.engine.storage.meta_get("embedder_seq")
+        return int(raw) if raw else 0
+
+    def embedder_changed(self, previous: str | None) -> None:
+        """Called on open when the configured embedder differs from the recorded one."""
+        storage = self.engine.storage
+        top = storage.max_seq()
+        if previous is None or top == 0:
+            return
+        storage.meta_set("embedder_seq", str(top))
+        dim = self.engine.embedder.dim
+        worlds = storage.worlds()
+        for w in worlds:
+            raw = storage.meta_get("dim:" + w)
+            if raw and int(raw) != dim and not self._has_given_vectors(w):
+                # The world's vectors all came from the embedder: they follow it.
+                storage.meta_set("dim:" + w, str(dim))
+        self.engine._dims.clear()
+        with self._lock:
+            self._states.clear()
+            self._stale.update(worlds)
+        self._spawn("dwbase-reindex", self._rebuild_stale)
+
+    def _has_given_vectors(self, world: str) -> bool:
+        for quarantined in (False, True):
+            for s in self.engine.storage.scan(world, FilterSpec(), quarantined=quarantined):
+                if s.atom.vector is not None:
+                    return True
+        return False
+
+    # ------------------------------------------------------------------ access
+
+    def get(
+        self, world: str, quarantined: bool, warnings: list[str] | None = None
+    ) -> WorldIndex | None:
+        """The world's index brought up to date, or ``None`` (with a warning) if not ready."""
+        with self._lock:
+            if world in self._stale:
+                st = self._states.get((world, quarantined))
+                pct = f" ({round(100 * st.progress)}%)" if st is not None else ""
+                if warnings is not None:
+                    warnings.append(
+                        f"vector index of world {world!r} is being rebuilt{pct}; semantic "
+                        "search skipped, hits use lexical relevance"
+                    )
+                return None
+            st = self._states.get((world, quarantined))
+            if st is None:
+                st = WorldIndex(
+                    world,
+                    quarantined,
+                    ExactIndex(self.engine._world_dim(world)),
+                    self.ident,
+                    last_rebuilt_us=self.engine._now(),
+                )
+                self._states[(world, quarantined)] = st
+        with st.lock:
+            if st.dirty:
+                self._resync(st)
+            else:
+                self._catch_up(st)
+        self._maybe_build_ann(st)
+        if st.ann_building and warnings is not None:
+            warnings.append(
+                f"approximate (HNSW) index of world {world!r} is building; exact search used"
+            )
+        return st
+
+    def invalidate(self, world: str) -> None:
+        """Atoms left the world (gc, quarantine): resync with storage on next use."""
+        with self._lock:
+            for q in (False, True):
+                st = self._states.get((world, q))
+                if st is not None:
+                    st.dirty = True
+
+    def reset(self) -> None:
+        with self._lock:
+            self._states.clear()
+
+    def close(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=10)
+
+    # ------------------------------------------------------------------ loading
+
+    def _resolve(
+        self, st: WorldIndex, rows: Sequence[tuple[int, bytes]]
+    ) -> list[tuple[int, bytes]]:
+        """Stored vectors, re-embedding those written under an earlier embedder."""
+        dim = st.exact.dim
+        width = 4 * dim
+        upto = self.reembed_upto()
+        embedder = self.engine.embedder
+        keep = [(s, d) for s, d in rows if s > upto and len(d) == width]
+        old = [(s, d) for s, d in rows if s <= upto]
+        if not old:
+            return keep
+        if embedder.dim != dim:  # a world of caller-given vectors: keep those that fit
+            return keep + [(s, d) for s, d in old if len(d) == width]
+        out: list[tuple[int, bytes]] = []
+        for i in range(0, len(old), _BATCH):
+            chunk = old[i : i + _BATCH]
+            atoms = self.engine.storage.get_seqs([s for s, _ in chunk])
+            texts: list[tuple[int, str]] = []
+            for s, d in chunk:
+                a = atoms.get(s)
+                if a is None:
+                    continue
+                if a.atom.vector is not None:
+                    if len(d) == width:
+                        out.append((s, d))
+                elif a.text:
+                    texts.append((s, a.text))
+            if texts:
+                vecs = embedder.embed([t for _, t in texts])
+                out.extend((s, pack(v)) for (s, _), v in zip(texts, vecs, strict=True))
+        return sorted(keep + out)
+
+    def _catch_up(self, st: WorldIndex) -> None:
+        fresh = self.engine.storage.load_vectors(
+            st.world, quarantined=st.quarantined, after_seq=max(st.seen_seq, st.exact.max_seq)
+        )
+        if fresh:
+            self._add(st, self._resolve(st, fresh))
+            st.seen_seq = max(st.seen_seq, fresh[-1][0])
+
+    def _add(self, st: WorldIndex, items: Sequence[tuple[int, bytes]]) -> None:
+        if not items:
+            return
+        st.exact.add(items)
+        if st.ann is not None:
+            vecs = st.exact.vectors([s for s, _ in items])
+            st.ann.add(list(vecs.items()))
+
+    def _resync(self, st: WorldIndex) -> None:
+        rows = self.engine.storage.load_vectors(st.world, quarantined=st.quarantined)
+        alive = {s for s, _ in rows}
+        gone = [s for s in st.exact.seqs() if s not in alive]
+        st.exact.remove(gone)
+        if st.ann is not None:
+            st.ann.remove(gone)
+        self._add(st, self._resolve(st, [(s, d) for s, d in rows if s not in st.exact]))
+        st.dirty = False
+
+    # ------------------------------------------------------------------ background work
+
+    def _spawn(self, name: str, target: Any, *args: Any) -> None:
+        t = threading.Thread(target=target, args=args, name=name, daemon=True)
+        self._threads = [x for x in self._threads if x.is_alive()] + [t]
+        t.start()
+
+    def _maybe_build_ann(self, st: WorldIndex) -> None:
+        threshold = self.engine.options.ann_threshold
+        if (
+            threshold is None
+            or st.ann is not None
+            or st.ann_building
+            or len(st.exact) < threshold
+            or not hnsw_mod.available()
+        ):
+            return
+        st.ann_building = True
+        self._spawn("dwbase-ann", self._build_ann, st)
+
+    def _build_ann(self, st: WorldIndex) -> None:
+        try:
+            seqs, mat = st.exact.matrix()
+            ann = hnsw_mod.HnswIndex(st.exact.dim, capacity=int(len(seqs) * 1.25) + 1)
+            for i in range(0, len(seqs), 10_000):
+                if self._stop.is_set():
+                    return
+                ann.add_matrix(seqs[i : i + 10_000], mat[i : i + 10_000])
+            with st.lock:  # catch up with what arrived meanwhile, then switch over
+                now = st.exact.seqs()
+                known = set(seqs)
+                late = [s for s in now if s not in known]
+                ann.add(list(st.exact.vectors(late).items()))
+                alive = set(now)
+                ann.remove([s for s in seqs if s not in alive])
+                st.ann = ann
+        except Exception as exc:  # the exact index keeps serving
+            st.error = f"ANN build failed: {exc}"
+        finally:
+            st.ann_building = False
+
+    def _rebuild_stale(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                if not self._stale:
+                    return
+                world = sorted(self._stale)[0]
+            try:
+                for q in (False, True):
+                    self.rebuild(world, q)
+            except Exception as exc:
+                with self._lock:
+                    st = self._states.get((world, False))
+                    if st is not None:
+                        st.error = f"rebuild failed: {exc}"
+                if self.engine._closed:
+                    return
+            with self._lock:
+                self._stale.discard(world)
+
+    def rebuild_later(self, worlds: Sequence[str]) -> None:
+        with self._lock:
+            self._stale.update(worlds)
+        self._spawn("dwbase-reindex", self._rebuild_stale)
+
+    def rebuild(self, world: str, quarantined: bool = False) -> WorldIndex:
+        """Build the world's index from storage now (re-embedding where needed) and swap it in."""
+        dim = self.engine._world_dim(world)
+        st = WorldIndex(
+            world, quarantined, ExactIndex(dim), self.ident, ready=False, rebuilding=True
+        )
+        st.progress = 0.0
+        with self._lock:
+            old = self._states.get((world, quarantined))
+            self._states[(world, quarantined)] = st if world in self._stale else old or st
+        rows = self.engine.storage.load_vectors(world, quarantined=quarantined)
+        total = max(1, len(rows))
+        for i in range(0, len(rows), 4 * _BATCH):
+            if self._stop.is_set():
+                return st
+            st.exact.add(self._resolve(st, rows[i : i + 4 * _BATCH]))
+            st.progress = min(1.0, (i + 4 * _BATCH) / total)
+        with st.lock:
+            self._catch_up(st)
+            st.ready, st.rebuilding, st.progress = True, False, 1.0
+            st.last_rebuilt_us = self.engine._now()
+        with self._lock:
+            self._states[(world, quarantined)] = st
+        self._maybe_build_ann(st)
+        return st
+
+    # ------------------------------------------------------------------ status
+
+    def status(self, world: str) -> dict[str, Any]:
+        with self._lock:
+            st = self._states.get((world, False))
+            stale = world in self._stale
+        loaded = st is not None and st.ready
+        vectors = len(st.exact) if st is not None else 0
+        lag = 0
+        if st is not None and st.ready:
+            lag = len(self.engine.storage.load_vectors(world, after_seq=st.exact.max_seq))
+        elif not stale:
+            lag = len(self.engine.storage.load_vectors(world))
+        if stale:
+            progress = st.progress if st is not None else 0.0
+        else:
+            progress = 1.0 if lag == 0 else vectors / (vectors + lag)
+        emb = self.engine.embedder
+        return {
+            "world": world,
+            "kind": st.kind if st is not None else "exact",
+            "version": INDEX_VERSION,
+            "dim": self.engine._world_dim(world),
+            "embedder": f"{emb.name}:{emb.version}",
+            "embedder_version": emb.version,
+            "loaded": loaded,
+            "vectors": vectors,
+            "ready": not stale,
+            "rebuilding": stale,
+            "stale": stale,
+            "progress": round(progress, 4),
+            "lag": lag,
+            "ann_building": bool(st and st.ann_building),
+            "last_rebuilt": (
+                format_instant(st.last_rebuilt_us)
+                if st is not None and st.last_rebuilt_us is not None
+                else None
+            ),
+            "error": st.error if st is not None else None,
+        }

@@ -1,0 +1,84 @@
+"""HNSW graph over one world's vectors (the ``ann`` extra: hnswlib).
+
+hnswlib won the committed benchmark (``benchmarks/vectors.py``, figures in
+``docs/performance.md``). It is imported lazily: without the extra, worlds stay on exact
+search. The graph only answers "which seqs are near"; the exact index keeps the vectors, so
+scores are recomputed exactly and context lookups work the same for both kinds.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+M = 16
+EF_CONSTRUCTION = 128
+EF_SEARCH = 64
+
+
+def available() -> bool:
+    try:
+        import hnswlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class HnswIndex:
+    """Cosine HNSW keyed by seq. ``add``/``remove``/``search`` are thread-safe."""
+
+    kind = "hnsw"
+
+    def __init__(self, dim: int, capacity: int = 1024) -> None:
+        import hnswlib
+
+        self.dim = dim
+        self._lock = threading.Lock()
+        self._index: Any = hnswlib.Index(space="ip", dim=dim)
+        self._index.init_index(
+            max_elements=max(capacity, 1024), M=M, ef_construction=EF_CONSTRUCTION
+        )
+        self._index.set_ef(EF_SEARCH)
+        self._live: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def add_matrix(self, seqs: Sequence[int], matrix: Any, *, num_threads: int = -1) -> None:
+        if not seqs:
+            return
+        with self._lock:
+            need = self._index.get_current_count() + len(seqs)
+            if need > self._index.get_max_elements():
+                self._index.resize_index(max(need, 2 * self._index.get_max_elements()))
+            self._index.add_items(matrix, list(seqs), num_threads=num_threads)
+            self._live.update(seqs)
+
+    def add(self, items: Sequence[tuple[int, Sequence[float]]]) -> None:
+        import numpy as np
+
+        fresh = [(s, v) for s, v in items if s not in self._live]
+        if fresh:
+            mat = np.asarray([v for _, v in fresh], dtype=np.float32)
+            self.add_matrix([s for s, _ in fresh], mat, num_threads=1)
+
+    def remove(self, seqs: Sequence[int]) -> None:
+        with self._lock:
+            for s in seqs:
+                if s in self._live:
+                    self._index.mark_deleted(s)
+                    self._live.discard(s)
+
+    def search(self, query: Sequence[float], k: int) -> list[int]:
+        """Seqs of (about) the ``k`` nearest vectors, nearest first."""
+        import numpy as np
+
+        with self._lock:
+            n = len(self._live)
+            if n == 0 or k <= 0:
+                return []
+            kk = min(k, n)
+            self._index.set_ef(max(EF_SEARCH, kk))
+            labels, _ = self._index.knn_query(np.asarray(query, dtype=np.float32), k=kk)
+        return [int(x) for x in labels[0]]
