@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import policy as policy_mod
+from .embed import embedder_id
 from .errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
 )
 from .ids import IdGenerator
+from .indexes import IndexManager
 from .model import (
     QUARANTINE_PREFIX,
     Answer,
@@ -139,7 +141,7 @@ class Engine:
         self.counters = Counters()
         self._write_lock = threading.RLock()
         self._cache_lock = threading.RLock()
-        self._indexes: dict[tuple[str, bool], ExactIndex] = {}
+        self.indexes = IndexManager(self)
         self._dims: dict[str, int] = {}
         self._dims_saved: set[str] = set()
         self._status: dict[str, str] = {}
@@ -166,12 +168,15 @@ class Engine:
         self._gc_stop.set()
         if self._gc_thread is not None:
             self._gc_thread.join(timeout=5)
+        self.indexes.close()
         self.storage.close()
 
     def _record_embedder(self) -> None:
-        ident = f"{self.embedder.name}:{self.embedder.version}:{self.embedder.dim}"
-        if self.storage.meta_get("embedder") != ident:
+        ident = embedder_id(self.embedder)
+        previous = self.storage.meta_get("embedder")
+        if previous != ident:
             self.storage.meta_set("embedder", ident)
+            self.indexes.embedder_changed(previous)  # re-embeds in the background
 
     def _now(self) -> int:
         return now_micros(self.clock)
@@ -623,21 +628,11 @@ class Engine:
         return [s for s in rows if not counts.get(s.atom.id, {}).get("supersedes")]
 
     def _index(self, world: str, quarantined: bool) -> ExactIndex:
-        key = (world, quarantined)
-        with self._cache_lock:
-            idx = self._indexes.get(key)
-            if idx is None:
-                idx = ExactIndex(self._world_dim(world))
-                self._indexes[key] = idx
-        fresh = self.storage.load_vectors(world, quarantined=quarantined, after_seq=idx.max_seq)
-        if fresh:
-            idx.add(fresh)
-        return idx
+        st = self.indexes.get(world, quarantined)
+        return st.exact if st is not None else ExactIndex(self._world_dim(world))
 
     def _drop_index(self, world: str) -> None:
-        with self._cache_lock:
-            self._indexes.pop((world, False), None)
-            self._indexes.pop((world, True), None)
+        self.indexes.invalidate(world)
 
     def ask(
         self,
@@ -954,8 +949,7 @@ class Engine:
         return self.storage.check()
 
     def reindex(self) -> int:
-        with self._cache_lock:
-            self._indexes.clear()
+        self.indexes.reset()
         return self.storage.reindex()
 
     def compact(self) -> dict[str, Any]:
@@ -973,10 +967,12 @@ class Engine:
     def index_status(
         self, world: str | None = None, *, caller: Caller | None = None
     ) -> list[dict[str, Any]]:
-        """Vector index metadata per readable world: kind, dims, embedder, readiness, lag.
+        """Vector index metadata per readable world (see :mod:`dwbase.indexes`).
 
-        ``lag`` counts stored vectors the in-memory index has not loaded yet (it catches up on
-        the next ask); ``loaded`` is false until the world's index was first used or rebuilt.
+        Keys: ``world``, ``kind`` (exact|hnsw), ``version``, ``dim``, ``embedder``,
+        ``embedder_version``, ``loaded``, ``vectors``, ``ready``, ``rebuilding``, ``stale``,
+        ``progress`` (0..1), ``lag`` (stored vectors not loaded yet), ``ann_building``,
+        ``last_rebuilt``, ``error``.
         """
         who = caller or FULL_ACCESS
         if world is not None:
@@ -985,34 +981,15 @@ class Engine:
             worlds = [world] if world in self.storage.worlds() else []
         else:
             worlds = [w for w in self.storage.worlds() if who.can_read(w)]
-        embedder = f"{self.embedder.name}:{self.embedder.version}"
-        out: list[dict[str, Any]] = []
-        for w in worlds:
-            with self._cache_lock:
-                idx = self._indexes.get((w, False))
-            loaded_seq = idx.max_seq if idx is not None else 0
-            lag = len(self.storage.load_vectors(w, after_seq=loaded_seq))
-            vectors = len(idx) if idx is not None else 0
-            out.append(
-                {
-                    "world": w,
-                    "kind": "exact",
-                    "dim": self._world_dim(w),
-                    "embedder": embedder,
-                    "loaded": idx is not None,
-                    "vectors": vectors,
-                    "ready": True,
-                    "rebuilding": False,
-                    "progress": 1.0 if lag == 0 else vectors / (vectors + lag),
-                    "lag": lag,
-                }
-            )
-        return out
+        return [self.indexes.status(w) for w in worlds]
 
     def index_rebuild(
-        self, world: str | None = None, *, caller: Caller | None = None
+        self, world: str | None = None, *, wait: bool = True, caller: Caller | None = None
     ) -> dict[str, Any]:
-        """Drop and rebuild the vector index of ``world`` (or every readable world) now."""
+        """Rebuild the vector index of ``world`` (or every readable world) from storage.
+
+        With ``wait=False`` the rebuild runs in the background; follow it in ``index_status``.
+        """
         who = caller or FULL_ACCESS
         if world is not None:
             validate_world(world)
@@ -1020,10 +997,10 @@ class Engine:
             worlds = [world]
         else:
             worlds = [w for w in self.storage.worlds() if who.can_read(w)]
-        vectors = 0
-        for w in worlds:
-            self._drop_index(w)
-            vectors += len(self._index(w, False))
+        if not wait:
+            self.indexes.rebuild_later(worlds)
+            return {"worlds": worlds, "vectors": None, "started": True}
+        vectors = sum(len(self.indexes.rebuild(w).exact) for w in worlds)
         return {"worlds": worlds, "vectors": vectors}
 
     def stats(self) -> dict[str, Any]:

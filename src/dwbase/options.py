@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .embed import Embedder, HashingEmbedder
+from .embed import Embedder, HashingEmbedder, get_embedder
 from .model import DEFAULT_MAX_PAYLOAD_BYTES
 from .quarantine import QuarantineConfig
 from .ranking import RankingWeights
@@ -32,3 +32,11 @@ class Options:
     gc_interval_s: float | None = None
     max_disk_mb: float | None = None
     summary_hits: int = 3
+    # Worlds with at least this many vectors get an HNSW graph (``ann`` extra); None: never.
+    ann_threshold: int | None = 20_000
+
+    def __post_init__(self) -> None:
+        # ``embedder="minilm"`` (a name, as in config files) is resolved here.
+        value: object = self.embedder
+        if isinstance(value, str):
+            self.embedder = get_embedder(value)

@@ -120,7 +120,15 @@ def test_confirmations_promote_and_contradictions_demote(db: dwbase.Engine) -> N
 def test_every_hit_explains_its_score(db: dwbase.Engine) -> None:
     put(db, "checkout latency 820ms", importance=0.9)
     hit = db.ask("demo", "checkout latency").hits[0]
-    assert set(hit.parts) == {"lexical", "semantic", "recency", "importance", "links", "trust"}
+    assert set(hit.parts) == {
+        "lexical",
+        "semantic",
+        "context",
+        "recency",
+        "importance",
+        "links",
+        "trust",
+    }
     assert hit.score == pytest.approx(sum(hit.parts.values()), abs=1e-5)
     assert "lexical" in hit.sources
 
