@@ -157,7 +157,8 @@ def run(
     return out
 
 
-def print_table(result: Mapping[str, Any], out: Any = sys.stdout) -> None:
+def print_table(result: Mapping[str, Any], out: Any = None) -> None:
+    out = out or sys.stdout
     print(f"embedder: {result['embedder']}", file=out)
     print(f"{'category':<22}{'n':>6}" + "".join(f"{'R@' + str(k):>9}" for k in KS), file=out)
     for cat, vals in result["by_category"].items():
