@@ -423,7 +423,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             for status, resp in op.get("responses", {}).items():
                 # Errors are JSON even on routes whose success is a stream or plain text.
                 if status.isdigit() and int(status) >= 400 and "content" in resp:
-                    schema_ = next(iter(resp["content"].values()), {}).get("schema")
+                    media: dict[str, Any] = next(iter(resp["content"].values()), {})
+                    schema_ = media.get("schema")
                     resp["content"] = {"application/json": {"schema": schema_}}
             if path not in ("/healthz", "/readyz"):
                 # Optional: a node with no tokens configured takes requests without one.
