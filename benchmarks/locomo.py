@@ -16,17 +16,24 @@ questions; reported for k = 5, 10, 20, per category (1 multi-hop, 2 temporal, 3 
 
 from __future__ import annotations
 
-import argparse
-import json
-import re
+import os
 import sys
-import tempfile
-import time
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import dwbase
+# Run as a script, this folder comes first on sys.path; the other benchmark modules in it must
+# not shadow standard-library or installed modules of the same name (e.g. ``http``).
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import re  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Iterable, Mapping, Sequence  # noqa: E402
+from datetime import UTC, datetime, timedelta  # noqa: E402
+from typing import Any  # noqa: E402
+
+import dwbase  # noqa: E402
 
 KS = (5, 10, 20)
 CATEGORIES = {

@@ -154,12 +154,72 @@ def run_faiss(base: Any, queries: Any, truth: Any) -> dict[str, Any] | None:
     return measure("faiss-cpu " + faiss.__version__, build, search, base, queries, truth)
 
 
+def engine_ask(n: int, asks: int = 300) -> list[dict[str, Any]]:
+    """``ask`` latency through the library at ``n`` atoms in one world, exact vs HNSW."""
+    import tempfile
+
+    import dwbase
+    from dwbase.embed import HashingEmbedder
+
+    rng = np.random.default_rng(11)
+    vocab = [f"w{i}" for i in range(5000)]
+    texts = [" ".join(rng.choice(vocab, 12)) for _ in range(n)]
+    out: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        emb = HashingEmbedder()
+        db = dwbase.open(tmp, embedder=emb)
+        t0 = time.perf_counter()
+        for i in range(0, n, 5000):
+            db.remember_batch(
+                [
+                    {"world": "big", "worker": "w", "payload": {"text": t}}
+                    for t in texts[i : i + 5000]
+                ]
+            )
+        load_s = time.perf_counter() - t0
+        db.close()
+        for label, threshold in (("exact", None), ("hnsw", 20_000)):
+            db = dwbase.open(tmp, embedder=emb, ann_threshold=threshold)
+            t0 = time.perf_counter()
+            db.ask("big", texts[0])  # loads the index (and starts the HNSW build)
+            while db.index_status("big")[0]["ann_building"]:
+                time.sleep(0.2)
+            ready_s = time.perf_counter() - t0
+            kind = db.index_status("big")[0]["kind"]
+            lat = []
+            for q in rng.choice(len(texts), asks):
+                question = " ".join(texts[int(q)].split()[:5])
+                t = time.perf_counter()
+                db.ask("big", question, limit=10)
+                lat.append(time.perf_counter() - t)
+            lat.sort()
+            db.close()
+            out.append(
+                {
+                    "index": kind,
+                    "atoms": n,
+                    "load_s": round(load_s, 1),
+                    "index_ready_s": round(ready_s, 1),
+                    "ask_p50_ms": round(1000 * lat[len(lat) // 2], 2),
+                    "ask_p95_ms": round(1000 * lat[int(len(lat) * 0.95)], 2),
+                }
+            )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Compare HNSW libraries for DWBase's ANN index.")
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--json", dest="json_out")
+    parser.add_argument(
+        "--engine",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also measure dwbase ask p50/p95 at N atoms in one world (exact vs HNSW)",
+    )
     args = parser.parse_args(argv)
     base, queries = dataset(args.n, args.dim, args.queries)
     truth = exact_top(base, queries, K)
@@ -182,9 +242,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['query_p50_ms']:>9}{r['query_p95_ms']:>9}{r['recall@10']:>11}",
             flush=True,
         )
+    engine: list[dict[str, Any]] = []
+    if args.engine:
+        print(f"\ndwbase ask, {args.engine} atoms in one world, hashing embedder (256 dims)")
+        print(f"{'index':<8}{'ready s':>9}{'p50 ms':>9}{'p95 ms':>9}")
+        for r in engine_ask(args.engine):
+            engine.append(r)
+            print(f"{r['index']:<8}{r['index_ready_s']:>9}{r['ask_p50_ms']:>9}{r['ask_p95_ms']:>9}")
     if args.json_out:
         with open(args.json_out, "w", encoding="utf-8") as fh:
-            json.dump({"n": args.n, "dim": args.dim, "results": results}, fh, indent=2)
+            doc = {"n": args.n, "dim": args.dim, "results": results, "engine": engine}
+            json.dump(doc, fh, indent=2)
             fh.write("\n")
     return 0
 

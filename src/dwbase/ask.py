@@ -31,6 +31,8 @@ from .text import query_terms
 if TYPE_CHECKING:
     from .engine import Engine
 
+PARTS = ("lexical", "semantic", "context", "recency", "importance", "links", "trust")
+
 
 def _summary(hits: Sequence[Hit], n: int) -> str:
     lines: list[str] = []
@@ -141,12 +143,10 @@ def run_ask(
     newest = max((r.ts_us for r in cands), default=0)
     best_lex = max(lexical.values(), default=0.0) or 1.0
     gap_us = weights.context_gap_hours * 3_600_000_000
-
-    def relevance(seq: int) -> tuple[float, float]:
-        return (
-            weights.lexical * (lexical.get(seq, 0.0) / best_lex),
-            weights.semantic * max(0.0, semantic.get(seq, 0.0)),
-        )
+    w_lex = weights.lexical / best_lex
+    w_sem = weights.semantic
+    rel_lex = {q: w_lex * v for q, v in lexical.items()}
+    rel_sem = {q: w_sem * v for q, v in semantic.items() if v > 0.0}
 
     def context(r: ScoreRow) -> float:
         prev, nxt = neighbours.get(r.seq, (None, None))
@@ -154,31 +154,30 @@ def run_ask(
         for n, w in ((prev, weights.context_prev), (nxt, weights.context_next)):
             row = rows.get(n) if n is not None and w else None
             if row is not None and abs(row.ts_us - r.ts_us) <= gap_us:
-                total += w * sum(relevance(row.seq))
+                total += w * (rel_lex.get(n, 0.0) + rel_sem.get(n, 0.0))  # type: ignore[arg-type]
         return total
 
     trust_of = engine.options.trust
     default_trust = engine.options.default_trust
-    scored: list[tuple[float, int, ScoreRow, dict[str, float]]] = []
+    half_life = weights.recency_half_life_hours
+    scored: list[tuple[float, int, ScoreRow, list[float]]] = []
     for r in cands:
-        lex, sem = relevance(r.seq)
-        parts = {
-            "lexical": lex,
-            "semantic": sem,
-            "context": context(r),
-            "recency": weights.recency * recency(newest - r.ts_us, weights.recency_half_life_hours),
-            "importance": weights.importance * r.importance,
-            "links": link_effect(counts.get(r.id, {})),
-            "trust": weights.trust * (trust_of.get(r.worker, default_trust) - 0.5),
-        }
-        score = sum(parts.values())
+        parts = [
+            rel_lex.get(r.seq, 0.0),
+            rel_sem.get(r.seq, 0.0),
+            context(r) if neighbours else 0.0,
+            weights.recency * recency(newest - r.ts_us, half_life),
+            weights.importance * r.importance,
+            link_effect(counts[r.id]) if r.id in counts else 0.0,
+            weights.trust * (trust_of.get(r.worker, default_trust) - 0.5),
+        ]
         if rank == "recency":
             key = float(r.ts_us)
         elif rank == "importance":
             key = r.importance
         else:
-            key = score
-        scored.append((key, r.seq, r, {k: round(v, 6) for k, v in parts.items()}))
+            key = sum(parts)
+        scored.append((key, r.seq, r, parts))
     if rank == "importance":
         scored.sort(key=lambda x: (-x[0], -x[2].ts_us, -x[1]))
     else:
@@ -188,8 +187,8 @@ def run_ask(
     hits = [
         Hit(
             atom=full[seq].visible_atom(),
-            score=round(sum(parts.values()), 6),
-            parts=parts,
+            score=round(sum(parts), 6),
+            parts={k: round(v, 6) for k, v in zip(PARTS, parts, strict=True)},
             sources=tuple(sources[seq]),
         )
         for _, seq, _, parts in top
@@ -292,7 +291,7 @@ def _add_context(
             0.0, semantic.get(q, 0.0)
         )
 
-    seeds = sorted(sources, key=lambda q: -rel(q))[: max(32, weights.candidates // 2)]
+    seeds = sorted(sources, key=lambda q: -rel(q))[: max(16, weights.candidates // 2)]
     fresh: list[int] = []
     for q in seeds:
         pair = idx.exact.neighbours(q)

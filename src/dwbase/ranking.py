@@ -47,7 +47,7 @@ class RankingWeights:
     trust: float = 0.2
     recency_half_life_hours: float = 24.0 * 7
     recency_window: int = 32
-    candidates: int = 200
+    candidates: int = 64
 
     def with_overrides(self, overrides: dict[str, Any] | None) -> RankingWeights:
         if not overrides:

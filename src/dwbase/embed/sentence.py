@@ -52,7 +52,7 @@ class SentenceTransformerEmbedder:
         try:
             import sentence_transformers
         except ImportError as exc:
-            raise UnavailableError(_EXTRA_HINT) from exc
+            raise UnavailableError(f"{_EXTRA_HINT} ({exc})") from exc
         label, target = resolve_model(model)
         try:
             self._model: Any = sentence_transformers.SentenceTransformer(target, device=device)
