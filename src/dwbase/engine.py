@@ -504,6 +504,8 @@ class Engine:
         kinds = flt.get("kinds") or ()
         if isinstance(kinds, str):
             kinds = (kinds,)
+        if not isinstance(kinds, list | tuple | set | frozenset):
+            raise InvalidInputError("kinds must be a list of kinds", field="kinds")
         for k in kinds:
             validate_kind(k)
         since, until = flt.get("since"), flt.get("until")
@@ -574,10 +576,7 @@ class Engine:
         base, quarantined = self._split_world(world)
         after_seq = None
         if after is not None:
-            cursor = self.storage.get(after)
-            if cursor is None:
-                raise NotFoundError(f"cursor atom {after!r} does not exist", id=after)
-            after_seq = cursor.seq
+            after_seq = self._cursor_seq(after, base)
         rows = self.storage.scan(
             base,
             spec,
@@ -593,6 +592,19 @@ class Engine:
                 else self._drop_superseded(rows, spec.as_of_us)
             )
         return [s.visible_atom() for s in rows]
+
+    def _cursor_seq(self, after: str, world: str) -> int:
+        """The seq of cursor atom ``after``, which must belong to ``world``.
+
+        An id from another world is "not found" like an unknown one, so a cursor cannot be
+        used to learn whether an atom exists in a world the caller may not read.
+        """
+        if not isinstance(after, str) or not after:
+            raise InvalidInputError("after must be an atom id", field="after")
+        cursor = self.storage.get(after)
+        if cursor is None or cursor.atom.world != world:
+            raise NotFoundError(f"cursor atom {after!r} does not exist in {world!r}", id=after)
+        return cursor.seq
 
     def _merge_filter(
         self,
@@ -720,14 +732,12 @@ class Engine:
             if after is not None:
                 if world is None:
                     raise InvalidInputError("after= needs a world", field="after")
-                cursor = self.storage.get(after)
-                if cursor is None:
-                    raise NotFoundError(f"cursor atom {after!r} does not exist", id=after)
                 base, quarantined = self._split_world(world)
+                cursor_seq = self._cursor_seq(after, base)
                 backlog = [
                     (s.visible_atom(), s.seq)
                     for s in self.storage.scan(
-                        base, spec, quarantined=quarantined, after_seq=cursor.seq
+                        base, spec, quarantined=quarantined, after_seq=cursor_seq
                     )
                 ]
             return self.hub.subscribe(

@@ -105,3 +105,16 @@ def test_observer_without_read_permission_sees_nothing(db: dwbase.Engine) -> Non
     put(db, "hidden", world="secret")
     shown = put(db, "shown", world="public-news")
     assert [x.id for x in db.observe_poll(h)] == [shown]
+
+
+def test_a_cursor_from_another_world_is_not_found(db: dwbase.Engine) -> None:
+    elsewhere = put(db, "secret", world="other")
+    with pytest.raises(dwbase.NotFoundError):
+        db.observe_start("demo", after=elsewhere)
+    with pytest.raises(dwbase.NotFoundError):
+        db.replay("demo", after=elsewhere)
+
+
+def test_kinds_must_be_a_list(db: dwbase.Engine) -> None:
+    with pytest.raises(InvalidInputError):
+        db.replay("demo", filter={"kinds": 5})
