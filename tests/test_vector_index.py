@@ -148,6 +148,34 @@ def test_changing_the_embedder_rebuilds_the_index_in_the_background(tmp_path: Pa
         assert db.ask("w", "", vector=q).hits[0].parts["semantic"] == pytest.approx(0.4, abs=1e-3)
 
 
+class CountingEmbedder(HashingEmbedder):
+    version = "counting-1"
+
+    def __init__(self, dim: int) -> None:
+        super().__init__(dim)
+        self.texts = 0
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        self.texts += len(texts)
+        return super().embed(texts)
+
+
+def test_re_embedded_vectors_are_kept_for_the_next_open(tmp_path: Path) -> None:
+    path = str(tmp_path / "d")
+    with dwbase.open(path, embedder=HashingEmbedder(dim=64)) as db:
+        fill(db)
+    first = CountingEmbedder(dim=32)
+    with dwbase.open(path, embedder=first) as db:
+        wait_for(lambda: db.index_status("w")[0]["ready"])
+        assert first.texts == len(TEXTS)
+        before = [(h.atom.id, h.score) for h in db.ask("w", "refund").hits]
+    again = CountingEmbedder(dim=32)
+    with dwbase.open(path, embedder=again) as db:
+        wait_for(lambda: db.index_status("w")[0]["ready"])
+        assert [(h.atom.id, h.score) for h in db.ask("w", "refund").hits] == before
+        assert again.texts == 1  # the question only
+
+
 def test_an_embedder_change_keeps_worlds_of_caller_given_vectors(tmp_path: Path) -> None:
     path = str(tmp_path / "d")
     with dwbase.open(path, embedder=HashingEmbedder(dim=4)) as db:

@@ -10,12 +10,15 @@ Embedder changes: the store records the embedder's ``name:version:dim`` (meta ``
 and, when it changes, the last seq written under the previous one (meta ``embedder_seq``).
 Atoms up to that seq without a caller-given vector are re-embedded from their stored text by a
 background rebuild; until it finishes the world's index is *stale* and ``ask`` skips semantic
-search with a warning. :meth:`IndexManager.status` reports version, embedder, ready,
-rebuilding, progress, lag and last rebuild time per world.
+search with a warning. Re-embedded vectors are kept by seq and embedder in a cache (a small
+SQLite file ``vectors-reembedded.sqlite`` beside a SQLite store, memory otherwise), so a
+later open with the same embedder does not embed them again. :meth:`IndexManager.status`
+reports version, embedder, ready, rebuilding, progress, lag and last rebuild time per world.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +35,64 @@ if TYPE_CHECKING:
 
 INDEX_VERSION = 1
 _BATCH = 256
+
+
+class ReembedCache:
+    """Vectors made for old atoms by a later embedder, keyed by (embedder, seq).
+
+    Atoms are immutable and seqs never reused, so an entry stays valid for that embedder.
+    """
+
+    def __init__(self, storage_path: str | None) -> None:
+        self._lock = threading.Lock()
+        self._mem: dict[tuple[str, int], bytes] = {}
+        self._db: Any = None
+        if storage_path and storage_path != ":memory:" and os.path.isfile(storage_path):
+            try:
+                import sqlite3
+
+                path = os.path.join(os.path.dirname(storage_path), "vectors-reembedded.sqlite")
+                self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS reembedded(embedder TEXT NOT NULL, "
+                    "seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY(embedder, seq)) "
+                    "WITHOUT ROWID"
+                )
+            except Exception:  # no sqlite3 (WASI) or a read-only folder: keep them in memory
+                self._db = None
+
+    def get(self, embedder: str, seqs: Sequence[int]) -> dict[int, bytes]:
+        with self._lock:
+            if self._db is None:
+                return {s: d for s in seqs if (d := self._mem.get((embedder, s))) is not None}
+            out: dict[int, bytes] = {}
+            for i in range(0, len(seqs), 500):
+                chunk = list(seqs[i : i + 500])
+                marks = ",".join("?" * len(chunk))
+                for seq, data in self._db.execute(
+                    f"SELECT seq, data FROM reembedded WHERE embedder=? AND seq IN ({marks})",
+                    [embedder, *chunk],
+                ):
+                    out[int(seq)] = bytes(data)
+            return out
+
+    def put(self, embedder: str, rows: Sequence[tuple[int, bytes]]) -> None:
+        with self._lock:
+            if self._db is None:
+                self._mem.update(((embedder, s), d) for s, d in rows)
+                return
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO reembedded(embedder, seq, data) VALUES(?, ?, ?)",
+                [(embedder, s, d) for s, d in rows],
+            )
+            self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
 
 @dataclass(slots=True)
@@ -66,6 +127,7 @@ class IndexManager:
         self._stale: set[str] = set()  # worlds waiting for a re-embedding rebuild
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.cache = ReembedCache(getattr(engine.storage, "path", None))
 
     # ------------------------------------------------------------------ embedder changes
 
@@ -158,6 +220,7 @@ class IndexManager:
         self._stop.set()
         for t in self._threads:
             t.join(timeout=10)
+        self.cache.close()
 
     # ------------------------------------------------------------------ loading
 
@@ -175,9 +238,15 @@ class IndexManager:
             return keep
         if embedder.dim != dim:  # a world of caller-given vectors: keep those that fit
             return keep + [(s, d) for s, d in old if len(d) == width]
+        ident = embedder_id(embedder)
         out: list[tuple[int, bytes]] = []
         for i in range(0, len(old), _BATCH):
             chunk = old[i : i + _BATCH]
+            cached = self.cache.get(ident, [s for s, _ in chunk])
+            out.extend((s, cached[s]) for s, _ in chunk if s in cached)
+            chunk = [(s, d) for s, d in chunk if s not in cached]
+            if not chunk:
+                continue
             atoms = self.engine.storage.get_seqs([s for s, _ in chunk])
             texts: list[tuple[int, str]] = []
             for s, d in chunk:
@@ -191,7 +260,9 @@ class IndexManager:
                     texts.append((s, a.text))
             if texts:
                 vecs = embedder.embed([t for _, t in texts])
-                out.extend((s, pack(v)) for (s, _), v in zip(texts, vecs, strict=True))
+                made = [(s, pack(v)) for (s, _), v in zip(texts, vecs, strict=True)]
+                self.cache.put(ident, made)
+                out.extend(made)
         return sorted(keep + out)
 
     def _catch_up(self, st: WorldIndex) -> None:
