@@ -22,6 +22,8 @@ STOPWORDS = frozenset(
 
 def words(text: str) -> list[str]:
     """Lower-cased words with diacritics removed, in order."""
+    if text.isascii():  # the common case: nothing to decompose, no curly apostrophes
+        return _WORD_RE.findall(text.lower())
     norm = unicodedata.normalize("NFKD", text)
     norm = "".join(c for c in norm if not unicodedata.combining(c)).lower()
     return [w.replace("’", "'") for w in _WORD_RE.findall(norm)]
