@@ -13,15 +13,22 @@ M=16, ef_construction=128, ef_search=64, cosine (inner product on unit vectors).
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
-import time
-from collections.abc import Callable
-from typing import Any
+import sys
 
-import numpy as np
+# Run as a script, this folder comes first on sys.path; the other benchmark modules in it must
+# not shadow standard-library or installed modules of the same name (e.g. ``http``).
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 M = 16
 EF_CONSTRUCTION = 128
@@ -70,7 +77,7 @@ def measure(
     lat.sort()
     return {
         "library": name,
-        "insert_per_s": round(len(base) / build_s),
+        "insert_per_s": round(len(base) / build_s) if name != "exact (numpy)" else None,
         "build_s": round(build_s, 2),
         "query_p50_ms": round(1000 * lat[len(lat) // 2], 3),
         "query_p95_ms": round(1000 * lat[int(len(lat) * 0.95)], 3),
@@ -238,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         results.append(r)
         print(
-            f"{r['library']:<22}{r['insert_per_s']:>10}{r['build_s']:>9}"
+            f"{r['library']:<22}{r['insert_per_s'] or '-':>10}{r['build_s']:>9}"
             f"{r['query_p50_ms']:>9}{r['query_p95_ms']:>9}{r['recall@10']:>11}",
             flush=True,
         )
