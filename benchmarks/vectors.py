@@ -36,12 +36,15 @@ EF_SEARCH = 64
 K = 10
 
 
-def dataset(n: int, dim: int, queries: int, seed: int = 7) -> tuple[Any, Any]:
-    """Unit vectors drawn around 1000 random centres (closer to real embeddings than noise)."""
+def dataset(n: int, dim: int, queries: int, spread: float = 0.6, seed: int = 7) -> tuple[Any, Any]:
+    """Unit vectors drawn around 1000 random centres (closer to real embeddings than noise).
+
+    ``spread`` is the noise around each centre relative to it: larger is harder for HNSW.
+    """
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((1000, dim)).astype(np.float32)
     pick = rng.integers(0, len(centres), n + queries)
-    data = centres[pick] + 0.6 * rng.standard_normal((n + queries, dim)).astype(np.float32)
+    data = centres[pick] + spread * rng.standard_normal((n + queries, dim)).astype(np.float32)
     data /= np.linalg.norm(data, axis=1, keepdims=True)
     return data[:n], data[n:]
 
@@ -219,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--spread", type=float, default=0.6, help="cluster noise (harder: 1.5)")
     parser.add_argument("--json", dest="json_out")
     parser.add_argument(
         "--engine",
@@ -228,10 +232,11 @@ def main(argv: list[str] | None = None) -> int:
         help="also measure dwbase ask p50/p95 at N atoms in one world (exact vs HNSW)",
     )
     args = parser.parse_args(argv)
-    base, queries = dataset(args.n, args.dim, args.queries)
+    base, queries = dataset(args.n, args.dim, args.queries, args.spread)
     truth = exact_top(base, queries, K)
     print(
-        f"{args.n} x {args.dim} unit vectors, {args.queries} queries, k={K}, "
+        f"{args.n} x {args.dim} unit vectors (spread {args.spread}), {args.queries} queries, "
+        f"k={K}, "
         f"M={M} ef_construction={EF_CONSTRUCTION} ef_search={EF_SEARCH}; "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus"
     )
