@@ -177,9 +177,17 @@ def test_world_free_sse_streams_only_readable_atoms(
             r = http.get(
                 "/observe/stream",
                 params={"world": w, "timeout_s": 0.05},
-                headers={"Last-Event-ID": seeded["demo"]},
+                headers={"Last-Event-ID": seeded[w]},
             )
             check(tok, r, tok.can_read(w))
+            if tok.can_read(w) and w != "demo":
+                # A cursor from another world is unknown here: it reveals nothing about it.
+                r2 = http.get(
+                    "/observe/stream",
+                    params={"world": w, "timeout_s": 0.05},
+                    headers={"Last-Event-ID": seeded["demo"]},
+                )
+                assert r2.status_code == 404, r2.text
             for block in r.text.split("\n\n"):
                 for line in block.splitlines():
                     if line.startswith("data: "):
