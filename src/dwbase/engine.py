@@ -50,6 +50,7 @@ from .storage.base import CheckReport, NewRecord, Storage
 from .stream import Hub, SubscriptionStats
 from .timeutil import format_instant, now_micros, parse_instant
 from .vector import ExactIndex, pack
+from .vector.exact import pack_unit
 
 SYSTEM_WORKER = "dwbase"
 
@@ -255,8 +256,7 @@ class Engine:
         text = payload_text(parsed)
         index_vec: bytes | None
         if vector is not None:
-            norm = math.sqrt(sum(v * v for v in vector)) or 1.0
-            index_vec = pack([v / norm for v in vector])
+            index_vec = pack_unit(vector)
         elif dim == self.embedder.dim:
             index_vec = pack(self.embedder.embed([text])[0]) if text else None
         else:

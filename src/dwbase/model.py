@@ -383,6 +383,9 @@ def validate_vector(values: Any) -> tuple[float, ...] | None:
         return None
     if isinstance(values, str | bytes) or not isinstance(values, Iterable):
         raise InvalidInputError("vector must be a list of numbers", field="vector")
+    fast = _fast_vector(values)
+    if fast is not None:
+        return fast
     out: list[float] = []
     for v in values:
         if isinstance(v, bool) or not isinstance(v, int | float):
@@ -403,6 +406,24 @@ def validate_vector(values: Any) -> tuple[float, ...] | None:
             f"vector has {len(out)} dims; at most {MAX_VECTOR_DIMS}", field="vector"
         )
     return tuple(out)
+
+
+def _fast_vector(values: Any) -> tuple[float, ...] | None:
+    """The common case in C loops: a list/tuple of plain floats/ints, all finite.
+
+    Returns ``None`` whenever the slow path must decide (other types, bools, non-finite
+    values, overflow) so that it can name the problem.
+    """
+    if not isinstance(values, list | tuple) or not values or len(values) > MAX_VECTOR_DIMS:
+        return None
+    if not set(map(type, values)) <= {float, int}:
+        return None
+    try:
+        out = tuple(map(float, values))
+        total = math.fsum(map(abs, out))
+    except (OverflowError, ValueError):
+        return None
+    return out if math.isfinite(total) else None
 
 
 def _reject_constant(token: str) -> Any:

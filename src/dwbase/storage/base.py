@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -55,10 +57,36 @@ class CheckReport:
             self.problems.append(text)
 
 
+def vector_bytes(vector: Sequence[float]) -> bytes:
+    """A caller's vector as float64 little-endian bytes: exact, and cheap to write."""
+    arr = array("d", vector)
+    if sys.byteorder != "little":  # pragma: no cover - every supported platform is little
+        arr.byteswap()
+    return arr.tobytes()
+
+
+def vector_from_bytes(data: bytes) -> tuple[float, ...]:
+    arr = array("d")
+    arr.frombytes(data)
+    if sys.byteorder != "little":  # pragma: no cover
+        arr.byteswap()
+    return tuple(arr)
+
+
 def record_checksum(atom: Atom) -> bytes:
-    """SHA-256 over a canonical form of the atom's stored fields."""
-    body = json.dumps(atom.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(body.encode("utf-8")).digest()
+    """SHA-256 over a canonical form of the atom's stored fields.
+
+    The canonical form is the sorted-key JSON of every field but the vector, then the vector's
+    float64 bytes (exact, and far cheaper than formatting hundreds of floats as text).
+    """
+    fields = atom.to_dict()
+    fields["vector"] = None
+    body = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    h = hashlib.sha256(body.encode("utf-8"))
+    if atom.vector is not None:
+        h.update(b"\x00")
+        h.update(vector_bytes(atom.vector))
+    return h.digest()
 
 
 def chain_next(prev: bytes, checksum: bytes) -> bytes:

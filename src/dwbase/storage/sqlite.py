@@ -29,6 +29,8 @@ from .base import (
     ScoreRow,
     chain_next,
     record_checksum,
+    vector_bytes,
+    vector_from_bytes,
 )
 
 SCHEMA_VERSION = "1"
@@ -44,7 +46,7 @@ CREATE TABLE IF NOT EXISTS atoms(
   rec_us INTEGER NOT NULL,
   importance REAL NOT NULL,
   payload_json TEXT NOT NULL,
-  vector TEXT,
+  vector BLOB,
   flags TEXT NOT NULL,
   labels TEXT NOT NULL,
   links TEXT NOT NULL,
@@ -105,7 +107,7 @@ def _row_to_stored(row: Sequence[Any]) -> StoredAtom:
         timestamp=format_instant(ts_us),
         importance=importance,
         payload_json=payload_json,
-        vector=tuple(json.loads(vector)) if vector is not None else None,
+        vector=vector_from_bytes(vector) if vector is not None else None,
         flags=tuple(json.loads(flags)),
         labels=tuple(json.loads(labels)),
         links=tuple(Link(t, k) for t, k in json.loads(links)),
@@ -316,7 +318,7 @@ class SQLiteStorage:
                     rec.recorded_us,
                     a.importance,
                     a.payload_json,
-                    json.dumps(list(a.vector)) if a.vector is not None else None,
+                    vector_bytes(a.vector) if a.vector is not None else None,
                     json.dumps(list(a.flags), ensure_ascii=False),
                     json.dumps(list(a.labels), ensure_ascii=False),
                     json.dumps([[x.target, x.kind] for x in a.links], ensure_ascii=False),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import math
 import threading
 from array import array
 from collections.abc import Sequence
@@ -39,6 +40,15 @@ def _dot(mat: Any, q: Any) -> Any:
 
 def pack(vec: Sequence[float]) -> bytes:
     return array("f", vec).tobytes()
+
+
+def pack_unit(vec: Sequence[float]) -> bytes:
+    """``vec`` scaled to unit length (a zero vector stays zero), as float32 bytes."""
+    norm = math.hypot(*vec) or 1.0  # hypot scales, so huge or tiny values do not overflow
+    if _np is not None:
+        arr = _np.asarray(vec, dtype=_np.float64) / norm
+        return bytes(arr.astype(_np.float32).tobytes())
+    return pack([v / norm for v in vec])
 
 
 def unpack(data: bytes) -> list[float]:
