@@ -194,6 +194,9 @@ def test_index_rebuild_on_request_reports_progress_and_finishes(tmp_path: Path) 
         db.ask("w", "refund")
         out = db.index_rebuild("w", wait=False)
         assert out["started"] and out["worlds"] == ["w"]
+        db.index_rebuild(wait=False)  # joins the running rebuild instead of racing it
+        rebuilders = [t for t in threading.enumerate() if t.name == "dwbase-reindex"]
+        assert len(rebuilders) <= 1
         wait_for(lambda: db.index_status("w")[0]["ready"])
         assert db.index_rebuild("w") == {"worlds": ["w"], "vectors": len(TEXTS)}
 

@@ -127,6 +127,7 @@ class IndexManager:
         self._stale: set[str] = set()  # worlds waiting for a re-embedding rebuild
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._reindexing = False  # a _rebuild_stale thread is running (guarded by _lock)
         self.cache = ReembedCache(getattr(engine.storage, "path", None))
 
     # ------------------------------------------------------------------ embedder changes
@@ -156,8 +157,7 @@ class IndexManager:
         self.engine._dims.clear()
         with self._lock:
             self._states.clear()
-            self._stale.update(worlds)
-        self._spawn("dwbase-reindex", self._rebuild_stale)
+        self.rebuild_later(worlds)
 
     def _has_given_vectors(self, world: str) -> bool:
         for quarantined in (False, True):
@@ -333,9 +333,10 @@ class IndexManager:
             st.ann_building = False
 
     def _rebuild_stale(self) -> None:
-        while not self._stop.is_set():
+        while True:
             with self._lock:
-                if not self._stale:
+                if not self._stale or self._stop.is_set():
+                    self._reindexing = False
                     return
                 world = sorted(self._stale)[0]
             try:
@@ -343,10 +344,15 @@ class IndexManager:
                     self.rebuild(world, q)
             except Exception as exc:
                 with self._lock:
-                    st = self._states.get((world, False))
-                    if st is not None:
-                        st.error = f"rebuild failed: {exc}"
+                    for q in (False, True):
+                        st = self._states.get((world, q))
+                        if st is not None:  # served again, resynced in full on next use
+                            st.error = f"rebuild failed: {exc}"
+                            st.dirty = True
+                            st.ready, st.rebuilding = True, False
                 if self.engine._closed:
+                    with self._lock:
+                        self._reindexing = False
                     return
             with self._lock:
                 self._stale.discard(world)
@@ -354,6 +360,9 @@ class IndexManager:
     def rebuild_later(self, worlds: Sequence[str]) -> None:
         with self._lock:
             self._stale.update(worlds)
+            if self._reindexing or not self._stale:
+                return  # the running thread picks the new worlds up
+            self._reindexing = True
         self._spawn("dwbase-reindex", self._rebuild_stale)
 
     def rebuild(self, world: str, quarantined: bool = False) -> WorldIndex:
