@@ -402,8 +402,8 @@ class IndexManager:
         lag = 0
         if st is not None and st.ready:
             lag = len(self.engine.storage.load_vectors(world, after_seq=st.exact.max_seq))
-        elif not stale:
-            lag = len(self.engine.storage.load_vectors(world))
+        elif not stale:  # not loaded yet: every atom waits (counted, not read)
+            lag = self.engine.storage.count(world, quarantined=False)
         if stale:
             progress = st.progress if st is not None else 0.0
         else:
