@@ -1,7 +1,7 @@
 """HTTP node benchmark: a real node process, 16 concurrent keep-alive clients.
 
-    .venv/bin/python benchmarks/http.py                 # 10 s per phase, 16 clients
-    .venv/bin/python benchmarks/http.py --duration 5 --clients 16 --atoms 10000 --json
+    .venv/bin/python benchmarks/node_http.py                 # 10 s per phase, 16 clients
+    .venv/bin/python benchmarks/node_http.py --duration 5 --clients 16 --atoms 10000 --json
 
 Phases: remember (one atom per request), ask on a world of 10k atoms, and a 90/10 mix
 (90 % ask, 10 % remember). The node runs in its own process (uvicorn, SQLite in a temporary
@@ -13,14 +13,6 @@ comparison (the floor the HTTP layer adds to).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# Run as a script, this file's folder comes first on sys.path and "http.py" would shadow the
-# standard library's http package that httpx needs.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
-
 import argparse
 import asyncio
 import json
@@ -29,6 +21,7 @@ import random
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
