@@ -810,3 +810,29 @@ def test_filter_seqs_keeps_only_matching_atoms_of_the_world(store: Storage, rec:
     assert store.filter_seqs("w", seqs, spec) == {a.seq}
     assert store.filter_seqs("w", seqs, spec, quarantined=True) == {d.seq}
     assert store.filter_seqs("w", seqs, FilterSpec()) == {a.seq, b.seq}
+
+
+def test_sqlite_text_search_of_a_large_store_leaves_out_very_common_words(
+    sqlite_adapter: Adapter, rec: RecordMaker
+):
+    store = sqlite_adapter.open()
+    texts = ["routine upgrade note"] * 19_990 + ["routine upgrade of the rare zircon"] * 10
+    store.append([rec(text=t) for t in texts])
+    # "routine" and "upgrades" (stemmed like "upgrade") are in every atom: their BM25 weight
+    # is near zero, so only the discriminating word is searched.
+    hits = store.search_text("w", ["routine", "upgrades", "zircon"], 50)
+    assert len(hits) == 10
+    found = store.get_seqs([s for s, _ in hits])
+    assert all("zircon" in s.text for s in found.values())
+    # A question made only of words in most atoms has nothing to search lexically.
+    assert store.search_text("w", ["routine", "upgrading"], 50) == []
+    store.close()
+
+
+def test_sqlite_text_search_of_a_small_store_keeps_every_word(
+    sqlite_adapter: Adapter, rec: RecordMaker
+):
+    store = sqlite_adapter.open()
+    store.append([rec(text="routine upgrade note") for _ in range(300)])
+    assert len(store.search_text("w", ["routine", "zircon"], 500)) == 300
+    store.close()

@@ -67,6 +67,7 @@ CREATE TABLE IF NOT EXISTS tombstones(seq INTEGER PRIMARY KEY, world TEXT NOT NU
   id TEXT NOT NULL, checksum BLOB NOT NULL, chain BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS tombstones_world ON tombstones(world, seq);
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE VIRTUAL TABLE IF NOT EXISTS fts_vocab USING fts5vocab(fts, 'row');
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(text,
   tokenize='porter unicode61 remove_diacritics 2');
 """
@@ -540,16 +541,97 @@ class SQLiteStorage:
     ) -> list[tuple[int, float]]:
         if not terms:
             return []
-        where, params = self._where(world, spec or FilterSpec(), quarantined, None)
-        rows = self._read(
-            "SELECT f.rowid, bm25(fts) AS s FROM fts f JOIN atoms a ON a.seq=f.rowid "
-            f"WHERE fts MATCH ? AND {where} ORDER BY s LIMIT ?",
-            [fts_query(terms), *params, int(limit)],
+        spec = spec or FilterSpec()
+        chosen = self._prune_common(terms)
+        if not chosen:
+            return []
+        query = fts_query(chosen)
+        # Fast path: rank in the text index alone (no join per match), over-fetch, then keep
+        # the rows of this world and filter. The order is global, so if at least ``limit``
+        # rows survive they are exactly the best ``limit`` of the filtered set.
+        fetch = max(4 * int(limit), 256)
+        ranked = self._read(
+            "SELECT rowid, rank FROM fts WHERE fts MATCH ? ORDER BY rank LIMIT ?",
+            [query, fetch],
         )
+        allowed = self.filter_seqs(world, [r[0] for r in ranked], spec, quarantined=quarantined)
+        rows = [r for r in ranked if r[0] in allowed][: int(limit)]
+        if len(rows) < int(limit) and len(ranked) == fetch:
+            where, params = self._where(world, spec, quarantined, None)
+            rows = self._read(
+                "SELECT f.rowid, bm25(fts) AS s FROM fts f JOIN atoms a ON a.seq=f.rowid "
+                f"WHERE fts MATCH ? AND {where} ORDER BY s LIMIT ?",
+                [query, *params, int(limit)],
+            )
         # FTS5's bm25() is "lower is better" and negative; relevance is its negation.
         return [(int(seq), -float(s)) for seq, s in rows if -float(s) > 0] or [
             (int(seq), 1e-6) for seq, _ in rows
         ]
+
+    PRUNE_FROM_ATOMS = 20_000
+    COMMON_FRACTION = 0.01
+
+    def _prune_common(self, terms: Sequence[str]) -> list[str]:
+        """Keep the rarest terms of a large store's lexical query, within a work budget.
+
+        In a store of at least 20,000 atoms, terms are taken rarest first while the atoms
+        that hold them stay within 3% of the store; a term in more than 1% of all atoms adds
+        almost nothing to BM25 (its idf is near zero) but makes SQLite score every atom that
+        holds it, which was most of an ask's time at 100k atoms. If even the rarest term is in
+        more than 10% of the atoms, the question has no discriminating word and the lexical
+        path is skipped (semantic search still runs). Smaller stores are never affected.
+        """
+        total = self.max_seq()
+        if total < self.PRUNE_FROM_ATOMS or not terms:
+            return list(terms)
+        unit = self.COMMON_FRACTION * total
+        tokens = self._tokens(terms)
+        if tokens is None:
+            return list(terms)
+        marks = ",".join("?" * len(tokens))
+        df_tok = dict(
+            self._read(f"SELECT term, doc FROM fts_vocab WHERE term IN ({marks})", tokens)
+        )
+        df = {t: df_tok.get(tok, 0) for t, tok in zip(terms, tokens, strict=True)}
+        ranked = sorted(terms, key=lambda t: df[t])
+        if df[ranked[0]] > 10 * unit:
+            return []
+        kept: list[str] = []
+        work = 0
+        for t in ranked:
+            d = df[t]
+            if kept and work + d > 3 * unit:
+                break
+            kept.append(t)
+            work += d
+        return kept
+
+    def _tokens(self, terms: Sequence[str]) -> list[str] | None:
+        """The index's own tokens (porter stems) for ``terms``, one per term, or ``None``.
+
+        Asked of SQLite itself, through a one-row FTS5 table with the same tokenizer in this
+        connection's temp schema, so the stems always match the index's.
+        """
+        conn = self._reader()
+        try:
+            if not getattr(self._local, "stemmer", False):
+                conn.execute(
+                    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.stem USING fts5(t, "
+                    "tokenize='porter unicode61 remove_diacritics 2')"
+                )
+                conn.execute(
+                    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.stem_vocab "
+                    "USING fts5vocab(temp, stem, 'instance')"
+                )
+                self._local.stemmer = True
+            conn.execute("DELETE FROM temp.stem")
+            conn.execute("INSERT INTO temp.stem(rowid, t) VALUES(1, ?)", (" ".join(terms),))
+            rows = conn.execute("SELECT term FROM temp.stem_vocab ORDER BY offset").fetchall()
+        except sqlite3.Error:
+            return None
+        if len(rows) != len(terms):
+            return None  # a term split into several tokens: no safe mapping, prune nothing
+        return [str(r[0]) for r in rows]
 
     def load_vectors(
         self, world: str, *, quarantined: bool = False, after_seq: int = 0
