@@ -29,11 +29,13 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInputError
+from .ranking import RankingWeights
 
 if TYPE_CHECKING:
     from .engine import Engine
     from .options import Options
 
+_RW = RankingWeights()
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
@@ -128,18 +130,30 @@ class Settings:
         "swarm.subscribe", [], "world patterns to replicate in"
     )
 
-    ranking_lexical: float = _s("ranking.lexical", 0.55, "weight of lexical relevance")
-    ranking_semantic: float = _s("ranking.semantic", 0.35, "weight of semantic relevance")
-    ranking_recency: float = _s("ranking.recency", 0.05, "weight of recency")
-    ranking_importance: float = _s("ranking.importance", 0.05, "weight of importance")
-    ranking_trust: float = _s("ranking.trust", 0.2, "weight of writer trust")
+    # Defaults come from RankingWeights: the node ranks exactly like the library.
+    ranking_lexical: float = _s("ranking.lexical", _RW.lexical, "weight of lexical relevance")
+    ranking_semantic: float = _s("ranking.semantic", _RW.semantic, "weight of semantic relevance")
+    ranking_context_prev: float = _s(
+        "ranking.context_prev", _RW.context_prev, "share of the previous atom's relevance"
+    )
+    ranking_context_next: float = _s(
+        "ranking.context_next", _RW.context_next, "share of the next atom's relevance"
+    )
+    ranking_context_gap_hours: float = _s(
+        "ranking.context_gap_hours", _RW.context_gap_hours, "neighbours further apart do not count"
+    )
+    ranking_recency: float = _s("ranking.recency", _RW.recency, "weight of recency")
+    ranking_importance: float = _s("ranking.importance", _RW.importance, "weight of importance")
+    ranking_trust: float = _s("ranking.trust", _RW.trust, "weight of writer trust")
     ranking_recency_half_life_hours: float = _s(
-        "ranking.recency_half_life_hours", 168.0, "recency half-life in hours"
+        "ranking.recency_half_life_hours", _RW.recency_half_life_hours, "recency half-life in hours"
     )
     ranking_recency_window: int = _s(
-        "ranking.recency_window", 32, "newest atoms always considered by ask"
+        "ranking.recency_window", _RW.recency_window, "newest atoms always considered by ask"
     )
-    ranking_candidates: int = _s("ranking.candidates", 200, "candidates ranked per ask")
+    ranking_candidates: int = _s(
+        "ranking.candidates", _RW.candidates, "candidates per path (lexical, semantic) per ask"
+    )
 
     # ------------------------------------------------------------------ derived values
 
@@ -159,11 +173,13 @@ class Settings:
         from .embed import get_embedder
         from .options import Options
         from .quarantine import QuarantineConfig
-        from .ranking import RankingWeights
 
         ranking = RankingWeights(
             lexical=self.ranking_lexical,
             semantic=self.ranking_semantic,
+            context_prev=self.ranking_context_prev,
+            context_next=self.ranking_context_next,
+            context_gap_hours=self.ranking_context_gap_hours,
             recency=self.ranking_recency,
             importance=self.ranking_importance,
             trust=self.ranking_trust,

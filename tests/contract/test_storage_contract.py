@@ -816,7 +816,7 @@ def test_sqlite_text_search_of_a_large_store_leaves_out_very_common_words(
     sqlite_adapter: Adapter, rec: RecordMaker
 ):
     store = sqlite_adapter.open()
-    texts = ["routine upgrade note"] * 19_990 + ["routine upgrade of the rare zircon"] * 10
+    texts = ["routine upgrade note"] * 9_990 + ["routine upgrade of the rare zircon"] * 10
     store.append([rec(text=t) for t in texts])
     # "routine" and "upgrades" (stemmed like "upgrade") are in every atom: their BM25 weight
     # is near zero, so only the discriminating word is searched.

@@ -568,13 +568,13 @@ class SQLiteStorage:
             (int(seq), 1e-6) for seq, _ in rows
         ]
 
-    PRUNE_FROM_ATOMS = 20_000
+    PRUNE_FROM_ATOMS = 10_000
     COMMON_FRACTION = 0.01
 
     def _prune_common(self, terms: Sequence[str]) -> list[str]:
         """Keep the rarest terms of a large store's lexical query, within a work budget.
 
-        In a store of at least 20,000 atoms, terms are taken rarest first while the atoms
+        In a store of at least 10,000 atoms, terms are taken rarest first while the atoms
         that hold them stay within 3% of the store; a term in more than 1% of all atoms adds
         almost nothing to BM25 (its idf is near zero) but makes SQLite score every atom that
         holds it, which was most of an ask's time at 100k atoms. If even the rarest term is in
