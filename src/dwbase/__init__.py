@@ -11,7 +11,7 @@ True
 from __future__ import annotations
 
 from .api import AsyncDWBase, open, open_async
-from .engine import AtomId, Engine, GcReport, IngestResult
+from .engine import Engine
 from .errors import (
     CapabilityDeniedError,
     ConflictError,
@@ -29,6 +29,7 @@ from .errors import (
 from .model import KINDS, LINK_KINDS, Answer, Atom, AtomFilter, Hit, Link
 from .options import Options
 from .policy import Policy
+from .results import AtomId, GcReport, IngestResult
 from .security import Caller
 
 DWBase = Engine

@@ -21,7 +21,6 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
-from .engine import AtomId
 from .errors import (
     DWBaseError,
     InternalError,
@@ -29,6 +28,7 @@ from .errors import (
     error_from_dict,
 )
 from .model import Answer, Atom, AtomFilter, Hit
+from .results import AtomId
 from .stream import SubscriptionStats
 
 T = TypeVar("T")

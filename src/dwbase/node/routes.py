@@ -12,10 +12,11 @@ from typing import Annotated, Any
 from fastapi import Body, FastAPI, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from ..engine import AtomId, Engine
+from ..engine import Engine
 from ..errors import InvalidHandleError, InvalidInputError
 from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..model import Atom
+from ..results import AtomId
 from . import schemas as S
 from .app import NodeState, _atoms, _json, run
 
