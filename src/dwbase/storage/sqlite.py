@@ -20,8 +20,7 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 from ..errors import InvalidInputError, StorageError
-from ..model import Atom, FilterSpec, Link, StoredAtom
-from ..timeutil import format_instant
+from ..model import FilterSpec, StoredAtom
 from .base import (
     GENESIS,
     CheckReport,
@@ -30,97 +29,15 @@ from .base import (
     chain_next,
     record_checksum,
     vector_bytes,
-    vector_from_bytes,
 )
-
-SCHEMA_VERSION = "1"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS atoms(
-  seq INTEGER PRIMARY KEY,
-  id TEXT NOT NULL UNIQUE,
-  world TEXT NOT NULL,
-  worker TEXT NOT NULL,
-  kind TEXT NOT NULL,
-  ts_us INTEGER NOT NULL,
-  rec_us INTEGER NOT NULL,
-  importance REAL NOT NULL,
-  payload_json TEXT NOT NULL,
-  vector BLOB,
-  flags TEXT NOT NULL,
-  labels TEXT NOT NULL,
-  links TEXT NOT NULL,
-  text TEXT NOT NULL,
-  quarantine TEXT,
-  checksum BLOB NOT NULL,
-  chain BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS atoms_world_seq ON atoms(world, seq);
-CREATE INDEX IF NOT EXISTS atoms_world_ts ON atoms(world, ts_us, seq);
-CREATE INDEX IF NOT EXISTS atoms_quarantined ON atoms(world, seq) WHERE quarantine IS NOT NULL;
-CREATE TABLE IF NOT EXISTS tags(tag TEXT NOT NULL, seq INTEGER NOT NULL,
-  PRIMARY KEY(tag, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS links(target TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
-  PRIMARY KEY(target, seq, kind)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS vectors(seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS tombstones(seq INTEGER PRIMARY KEY, world TEXT NOT NULL,
-  id TEXT NOT NULL, checksum BLOB NOT NULL, chain BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS tombstones_world ON tombstones(world, seq);
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE VIRTUAL TABLE IF NOT EXISTS fts_vocab USING fts5vocab(fts, 'row');
-CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(text,
-  tokenize='porter unicode61 remove_diacritics 2');
-"""
-
-_COLS = (
-    "seq, id, world, worker, kind, ts_us, rec_us, importance, payload_json, vector, flags, "
-    "labels, links, text, quarantine"
+from .sqlite_schema import (
+    COLS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    atom_tags,
+    fts_query,
+    row_to_stored,
 )
-
-
-def _tags(atom: Atom) -> list[str]:
-    return ["l:" + x for x in atom.labels] + ["f:" + x for x in atom.flags]
-
-
-def _row_to_stored(row: Sequence[Any]) -> StoredAtom:
-    (
-        seq,
-        aid,
-        world,
-        worker,
-        kind,
-        ts_us,
-        rec_us,
-        importance,
-        payload_json,
-        vector,
-        flags,
-        labels,
-        links,
-        text,
-        quarantine,
-    ) = row
-    atom = Atom(
-        id=aid,
-        world=world,
-        worker=worker,
-        kind=kind,
-        timestamp=format_instant(ts_us),
-        importance=importance,
-        payload_json=payload_json,
-        vector=vector_from_bytes(vector) if vector is not None else None,
-        flags=tuple(json.loads(flags)),
-        labels=tuple(json.loads(labels)),
-        links=tuple(Link(t, k) for t, k in json.loads(links)),
-        recorded_at=format_instant(rec_us),
-    )
-    return StoredAtom(
-        atom=atom, seq=seq, ts_us=ts_us, recorded_us=rec_us, text=text, quarantine=quarantine
-    )
-
-
-def fts_query(terms: Sequence[str]) -> str:
-    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
 
 
 class SQLiteStorage:
@@ -142,7 +59,7 @@ class SQLiteStorage:
         try:
             self._writer = self._connect()
             with self._write_lock:
-                self._writer.executescript(_SCHEMA)
+                self._writer.executescript(SCHEMA)
                 cur = self._writer.execute("SELECT value FROM meta WHERE key='schema_version'")
                 row = cur.fetchone()
                 if row is None:
@@ -329,7 +246,7 @@ class SQLiteStorage:
                     chain,
                 )
             )
-            tag_rows.extend((t, seq) for t in _tags(a))
+            tag_rows.extend((t, seq) for t in atom_tags(a))
             link_rows.extend((x.target, seq, x.kind) for x in a.links)
             if rec.index_vector is not None:
                 vec_rows.append((seq, rec.index_vector))
@@ -345,7 +262,7 @@ class SQLiteStorage:
                 )
             )
         conn.executemany(
-            f"INSERT INTO atoms({_COLS}, checksum, chain) VALUES ({','.join('?' * 17)})", atom_rows
+            f"INSERT INTO atoms({COLS}, checksum, chain) VALUES ({','.join('?' * 17)})", atom_rows
         )
         if tag_rows:
             conn.executemany("INSERT OR IGNORE INTO tags(tag, seq) VALUES(?, ?)", tag_rows)
@@ -405,8 +322,8 @@ class SQLiteStorage:
     # ------------------------------------------------------------------ reads
 
     def get(self, atom_id: str) -> StoredAtom | None:
-        rows = self._read(f"SELECT {_COLS} FROM atoms WHERE id=?", (atom_id,))
-        return _row_to_stored(rows[0]) if rows else None
+        rows = self._read(f"SELECT {COLS} FROM atoms WHERE id=?", (atom_id,))
+        return row_to_stored(rows[0]) if rows else None
 
     def get_many(self, atom_ids: Sequence[str]) -> dict[str, StoredAtom]:
         out: dict[str, StoredAtom] = {}
@@ -414,9 +331,9 @@ class SQLiteStorage:
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             for row in self._read(
-                f"SELECT {_COLS} FROM atoms WHERE id IN ({','.join('?' * len(chunk))})", chunk
+                f"SELECT {COLS} FROM atoms WHERE id IN ({','.join('?' * len(chunk))})", chunk
             ):
-                s = _row_to_stored(row)
+                s = row_to_stored(row)
                 out[s.atom.id] = s
         return out
 
@@ -426,9 +343,9 @@ class SQLiteStorage:
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
             for row in self._read(
-                f"SELECT {_COLS} FROM atoms WHERE seq IN ({','.join('?' * len(chunk))})", chunk
+                f"SELECT {COLS} FROM atoms WHERE seq IN ({','.join('?' * len(chunk))})", chunk
             ):
-                s = _row_to_stored(row)
+                s = row_to_stored(row)
                 out[s.seq] = s
         return out
 
@@ -524,11 +441,11 @@ class SQLiteStorage:
         order_by = (
             f"a.ts_us {direction}, a.seq {direction}" if order == "event" else f"a.seq {direction}"
         )
-        sql = f"SELECT {_COLS} FROM atoms a WHERE {where} ORDER BY {order_by}"
+        sql = f"SELECT {COLS} FROM atoms a WHERE {where} ORDER BY {order_by}"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
-        return [_row_to_stored(r) for r in self._read(sql, params)]
+        return [row_to_stored(r) for r in self._read(sql, params)]
 
     def search_text(
         self,
@@ -667,7 +584,7 @@ class SQLiteStorage:
         lo = "l:" + prefix
         hi = lo[:-1] + chr(ord(lo[-1]) + 1)
         sql = (
-            f"SELECT {', '.join('a.' + c.strip() for c in _COLS.split(','))} FROM atoms a "
+            f"SELECT {', '.join('a.' + c.strip() for c in COLS.split(','))} FROM atoms a "
             "WHERE a.seq IN (SELECT seq FROM tags WHERE tag >= ? AND tag < ?) "
             "AND a.quarantine IS NULL"
         )
@@ -675,7 +592,7 @@ class SQLiteStorage:
         if world is not None:
             sql += " AND a.world=?"
             params.append(world)
-        return [_row_to_stored(r) for r in self._read(sql + " ORDER BY a.seq", params)]
+        return [row_to_stored(r) for r in self._read(sql + " ORDER BY a.seq", params)]
 
     def worlds(self) -> list[str]:
         rows = self._read(
@@ -699,14 +616,14 @@ class SQLiteStorage:
         return int(self._read(f"SELECT count(*) FROM atoms{where}", params)[0][0])
 
     def quarantined(self, world: str | None = None, limit: int = 1000) -> list[StoredAtom]:
-        sql = f"SELECT {_COLS} FROM atoms WHERE quarantine IS NOT NULL"
+        sql = f"SELECT {COLS} FROM atoms WHERE quarantine IS NOT NULL"
         params: list[Any] = []
         if world is not None:
             sql += " AND world=?"
             params.append(world)
         sql += " ORDER BY seq LIMIT ?"
         params.append(limit)
-        return [_row_to_stored(r) for r in self._read(sql, params)]
+        return [row_to_stored(r) for r in self._read(sql, params)]
 
     _UNPROTECTED = (
         "NOT EXISTS (SELECT 1 FROM tags t WHERE t.seq=a.seq AND ("
@@ -776,7 +693,7 @@ class SQLiteStorage:
             if ok != "ok":
                 report.problem(f"sqlite quick_check: {ok}")
             rows = conn.execute(
-                f"SELECT {_COLS}, checksum, chain, 0 FROM atoms UNION ALL "
+                f"SELECT {COLS}, checksum, chain, 0 FROM atoms UNION ALL "
                 "SELECT seq, id, world, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
                 "NULL, NULL, NULL, checksum, chain, 1 FROM tombstones ORDER BY 1"
             )
@@ -787,7 +704,7 @@ class SQLiteStorage:
                 if not tomb:
                     report.records += 1
                     try:
-                        stored = _row_to_stored(row[:15])
+                        stored = row_to_stored(row[:15])
                     except (ValueError, TypeError) as exc:
                         report.problem(f"atom {aid} (seq {seq}) cannot be decoded: {exc}")
                         continue
@@ -814,11 +731,11 @@ class SQLiteStorage:
             conn.execute("DELETE FROM links")
             conn.execute("DELETE FROM fts")
             n = 0
-            for row in conn.execute(f"SELECT {_COLS} FROM atoms ORDER BY seq").fetchall():
-                s = _row_to_stored(row)
+            for row in conn.execute(f"SELECT {COLS} FROM atoms ORDER BY seq").fetchall():
+                s = row_to_stored(row)
                 conn.executemany(
                     "INSERT OR IGNORE INTO tags(tag, seq) VALUES(?, ?)",
-                    [(t, s.seq) for t in _tags(s.atom)],
+                    [(t, s.seq) for t in atom_tags(s.atom)],
                 )
                 conn.executemany(
                     "INSERT OR IGNORE INTO links(target, seq, kind) VALUES(?,?,?)",

@@ -1,0 +1,100 @@
+"""SQLite storage: the schema and the row codec (how an atom row becomes a ``StoredAtom``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from ..model import Atom, Link, StoredAtom
+from ..timeutil import format_instant
+from .base import vector_from_bytes
+
+SCHEMA_VERSION = "1"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS atoms(
+  seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  world TEXT NOT NULL,
+  worker TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  ts_us INTEGER NOT NULL,
+  rec_us INTEGER NOT NULL,
+  importance REAL NOT NULL,
+  payload_json TEXT NOT NULL,
+  vector BLOB,
+  flags TEXT NOT NULL,
+  labels TEXT NOT NULL,
+  links TEXT NOT NULL,
+  text TEXT NOT NULL,
+  quarantine TEXT,
+  checksum BLOB NOT NULL,
+  chain BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS atoms_world_seq ON atoms(world, seq);
+CREATE INDEX IF NOT EXISTS atoms_world_ts ON atoms(world, ts_us, seq);
+CREATE INDEX IF NOT EXISTS atoms_quarantined ON atoms(world, seq) WHERE quarantine IS NOT NULL;
+CREATE TABLE IF NOT EXISTS tags(tag TEXT NOT NULL, seq INTEGER NOT NULL,
+  PRIMARY KEY(tag, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS links(target TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
+  PRIMARY KEY(target, seq, kind)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS vectors(seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS tombstones(seq INTEGER PRIMARY KEY, world TEXT NOT NULL,
+  id TEXT NOT NULL, checksum BLOB NOT NULL, chain BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS tombstones_world ON tombstones(world, seq);
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE VIRTUAL TABLE IF NOT EXISTS fts_vocab USING fts5vocab(fts, 'row');
+CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(text,
+  tokenize='porter unicode61 remove_diacritics 2');
+"""
+
+COLS = (
+    "seq, id, world, worker, kind, ts_us, rec_us, importance, payload_json, vector, flags, "
+    "labels, links, text, quarantine"
+)
+
+
+def atom_tags(atom: Atom) -> list[str]:
+    return ["l:" + x for x in atom.labels] + ["f:" + x for x in atom.flags]
+
+
+def row_to_stored(row: Sequence[Any]) -> StoredAtom:
+    (
+        seq,
+        aid,
+        world,
+        worker,
+        kind,
+        ts_us,
+        rec_us,
+        importance,
+        payload_json,
+        vector,
+        flags,
+        labels,
+        links,
+        text,
+        quarantine,
+    ) = row
+    atom = Atom(
+        id=aid,
+        world=world,
+        worker=worker,
+        kind=kind,
+        timestamp=format_instant(ts_us),
+        importance=importance,
+        payload_json=payload_json,
+        vector=vector_from_bytes(vector) if vector is not None else None,
+        flags=tuple(json.loads(flags)),
+        labels=tuple(json.loads(labels)),
+        links=tuple(Link(t, k) for t, k in json.loads(links)),
+        recorded_at=format_instant(rec_us),
+    )
+    return StoredAtom(
+        atom=atom, seq=seq, ts_us=ts_us, recorded_us=rec_us, text=text, quarantine=quarantine
+    )
+
+
+def fts_query(terms: Sequence[str]) -> str:
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
