@@ -49,7 +49,7 @@ from .security.caps import FULL_ACCESS, Caller
 from .storage.base import NewRecord, Storage
 from .stream import Hub, SubscriptionStats
 from .timeutil import format_instant, now_micros, parse_instant
-from .vector import ExactIndex, pack
+from .vector import pack
 from .vector.exact import pack_unit
 
 
@@ -360,9 +360,8 @@ class Engine(OperationsMixin):
             if w in self._dims_saved:
                 continue
             if self.storage.meta_get("dim:" + w) is None:
-                dim = len(rec.atom.vector) if rec.atom.vector is not None else self.embedder.dim
-                self.storage.meta_set("dim:" + w, str(dim))
-                self._dims[w] = dim
+                # _prepare already held every vector to this dimension.
+                self.storage.meta_set("dim:" + w, str(self._world_dim(w)))
             self._dims_saved.add(w)
 
     def _after_store(self, s: StoredAtom) -> None:
@@ -589,10 +588,6 @@ class Engine(OperationsMixin):
     def _drop_superseded(self, rows: list[StoredAtom], as_of_us: int | None) -> list[StoredAtom]:
         counts = self.storage.link_counts([s.atom.id for s in rows], as_of_us=as_of_us)
         return [s for s in rows if not counts.get(s.atom.id, {}).get("supersedes")]
-
-    def _index(self, world: str, quarantined: bool) -> ExactIndex:
-        st = self.indexes.get(world, quarantined)
-        return st.exact if st is not None else ExactIndex(self._world_dim(world))
 
     def _drop_index(self, world: str) -> None:
         self.indexes.invalidate(world)

@@ -48,8 +48,3 @@ _default = IdGenerator()
 
 def new_id() -> str:
     return _default.new_id()
-
-
-def id_time_ms(atom_id: str) -> int:
-    """The millisecond timestamp embedded in a UUIDv7 id."""
-    return uuid.UUID(atom_id).int >> 80
