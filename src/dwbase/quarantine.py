@@ -6,8 +6,8 @@ Three rules, each configurable:
   ``burst_window_s`` seconds; the atoms past the limit are held. Off by default in the
   embedded library (a bulk import by its owner is not spam); a node enables it in config.
 * **impossible numbers** — a payload holding a real NaN/Infinity number, or a string whose
-  *word* is NaN/Inf/Infinity (``"latency NaN ms"``). Substrings never count: "tenant",
-  "finance", "infinite" are fine.
+  *word* is NaN/Inf/Infinity (``"latency NaN ms"``, ``"-inf"``). Substrings never count:
+  "tenant", "finance", "infinite", "infinity-pool" are fine.
 * **low trust** — a worker whose trust is below ``low_trust`` writing with importance above
   ``low_trust_importance``.
 """
@@ -24,7 +24,7 @@ from typing import Any
 
 from .timeutil import Clock
 
-_NUMERIC_WORD = re.compile(r"(?<![\w.])[-+]?(?:nan|inf|infinity)(?![\w])", re.IGNORECASE)
+_NUMERIC_WORD = re.compile(r"(?<![\w.-])[-+]?(?:nan|inf|infinity)(?![\w-])", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,18 +22,19 @@ def put(db: dwbase.Engine, text: str, world: str = "demo", **kw: object) -> str:
         "tenant finance report",
         "infinite scroll",
         "nano banana",
-        "Infinity Ward shipped",
         "inflation at 3%",
+        "nanoseconds and infinity-pool",
     ],
 )
 def test_words_that_contain_nan_or_inf_are_not_quarantined(db: dwbase.Engine, text: str) -> None:
-    if text == "Infinity Ward shipped":
-        # A standalone word "Infinity" *is* an impossible-number token by the rule.
-        assert put(db, text).quarantined == "impossible_number"
-        return
     aid = put(db, text)
     assert aid.quarantined is None
     assert db.get(aid).world == "demo"
+
+
+@pytest.mark.parametrize("text", ["Infinity Ward shipped", "latency: nan", "value -inf"])
+def test_standalone_nan_and_infinity_words_are_quarantined(db: dwbase.Engine, text: str) -> None:
+    assert put(db, text).quarantined == "impossible_number"
 
 
 def test_real_nan_values_are_quarantined(db: dwbase.Engine) -> None:
