@@ -271,6 +271,11 @@ def main() -> None:
     ap.add_argument("--atoms", type=int, default=10_000, help="atoms in the ask world")
     ap.add_argument("--json", action="store_true", help="print JSON only")
     ap.add_argument("--no-floor", action="store_true", help="skip the in-process engine run")
+    ap.add_argument(
+        "--phases",
+        default="remember,ask,mix",
+        help="comma-separated phases to run (remember, ask, mix); default all three",
+    )
     args = ap.parse_args()
 
     port = free_port()
@@ -280,11 +285,16 @@ def main() -> None:
         try:
             url = f"http://127.0.0.1:{port}"
             preload(url, "bench-ask", args.atoms)
-            for name, make in (
-                ("remember", remember_req("bench-remember")),
-                (f"ask ({args.atoms} atoms)", ask_req("bench-ask")),
-                ("mix 90% ask / 10% remember", mix_req("bench-ask")),
-            ):
+            phases = {
+                "remember": ("remember", remember_req("bench-remember")),
+                "ask": (f"ask ({args.atoms} atoms)", ask_req("bench-ask")),
+                "mix": ("mix 90% ask / 10% remember", mix_req("bench-ask")),
+            }
+            wanted = [p.strip() for p in args.phases.split(",") if p.strip()]
+            unknown = [p for p in wanted if p not in phases]
+            if unknown:
+                raise SystemExit(f"unknown phase(s) {unknown}; choose from {sorted(phases)}")
+            for name, make in (phases[p] for p in wanted):
                 ph = Phase(name)
                 asyncio.run(drive("127.0.0.1", port, ph, args.clients, args.duration, make))
                 results.append(ph.summary())

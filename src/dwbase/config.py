@@ -66,6 +66,9 @@ class Settings:
     max_body_bytes: int = _s(
         "max_body_bytes", 16 * 1024 * 1024, "largest request body accepted (413 above)"
     )
+    read_threads: int = _s(
+        "read_threads", 1, "threads answering ask, replay and inspect (1 is fastest on 2 cores)"
+    )
 
     security_max_payload_bytes: int = _s(
         "security.max_payload_bytes", 256 * 1024, "largest payload_json of one atom (413 above)"
@@ -411,6 +414,10 @@ def _validate(s: Settings) -> None:
     if s.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise InvalidInputError(
             f"log_level {s.log_level!r} must be debug, info, warning or error", field="log_level"
+        )
+    if not 1 <= s.read_threads <= 64:
+        raise InvalidInputError(
+            f"read_threads {s.read_threads} must be between 1 and 64", field="read_threads"
         )
     for name in ("auth_remember_rate", "auth_ask_rate", "storage_max_disk_mb"):
         if getattr(s, name) < 0:

@@ -15,6 +15,7 @@ from typing import Any
 from .embed import embedder_id
 from .errors import (
     ConflictError,
+    DWBaseError,
     InvalidInputError,
     NotFoundError,
 )
@@ -326,24 +327,63 @@ class Engine(OperationsMixin):
                 raise
         for p in prepared:
             self._check_world_open(p.record.atom.world, p.record.atom.labels)
-        records: list[NewRecord] = []
-        reasons: list[str | None] = []
-        for p in prepared:
-            reason = self._quarantine_reason(p)
-            reasons.append(reason)
-            rec = p.record
-            if reason is not None:
-                rec = NewRecord(
-                    atom=rec.atom,
-                    ts_us=rec.ts_us,
-                    recorded_us=rec.recorded_us,
-                    text=rec.text,
-                    index_vector=rec.index_vector,
-                    quarantine=reason,
-                )
-            records.append(rec)
+        records = [self._with_quarantine(p) for p in prepared]
         self._store(records)
-        return [AtomId.make(r.atom.id, reason) for r, reason in zip(records, reasons, strict=True)]
+        return [AtomId.make(r.atom.id, r.quarantine) for r in records]
+
+    def remember_each(
+        self, items: Sequence[tuple[Mapping[str, Any], Caller | None]]
+    ) -> list[AtomId | DWBaseError]:
+        """Store independent atoms (each with its own caller) in one shared transaction.
+
+        This is group commit: a server gathers the single remembers that arrive together and
+        pays for one transaction. Each item gets its own answer, in order: its id, or the error
+        that refused it (bad input, no permission, an archived world), and a refused item does
+        not hold the others back. If the shared transaction fails, each item is retried on its
+        own so every answer is that item's own; nothing is acknowledged that is not stored.
+        """
+        now_us = self._now()
+        out: list[AtomId | DWBaseError] = []
+        pending: list[tuple[int, NewRecord]] = []
+        for i, (data, caller) in enumerate(items):
+            try:
+                p = self._prepare(data, caller or FULL_ACCESS, now_us)
+                self._check_world_open(p.record.atom.world, p.record.atom.labels)
+                rec = self._with_quarantine(p)
+            except DWBaseError as exc:
+                out.append(exc)
+                continue
+            out.append(AtomId.make(rec.atom.id, rec.quarantine))
+            pending.append((i, rec))
+        if not pending:
+            return out
+        try:
+            self._store([rec for _, rec in pending])
+        except DWBaseError as exc:
+            if len(pending) == 1:
+                out[pending[0][0]] = exc
+                return out
+            for i, rec in pending:
+                try:
+                    self._store([rec])
+                except DWBaseError as one:
+                    out[i] = one
+        return out
+
+    def _with_quarantine(self, p: _Prepared) -> NewRecord:
+        """``p``'s record, held in quarantine when the quarantine rules say so."""
+        reason = self._quarantine_reason(p)
+        if reason is None:
+            return p.record
+        rec = p.record
+        return NewRecord(
+            atom=rec.atom,
+            ts_us=rec.ts_us,
+            recorded_us=rec.recorded_us,
+            text=rec.text,
+            index_vector=rec.index_vector,
+            quarantine=reason,
+        )
 
     def _store(self, records: Sequence[NewRecord]) -> list[StoredAtom]:
         with self._write_lock:
@@ -413,20 +453,7 @@ class Engine(OperationsMixin):
             prepared.append(p)
         for p in prepared:
             self._check_world_open(p.record.atom.world, p.record.atom.labels)
-        records = []
-        for p in prepared:
-            reason = self._quarantine_reason(p)
-            rec = p.record
-            if reason is not None:
-                rec = NewRecord(
-                    atom=rec.atom,
-                    ts_us=rec.ts_us,
-                    recorded_us=rec.recorded_us,
-                    text=rec.text,
-                    index_vector=rec.index_vector,
-                    quarantine=reason,
-                )
-            records.append(rec)
+        records = [self._with_quarantine(p) for p in prepared]
         stored = {s.atom.id for s in self._store(records)}
         ids = [r.atom.id for r in records]
         return IngestResult(

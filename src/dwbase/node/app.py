@@ -8,12 +8,13 @@ which checks it, and turns the engine's errors into ``{"error": {...}}`` with th
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -47,6 +48,7 @@ from ..model import Atom
 from ..security.caps import Caller
 from ..security.ratelimit import RateLimiter, retry_after_header
 from ..security.tokens import TokenStore
+from .lanes import Lane, WriteLane
 
 log = logging.getLogger("dwbase.node")
 access_log = logging.getLogger("dwbase.node.access")
@@ -118,6 +120,17 @@ class NodeState:
         self.limiter = limiter
         self.metrics = metrics
         self.handles: dict[str, str] = {}  # observe handle -> principal key
+        self.reads = Lane("read", settings.read_threads)  # ask, replay, inspect
+        self.writes = WriteLane(engine)  # single remembers, group-committed
+
+    def open(self) -> None:
+        self.writes.open()
+        self.reads.open()
+
+    def close(self) -> None:
+        """Finish queued engine calls and stop the lanes' threads (before the engine closes)."""
+        self.writes.close()
+        self.reads.close()
 
     @property
     def auth_enabled(self) -> bool:
@@ -323,7 +336,15 @@ def create_app(
             disk_degraded_pct=settings.health_disk_degraded_pct,
         ),
     )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state.open()
+        yield
+        state.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="DWBase node",
         version=__version__,
         description="Memory database for AI agents: remember, ask, replay, observe.",

@@ -87,7 +87,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
         st.limiter.check(p.key, "remember", rate=p.remember_rate)
         data = atom.model_dump(exclude_unset=True)
         t0 = time.perf_counter()
-        aid = await run(engine.remember_atom, data, caller=p.caller)
+        aid = await st.writes.remember(data, p.caller)
         metrics.remember_seconds.observe(time.perf_counter() - t0)
         return _json(str(aid), headers=_quarantine_header([aid]))
 
@@ -118,7 +118,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
         p = st.principal(request)
         st.limiter.check(p.key, "ask", rate=p.ask_rate)
         t0 = time.perf_counter()
-        answer = await run(
+        answer = await st.reads.call(
             engine.ask,
             q.world,
             q.text,
@@ -142,7 +142,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
     )
     async def replay(request: Request, r: S.ReplayRequest) -> Response:
         p = st.principal(request)
-        atoms = await run(
+        atoms = await st.reads.call(
             engine.replay,
             r.world,
             filter=r.filter.model_dump(exclude_unset=True) if r.filter else None,
@@ -162,7 +162,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
     )
     async def inspect(request: Request, atom_id: str) -> Response:
         p = st.principal(request)
-        atom = await run(engine.get, atom_id, caller=p.caller)
+        atom = await st.reads.call(engine.get, atom_id, caller=p.caller)
         return _json(atom.to_dict())
 
     # ------------------------------------------------------------------ worlds

@@ -104,7 +104,7 @@ def _server(settings: Settings, engine: Engine, tokens: TokenStore) -> uvicorn.S
         app,
         log_config=None,
         access_log=False,
-        lifespan="off",
+        lifespan="on",  # its shutdown stops the node's lanes before the engine closes
         timeout_graceful_shutdown=5,
         server_header=False,
     )

@@ -1,0 +1,168 @@
+"""Lanes: the node's own threads for engine calls on the hot routes.
+
+The engine is synchronous, so the event loop hands its calls to threads. A general-purpose
+thread pool (anyio's ``to_thread``) costs more per call than a remember itself on a small
+machine, and with many threads the GIL is passed around more than work gets done. A lane is a
+fixed set of threads fed by one queue; a finished call comes back to the loop with a single
+``call_soon_threadsafe``.
+
+* :class:`Lane` runs any call (``ask``, ``replay``, ...) on ``threads`` threads.
+* :class:`WriteLane` is one thread that gathers every single remember waiting in its queue and
+  stores them with :meth:`Engine.remember_each` in one transaction (group commit). Each
+  request still gets its own answer: its id, or its own error.
+
+Both start their threads on first use and stop them in :meth:`close`.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import functools
+import queue
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from ..engine import Engine
+from ..errors import UnavailableError
+from ..results import AtomId
+from ..security.caps import Caller
+
+T = TypeVar("T")
+
+_STOP = object()
+
+
+def _settle(fut: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    if fut.done():  # the request went away (client disconnected): nobody to tell
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(value)
+
+
+def _settle_all(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for fut, value, error in results:
+        _settle(fut, value, error)
+
+
+class _Threads(abc.ABC):
+    def __init__(self, name: str, threads: int) -> None:
+        if threads < 1:
+            raise ValueError("a lane needs at least one thread")
+        self.name = name
+        self.size = threads
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _put(self, job: Any) -> None:
+        with self._lock:
+            if self._closed:
+                raise UnavailableError(f"the node is shutting down ({self.name} lane closed)")
+            if not self._threads:
+                for i in range(self.size):
+                    t = threading.Thread(
+                        target=self._work, name=f"dwbase-{self.name}-{i}", daemon=True
+                    )
+                    t.start()
+                    self._threads.append(t)
+        self._queue.put(job)
+
+    @abc.abstractmethod
+    def _work(self) -> None:
+        """The thread's loop: take jobs until ``_STOP``."""
+
+    def open(self) -> None:
+        """Take calls again after :meth:`close` (an app's lifespan may run more than once)."""
+        with self._lock:
+            self._closed = False
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Finish the calls already queued, then stop the threads."""
+        with self._lock:
+            self._closed = True
+            threads, self._threads = self._threads, []
+        for _ in threads:
+            self._queue.put(_STOP)
+        for t in threads:
+            t.join(timeout)
+
+
+class Lane(_Threads):
+    """Blocking calls on ``threads`` dedicated threads, answered on the caller's loop."""
+
+    async def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._put((functools.partial(fn, *args, **kwargs), fut, loop))
+        return await fut
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is _STOP:
+                return
+            fn, fut, loop = job
+            try:
+                value, error = fn(), None
+            except BaseException as exc:  # handed to the request, which reports it
+                value, error = None, exc
+            with contextlib.suppress(RuntimeError):  # a closed loop: the server is gone
+                loop.call_soon_threadsafe(_settle, fut, value, error)
+
+
+class WriteLane(_Threads):
+    """Single remembers, stored in groups: one thread, one transaction per group."""
+
+    def __init__(self, engine: Engine, max_group: int = 256) -> None:
+        super().__init__("write", 1)
+        self.engine = engine
+        self.max_group = max_group
+        self.groups = 0  # transactions run (for tests and metrics)
+        self.atoms = 0
+
+    async def remember(self, data: Mapping[str, Any], caller: Caller | None) -> AtomId:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[AtomId] = loop.create_future()
+        self._put((data, caller, fut, loop))
+        return await fut
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is _STOP:
+                return
+            group = [job]
+            stop = False
+            while len(group) < self.max_group:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stop = True
+                    break
+                group.append(more)
+            self._store(group)
+            if stop:
+                return
+
+    def _store(self, group: list[Any]) -> None:
+        try:
+            answers: list[Any] = self.engine.remember_each([(d, c) for d, c, _, _ in group])
+        except BaseException as exc:  # an unexpected fault: every request in the group hears it
+            answers = [exc] * len(group)
+        self.groups += 1
+        self.atoms += len(group)
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        for (_, _, fut, loop), answer in zip(group, answers, strict=True):
+            error = answer if isinstance(answer, BaseException) else None
+            by_loop.setdefault(loop, []).append((fut, None if error else answer, error))
+        for loop, results in by_loop.items():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle_all, results)
