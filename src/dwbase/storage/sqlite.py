@@ -56,6 +56,11 @@ class SQLiteStorage:
         self._conns_lock = threading.Lock()
         self._closed = False
         self._heads: dict[str, bytes] = {}
+        # Read caches for ask. Score rows hold only immutable atom fields; stems depend only
+        # on the tokenizer; document counts are allowed to lag the store by 1%.
+        self._score_cache: dict[int, ScoreRow] = {}
+        self._stems: dict[str, str] = {}
+        self._df: dict[str, tuple[int, int]] = {}  # token -> (atoms holding it, max_seq then)
         try:
             self._writer = self._connect()
             with self._write_lock:
@@ -282,6 +287,8 @@ class SQLiteStorage:
     def delete(self, seqs: Sequence[int]) -> int:
         if not seqs:
             return 0
+        self._score_cache.clear()
+        self._df.clear()
         n = 0
         try:
             with self._tx() as conn:
@@ -365,9 +372,22 @@ class SQLiteStorage:
         )
         return [int(r[0]) for r in rows]
 
+    SCORE_CACHE_SIZE = 200_000
+
     def score_rows(self, seqs: Sequence[int]) -> dict[int, ScoreRow]:
+        cache = self._score_cache
         out: dict[int, ScoreRow] = {}
-        keys = list(dict.fromkeys(seqs))
+        keys: list[int] = []
+        for q in dict.fromkeys(seqs):
+            row = cache.get(q)
+            if row is None:
+                keys.append(q)
+            else:
+                out[q] = row
+        if not keys:
+            return out
+        if len(cache) + len(keys) > self.SCORE_CACHE_SIZE:
+            cache.clear()  # crude but cheap; a store this size re-warms within a few asks
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
             for seq, aid, worker, ts_us, imp, system in self._read(
@@ -375,7 +395,7 @@ class SQLiteStorage:
                 f"FROM atoms a WHERE a.seq IN ({','.join('?' * len(chunk))})",
                 chunk,
             ):
-                out[seq] = ScoreRow(seq, aid, worker, ts_us, imp, bool(system))
+                out[seq] = cache[seq] = ScoreRow(seq, aid, worker, ts_us, imp, bool(system))
         return out
 
     def filter_seqs(
@@ -497,6 +517,7 @@ class SQLiteStorage:
         holds it, which was most of an ask's time at 100k atoms. If even the rarest term is in
         more than 10% of the atoms, the question has no discriminating word and the lexical
         path is skipped (semantic search still runs). Smaller stores are never affected.
+        Document counts are cached per token and recounted once the store has grown by 1%.
         """
         total = self.max_seq()
         if total < self.PRUNE_FROM_ATOMS or not terms:
@@ -505,11 +526,28 @@ class SQLiteStorage:
         tokens = self._tokens(terms)
         if tokens is None:
             return list(terms)
-        marks = ",".join("?" * len(tokens))
-        df_tok = dict(
-            self._read(f"SELECT term, doc FROM fts_vocab WHERE term IN ({marks})", tokens)
-        )
-        df = {t: df_tok.get(tok, 0) for t, tok in zip(terms, tokens, strict=True)}
+        df_tok: dict[str, int] = {}
+        stale: list[str] = []
+        for tok in dict.fromkeys(tokens):
+            hit = self._df.get(tok)
+            # A count taken when the store was at least 99% of its size is close enough.
+            if hit is not None and hit[1] * 100 >= total * 99 and hit[1] <= total:
+                df_tok[tok] = hit[0]
+            else:
+                stale.append(tok)
+        if stale:
+            fresh = dict(
+                self._read(
+                    f"SELECT term, doc FROM fts_vocab WHERE term IN ({','.join('?' * len(stale))})",
+                    stale,
+                )
+            )
+            if len(self._df) > 100_000:
+                self._df.clear()
+            for tok in stale:
+                df_tok[tok] = int(fresh.get(tok, 0))
+                self._df[tok] = (df_tok[tok], total)
+        df = {t: df_tok[tok] for t, tok in zip(terms, tokens, strict=True)}
         ranked = sorted(terms, key=lambda t: df[t])
         if df[ranked[0]] > 10 * unit:
             return []
@@ -529,26 +567,32 @@ class SQLiteStorage:
         Asked of SQLite itself, through a one-row FTS5 table with the same tokenizer in this
         connection's temp schema, so the stems always match the index's.
         """
-        conn = self._reader()
-        try:
-            if not getattr(self._local, "stemmer", False):
-                conn.execute(
-                    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.stem USING fts5(t, "
-                    "tokenize='porter unicode61 remove_diacritics 2')"
-                )
-                conn.execute(
-                    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.stem_vocab "
-                    "USING fts5vocab(temp, stem, 'instance')"
-                )
-                self._local.stemmer = True
-            conn.execute("DELETE FROM temp.stem")
-            conn.execute("INSERT INTO temp.stem(rowid, t) VALUES(1, ?)", (" ".join(terms),))
-            rows = conn.execute("SELECT term FROM temp.stem_vocab ORDER BY offset").fetchall()
-        except sqlite3.Error:
-            return None
-        if len(rows) != len(terms):
-            return None  # a term split into several tokens: no safe mapping, prune nothing
-        return [str(r[0]) for r in rows]
+        missing = [t for t in dict.fromkeys(terms) if t not in self._stems]
+        if missing:
+            conn = self._reader()
+            try:
+                if not getattr(self._local, "stemmer", False):
+                    conn.execute(
+                        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.stem USING fts5(t, "
+                        "tokenize='porter unicode61 remove_diacritics 2')"
+                    )
+                    conn.execute(
+                        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.stem_vocab "
+                        "USING fts5vocab(temp, stem, 'instance')"
+                    )
+                    self._local.stemmer = True
+                conn.execute("DELETE FROM temp.stem")
+                conn.execute("INSERT INTO temp.stem(rowid, t) VALUES(1, ?)", (" ".join(missing),))
+                rows = conn.execute("SELECT term FROM temp.stem_vocab ORDER BY offset").fetchall()
+            except sqlite3.Error:
+                return None
+            if len(rows) != len(missing):
+                return None  # a term split into several tokens: no safe mapping, prune nothing
+            if len(self._stems) > 100_000:
+                self._stems.clear()
+            for t, r in zip(missing, rows, strict=True):
+                self._stems[t] = str(r[0])
+        return [self._stems[t] for t in terms]
 
     def load_vectors(
         self, world: str, *, quarantined: bool = False, after_seq: int = 0

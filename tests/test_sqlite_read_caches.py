@@ -1,0 +1,44 @@
+"""The SQLite adapter's read caches for ask: score rows, stems and document counts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dwbase
+from dwbase.storage.sqlite import SQLiteStorage, sqlite_path
+
+
+def _fill(db: dwbase.Engine, n: int, text: str, worker: str = "w") -> None:
+    db.remember_batch([{"world": "c", "worker": worker, "payload": {"text": text}}] * n)
+
+
+def test_score_rows_come_from_the_cache_and_forget_deleted_atoms(tmp_path: Path) -> None:
+    db = dwbase.open(str(tmp_path / "s"))
+    _fill(db, 5, "hello")
+    store = db.storage
+    assert isinstance(store, SQLiteStorage)
+    first = store.score_rows([1, 2, 3, 4, 5])
+    assert sorted(first) == [1, 2, 3, 4, 5]
+    assert store.score_rows([3, 1]) == {3: first[3], 1: first[1]}
+    store.delete([2])
+    assert sorted(store.score_rows([1, 2, 3])) == [1, 3]
+    db.close()
+    reopened = SQLiteStorage(sqlite_path(str(tmp_path / "s")))
+    assert reopened.score_rows([1, 3]) == {1: first[1], 3: first[3]}  # same rows as cached
+    reopened.close()
+
+
+def test_document_counts_are_recounted_once_the_store_grows(tmp_path: Path) -> None:
+    db = dwbase.open(str(tmp_path / "s"))
+    store = db.storage
+    assert isinstance(store, SQLiteStorage)
+    store.PRUNE_FROM_ATOMS = 100  # the pruning rule of large stores, at a test's size
+    _fill(db, 195, "plain words")
+    _fill(db, 5, "alpha words")
+    # alpha is in 2.5% of the atoms: rare enough to search on.
+    assert len(store.search_text("c", ["alpha"], 10)) == 5
+    assert len(store.search_text("c", ["alpha"], 10)) == 5  # from the cached count
+    _fill(db, 300, "alpha again")
+    # Now alpha is in 61% of the atoms: a stale count (5) would keep it; the recount drops it.
+    assert store.search_text("c", ["alpha"], 10) == []
+    db.close()
