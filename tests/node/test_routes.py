@@ -351,7 +351,16 @@ def test_bad_input_is_400_invalid_input_never_422(
 def test_malformed_json_and_missing_bodies_are_400(http: TestClient) -> None:
     bad = http.post("/remember", content=b"{oops", headers={"content-type": "application/json"})
     assert "not valid JSON" in assert_error(bad, 400, "invalid_input")["message"]
-    assert_error(http.post("/remember"), 400, "invalid_input")
+    missing = assert_error(http.post("/remember"), 400, "invalid_input")
+    assert missing["message"] == "a JSON request body is required"
+    form = http.post("/remember", content=b"world=a", headers={"content-type": "text/plain"})
+    assert "Content-Type: application/json" in assert_error(form, 400, "invalid_input")["message"]
+    typed = http.post(
+        "/remember",
+        content=b'{"world": "w", "worker": "a", "payload": 3}',
+        headers={"content-type": "application/vnd.api+json"},
+    )
+    assert assert_error(typed, 400, "invalid_input")["details"]["field"] == "payload"
     assert_error(http.post("/ask", json=[1, 2]), 400, "invalid_input")
     assert_error(http.get("/worlds", params={"include_archived": "maybe"}), 400, "invalid_input")
     assert_error(http.post("/observe/poll", json={"handle": "h", "max": 0}), 400, "invalid_input")

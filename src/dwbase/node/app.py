@@ -49,6 +49,7 @@ from ..security.caps import Caller
 from ..security.ratelimit import RateLimiter, retry_after_header
 from ..security.tokens import TokenStore
 from .lanes import Lane, WriteLane
+from .lean import LeanRoute
 
 log = logging.getLogger("dwbase.node")
 access_log = logging.getLogger("dwbase.node.access")
@@ -352,6 +353,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.node = state
+    app.router.route_class = LeanRoute
     _install_errors(app)
     from .routes import add_routes
 
