@@ -14,7 +14,7 @@ from __future__ import annotations
 import email.message
 import inspect
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request
@@ -54,7 +54,7 @@ def _problem(kind: str, msg: str, value: Any = None) -> RequestValidationError:
 class LeanRoute(APIRoute):
     """An ``APIRoute`` that answers ``(request, body model)`` endpoints with a short handler."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         model = body_model(self.endpoint)
         if model is None:
             return super().get_route_handler()
