@@ -32,7 +32,7 @@ def test_document_counts_are_recounted_once_the_store_grows(tmp_path: Path) -> N
     db = dwbase.open(str(tmp_path / "s"))
     store = db.storage
     assert isinstance(store, SQLiteStorage)
-    store.PRUNE_FROM_ATOMS = 100  # the pruning rule of large stores, at a test's size
+    store.WORK_BUDGET = 4  # the pruning rule of large stores, at a test's size
     _fill(db, 195, "plain words")
     _fill(db, 5, "alpha words")
     # alpha is in 2.5% of the atoms: rare enough to search on.

@@ -505,24 +505,30 @@ class SQLiteStorage:
             (int(seq), 1e-6) for seq, _ in rows
         ]
 
-    PRUNE_FROM_ATOMS = 10_000
-    COMMON_FRACTION = 0.01
+    WORK_BUDGET = 2_000  # postings FTS5 may score for one question before terms are pruned
 
     def _prune_common(self, terms: Sequence[str]) -> list[str]:
-        """Keep the rarest terms of a large store's lexical query, within a work budget.
+        """Keep the rarest terms of a lexical query, within a work budget.
 
-        In a store of at least 10,000 atoms, terms are taken rarest first while the atoms
-        that hold them stay within 3% of the store; a term in more than 1% of all atoms adds
-        almost nothing to BM25 (its idf is near zero) but makes SQLite score every atom that
-        holds it, which was most of an ask's time at 100k atoms. If even the rarest term is in
-        more than 10% of the atoms, the question has no discriminating word and the lexical
-        path is skipped (semantic search still runs). Smaller stores are never affected.
+        FTS5 scores every atom that holds any query term, so a question made of very common
+        words costs time in proportion to the store (about 1 ms per 1,000 matching atoms here)
+        while those words add almost nothing to BM25 (their idf is near zero). The budget is
+        ``max(WORK_BUDGET, 3% of the store)`` postings:
+
+        * if the terms' document counts add up to no more than the budget, all terms are kept
+          (every small world, and any question with a rare word in a large one);
+        * otherwise terms are taken rarest first while the total stays within the budget
+          (the rarest is always taken);
+        * if even the rarest term is in more than ``max(WORK_BUDGET, 10% of the store)`` atoms,
+          the question has no discriminating word and the lexical path is skipped (semantic
+          search still answers it).
+
         Document counts are cached per token and recounted once the store has grown by 1%.
         """
         total = self.max_seq()
-        if total < self.PRUNE_FROM_ATOMS or not terms:
-            return list(terms)
-        unit = self.COMMON_FRACTION * total
+        if not terms or total * len(terms) <= self.WORK_BUDGET:
+            return list(terms)  # cannot exceed the budget: skip the count lookup
+        budget = max(self.WORK_BUDGET, 0.03 * total)
         tokens = self._tokens(terms)
         if tokens is None:
             return list(terms)
@@ -548,14 +554,16 @@ class SQLiteStorage:
                 df_tok[tok] = int(fresh.get(tok, 0))
                 self._df[tok] = (df_tok[tok], total)
         df = {t: df_tok[tok] for t, tok in zip(terms, tokens, strict=True)}
+        if sum(df.values()) <= budget:
+            return list(terms)
         ranked = sorted(terms, key=lambda t: df[t])
-        if df[ranked[0]] > 10 * unit:
+        if df[ranked[0]] > max(self.WORK_BUDGET, 0.10 * total):
             return []
         kept: list[str] = []
         work = 0
         for t in ranked:
             d = df[t]
-            if kept and work + d > 3 * unit:
+            if kept and work + d > budget:
                 break
             kept.append(t)
             work += d
