@@ -42,3 +42,22 @@ def test_document_counts_are_recounted_once_the_store_grows(tmp_path: Path) -> N
     # Now alpha is in 61% of the atoms: a stale count (5) would keep it; the recount drops it.
     assert store.search_text("c", ["alpha"], 10) == []
     db.close()
+
+
+def test_link_counts_see_links_written_after_the_targets_were_loaded(tmp_path: Path) -> None:
+    db = dwbase.open(str(tmp_path / "s"))
+    store = db.storage
+    assert isinstance(store, SQLiteStorage)
+    a = db.remember("c", "w", "observation", {"text": "old fact"})
+    b = db.remember("c", "w", "observation", {"text": "another"})
+    assert store.link_counts([a, b]) == {}  # loads the (empty) set of link targets
+    db.remember(
+        "c", "w", "observation", {"text": "new fact"}, links=[{"target": a, "kind": "supersedes"}]
+    )
+    assert store.link_counts([a, b]) == {a: {"supersedes": 1}}
+    texts = [h.atom.payload["text"] for h in db.ask("c", "fact", current_only=True).hits]
+    assert "new fact" in texts and "old fact" not in texts  # the superseded atom is gone
+    db.close()
+    reopened = SQLiteStorage(sqlite_path(str(tmp_path / "s")))
+    assert reopened.link_counts([a, b]) == {a: {"supersedes": 1}}
+    reopened.close()

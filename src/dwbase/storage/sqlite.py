@@ -61,6 +61,10 @@ class SQLiteStorage:
         self._score_cache: dict[int, ScoreRow] = {}
         self._stems: dict[str, str] = {}
         self._df: dict[str, tuple[int, int]] = {}  # token -> (atoms holding it, max_seq then)
+        # Ids that some atom links to (a superset is harmless): most candidates of an ask have
+        # no incoming link, and need no link query. None: not loaded yet, or too many to track.
+        self._link_targets: set[str] | None = None
+        self._link_targets_known = False
         try:
             self._writer = self._connect()
             with self._write_lock:
@@ -272,6 +276,10 @@ class SQLiteStorage:
         if tag_rows:
             conn.executemany("INSERT OR IGNORE INTO tags(tag, seq) VALUES(?, ?)", tag_rows)
         if link_rows:
+            if self._link_targets is not None:
+                self._link_targets.update(t for t, _, _ in link_rows)
+                if len(self._link_targets) > self.LINK_TARGETS_TRACKED:
+                    self._link_targets = None  # stays unknown: every lookup asks SQLite
             conn.executemany(
                 "INSERT OR IGNORE INTO links(target, seq, kind) VALUES(?, ?, ?)", link_rows
             )
@@ -618,6 +626,9 @@ class SQLiteStorage:
     ) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
         keys = list(dict.fromkeys(targets))
+        linked = self._linked_targets()
+        if linked is not None:
+            keys = [k for k in keys if k in linked]
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
             sql = (
@@ -631,6 +642,22 @@ class SQLiteStorage:
             for target, kind, n in self._read(sql + " GROUP BY l.target, l.kind", params):
                 out.setdefault(target, {})[kind] = int(n)
         return out
+
+    LINK_TARGETS_TRACKED = 1_000_000
+
+    def _linked_targets(self) -> set[str] | None:
+        """Every id some atom links to (loaded once, then kept up to date by ``append``)."""
+        if not self._link_targets_known:
+            with self._write_lock:  # no append may slip between the load and the tracking
+                if not self._link_targets_known:
+                    rows = self._read(
+                        "SELECT DISTINCT target FROM links LIMIT ?",
+                        (self.LINK_TARGETS_TRACKED + 1,),
+                    )
+                    if len(rows) <= self.LINK_TARGETS_TRACKED:
+                        self._link_targets = {str(r[0]) for r in rows}
+                    self._link_targets_known = True
+        return self._link_targets
 
     def with_label_prefix(self, prefix: str, *, world: str | None = None) -> list[StoredAtom]:
         lo = "l:" + prefix
@@ -778,6 +805,7 @@ class SQLiteStorage:
         return report
 
     def reindex(self) -> int:
+        self._link_targets, self._link_targets_known = None, False
         with self._tx() as conn:
             conn.execute("DELETE FROM tags")
             conn.execute("DELETE FROM links")
