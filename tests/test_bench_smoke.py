@@ -82,3 +82,10 @@ def test_corpus_is_reproducible_from_its_seed() -> None:
     assert [a.sentence() for _ in range(20)] == [b.sentence() for _ in range(20)]
     assert a.question() == b.question()
     assert bench.Corpus(8).sentence() != bench.Corpus(7).sentence()
+
+
+def test_no_benchmark_script_shadows_a_standard_library_module() -> None:
+    # A script runs with its own directory first on sys.path: a benchmarks/http.py would be
+    # imported as "http" by every sibling script (httpx, chromadb and uvicorn import it).
+    names = {p.stem for p in BENCH.parent.glob("*.py")}
+    assert not names & set(sys.stdlib_module_names)
