@@ -101,6 +101,7 @@ def test_an_unknown_key_is_an_error_naming_it(tmp_path: Path, text: str, named: 
         ({"DWBASE_AUTH_ASK_RATE": "fast"}, "DWBASE_AUTH_ASK_RATE"),
         ({"DWBASE_INSECURE": "perhaps"}, "expected bool"),
         ({"DWBASE_HEALTH_DISK_WARN_PCT": "95"}, "disk_warn_pct"),
+        ({"DWBASE_READ_THREADS": "0"}, "read_threads 0 must be between 1 and 64"),
     ],
 )
 def test_bad_values_say_which_setting(env: dict[str, str], message: str) -> None:
