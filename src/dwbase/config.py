@@ -67,7 +67,7 @@ class Settings:
         "max_body_bytes", 16 * 1024 * 1024, "largest request body accepted (413 above)"
     )
     read_threads: int = _s(
-        "read_threads", 1, "threads answering ask, replay and inspect (1 is fastest on 2 cores)"
+        "read_threads", 1, "threads answering ask and inspect (1 is fastest on 2 cores)"
     )
 
     security_max_payload_bytes: int = _s(

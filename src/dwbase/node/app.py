@@ -121,7 +121,7 @@ class NodeState:
         self.limiter = limiter
         self.metrics = metrics
         self.handles: dict[str, str] = {}  # observe handle -> principal key
-        self.reads = Lane("read", settings.read_threads)  # ask, replay, inspect
+        self.reads = Lane("read", settings.read_threads)  # ask, inspect
         self.writes = WriteLane(engine)  # single remembers, group-committed
 
     def open(self) -> None:

@@ -35,12 +35,12 @@ from .sqlite_schema import (
     SCHEMA,
     SCHEMA_VERSION,
     atom_tags,
-    fts_query,
     row_to_stored,
 )
+from .sqlite_text import LexicalSearch
 
 
-class SQLiteStorage:
+class SQLiteStorage(LexicalSearch):
     """SQLite adapter of the storage port. Safe to share between threads."""
 
     def __init__(self, path: str, *, durability: str = "normal") -> None:
@@ -56,11 +56,11 @@ class SQLiteStorage:
         self._conns_lock = threading.Lock()
         self._closed = False
         self._heads: dict[str, bytes] = {}
-        # Read caches for ask. Score rows hold only immutable atom fields; stems depend only
-        # on the tokenizer; document counts are allowed to lag the store by 1%.
+        # Read caches for ask. Score rows hold only immutable atom fields; the lexical ones
+        # (stems, document counts) are described in sqlite_text.py.
         self._score_cache: dict[int, ScoreRow] = {}
         self._stems: dict[str, str] = {}
-        self._df: dict[str, tuple[int, int]] = {}  # token -> (atoms holding it, max_seq then)
+        self._df: dict[str, tuple[int, int]] = {}
         # Ids that some atom links to (a superset is harmless): most candidates of an ask have
         # no incoming link, and need no link query. None: not loaded yet, or too many to track.
         self._link_targets: set[str] | None = None
@@ -474,141 +474,6 @@ class SQLiteStorage:
             sql += " LIMIT ?"
             params.append(int(limit))
         return [row_to_stored(r) for r in self._read(sql, params)]
-
-    def search_text(
-        self,
-        world: str,
-        terms: Sequence[str],
-        limit: int,
-        *,
-        spec: FilterSpec | None = None,
-        quarantined: bool = False,
-    ) -> list[tuple[int, float]]:
-        if not terms:
-            return []
-        spec = spec or FilterSpec()
-        chosen = self._prune_common(terms)
-        if not chosen:
-            return []
-        query = fts_query(chosen)
-        # Fast path: rank in the text index alone (no join per match), over-fetch, then keep
-        # the rows of this world and filter. The order is global, so if at least ``limit``
-        # rows survive they are exactly the best ``limit`` of the filtered set.
-        fetch = max(4 * int(limit), 256)
-        ranked = self._read(
-            "SELECT rowid, rank FROM fts WHERE fts MATCH ? ORDER BY rank LIMIT ?",
-            [query, fetch],
-        )
-        allowed = self.filter_seqs(world, [r[0] for r in ranked], spec, quarantined=quarantined)
-        rows = [r for r in ranked if r[0] in allowed][: int(limit)]
-        if len(rows) < int(limit) and len(ranked) == fetch:
-            where, params = self._where(world, spec, quarantined, None)
-            rows = self._read(
-                "SELECT f.rowid, bm25(fts) AS s FROM fts f JOIN atoms a ON a.seq=f.rowid "
-                f"WHERE fts MATCH ? AND {where} ORDER BY s LIMIT ?",
-                [query, *params, int(limit)],
-            )
-        # FTS5's bm25() is "lower is better" and negative; relevance is its negation.
-        return [(int(seq), -float(s)) for seq, s in rows if -float(s) > 0] or [
-            (int(seq), 1e-6) for seq, _ in rows
-        ]
-
-    WORK_BUDGET = 2_000  # postings FTS5 may score for one question before terms are pruned
-
-    def _prune_common(self, terms: Sequence[str]) -> list[str]:
-        """Keep the rarest terms of a lexical query, within a work budget.
-
-        FTS5 scores every atom that holds any query term, so a question made of very common
-        words costs time in proportion to the store (about 1 ms per 1,000 matching atoms here)
-        while those words add almost nothing to BM25 (their idf is near zero). The budget is
-        ``max(WORK_BUDGET, 3% of the store)`` postings:
-
-        * if the terms' document counts add up to no more than the budget, all terms are kept
-          (every small world, and any question with a rare word in a large one);
-        * otherwise terms are taken rarest first while the total stays within the budget
-          (the rarest is always taken);
-        * if even the rarest term is in more than ``max(WORK_BUDGET, 10% of the store)`` atoms,
-          the question has no discriminating word and the lexical path is skipped (semantic
-          search still answers it).
-
-        Document counts are cached per token and recounted once the store has grown by 1%.
-        """
-        total = self.max_seq()
-        if not terms or total * len(terms) <= self.WORK_BUDGET:
-            return list(terms)  # cannot exceed the budget: skip the count lookup
-        budget = max(self.WORK_BUDGET, 0.03 * total)
-        tokens = self._tokens(terms)
-        if tokens is None:
-            return list(terms)
-        df_tok: dict[str, int] = {}
-        stale: list[str] = []
-        for tok in dict.fromkeys(tokens):
-            hit = self._df.get(tok)
-            # A count taken when the store was at least 99% of its size is close enough.
-            if hit is not None and hit[1] * 100 >= total * 99 and hit[1] <= total:
-                df_tok[tok] = hit[0]
-            else:
-                stale.append(tok)
-        if stale:
-            fresh = dict(
-                self._read(
-                    f"SELECT term, doc FROM fts_vocab WHERE term IN ({','.join('?' * len(stale))})",
-                    stale,
-                )
-            )
-            if len(self._df) > 100_000:
-                self._df.clear()
-            for tok in stale:
-                df_tok[tok] = int(fresh.get(tok, 0))
-                self._df[tok] = (df_tok[tok], total)
-        df = {t: df_tok[tok] for t, tok in zip(terms, tokens, strict=True)}
-        if sum(df.values()) <= budget:
-            return list(terms)
-        ranked = sorted(terms, key=lambda t: df[t])
-        if df[ranked[0]] > max(self.WORK_BUDGET, 0.10 * total):
-            return []
-        kept: list[str] = []
-        work = 0
-        for t in ranked:
-            d = df[t]
-            if kept and work + d > budget:
-                break
-            kept.append(t)
-            work += d
-        return kept
-
-    def _tokens(self, terms: Sequence[str]) -> list[str] | None:
-        """The index's own tokens (porter stems) for ``terms``, one per term, or ``None``.
-
-        Asked of SQLite itself, through a one-row FTS5 table with the same tokenizer in this
-        connection's temp schema, so the stems always match the index's.
-        """
-        missing = [t for t in dict.fromkeys(terms) if t not in self._stems]
-        if missing:
-            conn = self._reader()
-            try:
-                if not getattr(self._local, "stemmer", False):
-                    conn.execute(
-                        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.stem USING fts5(t, "
-                        "tokenize='porter unicode61 remove_diacritics 2')"
-                    )
-                    conn.execute(
-                        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.stem_vocab "
-                        "USING fts5vocab(temp, stem, 'instance')"
-                    )
-                    self._local.stemmer = True
-                conn.execute("DELETE FROM temp.stem")
-                conn.execute("INSERT INTO temp.stem(rowid, t) VALUES(1, ?)", (" ".join(missing),))
-                rows = conn.execute("SELECT term FROM temp.stem_vocab ORDER BY offset").fetchall()
-            except sqlite3.Error:
-                return None
-            if len(rows) != len(missing):
-                return None  # a term split into several tokens: no safe mapping, prune nothing
-            if len(self._stems) > 100_000:
-                self._stems.clear()
-            for t, r in zip(missing, rows, strict=True):
-                self._stems[t] = str(r[0])
-        return [self._stems[t] for t in terms]
 
     def load_vectors(
         self, world: str, *, quarantined: bool = False, after_seq: int = 0
