@@ -37,6 +37,10 @@ INDEX_VERSION = 1
 _BATCH = 256
 
 
+REEMBED_FILE = "vectors-reembedded.sqlite"
+"""Beside a SQLite store: vectors of older atoms re-embedded after an embedder change."""
+
+
 class ReembedCache:
     """Vectors made for old atoms by a later embedder, keyed by (embedder, seq).
 
@@ -51,7 +55,7 @@ class ReembedCache:
             try:
                 import sqlite3
 
-                path = os.path.join(os.path.dirname(storage_path), "vectors-reembedded.sqlite")
+                path = os.path.join(os.path.dirname(storage_path), REEMBED_FILE)
                 self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
                 self._db.execute(
                     "CREATE TABLE IF NOT EXISTS reembedded(embedder TEXT NOT NULL, "

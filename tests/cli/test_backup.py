@@ -6,6 +6,8 @@ import io
 import json
 import tarfile
 import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 import zstandard
 
 import dwbase
+from dwbase.embed import HashingEmbedder
 from dwbase.ops.backup import FORMAT_VERSION, create_backup, restore_backup
 
 from .conftest import Run, assert_error, ok_json, remember
@@ -47,7 +50,7 @@ def test_backup_then_restore_gives_identical_atoms(
     made = ok_json(cli("--data-dir", str(populated), "backup", "create", str(archive), "--json"))
     manifest = made["manifest"]
     assert manifest["format_version"] == FORMAT_VERSION
-    assert set(manifest["files"]) == {"dwbase.sqlite3", "tokens.json"}
+    assert set(manifest["files"]) == {"dwbase.sqlite3", "vectors-reembedded.sqlite", "tokens.json"}
     assert all(len(f["sha256"]) == 64 for f in manifest["files"].values())
     assert manifest["counts"]["atoms"] == 6 and manifest["counts"]["quarantined"] == 1
     assert manifest["index"]["embedder"] and manifest["index"]["worlds"]["demo"]["dim"]
@@ -228,3 +231,38 @@ def test_backup_create_refuses_to_overwrite_and_needs_a_store(
     )
     result = cli("--data-dir", str(populated), "backup", "create", str(tmp_path / "h.tar.zst"))
     assert result.exit_code == 0 and "backed up 6 atom(s)" in result.stdout
+
+
+class _CountingEmbedder(HashingEmbedder):
+    def __init__(self, dim: int) -> None:
+        super().__init__(dim)
+        self.texts = 0
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        self.texts += len(texts)
+        return super().embed(texts)
+
+
+def _settled(db: dwbase.Engine, world: str) -> None:
+    deadline = time.monotonic() + 20
+    while not db.index_status(world)[0]["ready"]:
+        assert time.monotonic() < deadline, "index did not settle"
+        time.sleep(0.02)
+
+
+def test_restore_keeps_vectors_re_embedded_after_an_embedder_change(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    texts = [f"note {i} about refunds and invoices number {i}" for i in range(40)]
+    with dwbase.open(src, embedder=HashingEmbedder(dim=64)) as db:
+        db.remember_batch([{"world": "w", "worker": "a", "payload": {"text": t}} for t in texts])
+    with dwbase.open(src, embedder=_CountingEmbedder(dim=32)) as db:
+        _settled(db, "w")  # the 40 old atoms were re-embedded with the new embedder
+        before = [(h.atom.id, h.score) for h in db.ask("w", "refund invoice").hits]
+    manifest = create_backup(src, tmp_path / "b.tar.zst")
+    assert "vectors-reembedded.sqlite" in manifest["files"]
+    restore_backup(tmp_path / "b.tar.zst", dst)
+    again = _CountingEmbedder(dim=32)
+    with dwbase.open(dst, embedder=again) as db:
+        _settled(db, "w")
+        assert [(h.atom.id, h.score) for h in db.ask("w", "refund invoice").hits] == before
+    assert again.texts == 1  # only the question: no atom was embedded again

@@ -38,6 +38,7 @@ from typing import IO, Any
 import zstandard
 
 from ..errors import ConflictError, InvalidInputError, NotFoundError, StorageError
+from ..indexes import REEMBED_FILE
 
 FORMAT = "dwbase-backup"
 FORMAT_VERSION = 1
@@ -45,6 +46,9 @@ STORE_FILE = "dwbase.sqlite3"
 MANIFEST = "manifest.json"
 # Small files of a node's data dir that travel with the store when present.
 EXTRA_FILES = ("tokens.json", "swarm.json")
+# SQLite files beside the store, snapshotted the same way when present: the vectors of older
+# atoms re-embedded after an embedder change (a restore would otherwise embed them again).
+EXTRA_DATABASES = (REEMBED_FILE,)
 _CHUNK = 1 << 20
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
@@ -154,6 +158,10 @@ def create_backup(
         _snapshot(src, work / STORE_FILE)
         progress("snapshot", size, size)
         names = [STORE_FILE]
+        for extra in EXTRA_DATABASES:
+            if (src_dir / extra).is_file():
+                _snapshot(src_dir / extra, work / extra)
+                names.append(extra)
         for extra in EXTRA_FILES:
             if (src_dir / extra).is_file():
                 shutil.copy2(src_dir / extra, work / extra)
@@ -252,7 +260,7 @@ def _check_manifest(archive: Path, manifest: Any) -> dict[str, Any]:
     if not isinstance(files, dict) or STORE_FILE not in files:
         raise _corrupt(archive, f"the manifest lists no {STORE_FILE}")
     for name, entry in files.items():
-        ok_name = name in (STORE_FILE, *EXTRA_FILES)
+        ok_name = name in (STORE_FILE, *EXTRA_DATABASES, *EXTRA_FILES)
         if not ok_name or not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
             raise _corrupt(archive, f"the manifest entry {name!r} is not valid")
     return manifest
@@ -307,11 +315,14 @@ def extract_verified(
     missing = sorted(set(manifest["files"]) - seen)
     if missing:
         raise _corrupt(path, f"missing {', '.join(missing)}")
+    for extra in EXTRA_DATABASES:
+        if extra in seen:
+            _integrity(path, out / extra)
     check = _verify_store(path, out / STORE_FILE)
     return {"manifest": manifest, "check": check}
 
 
-def _verify_store(archive: Path, db_path: Path) -> dict[str, Any]:
+def _integrity(archive: Path, db_path: Path) -> None:
     try:
         conn = sqlite3.connect(db_path)
         try:
@@ -319,9 +330,13 @@ def _verify_store(archive: Path, db_path: Path) -> dict[str, Any]:
         finally:
             conn.close()
     except sqlite3.Error as exc:
-        raise _corrupt(archive, f"the store is not a SQLite database ({exc})") from exc
+        raise _corrupt(archive, f"{db_path.name} is not a SQLite database ({exc})") from exc
     if result != "ok":
-        raise _corrupt(archive, f"SQLite integrity check: {result}")
+        raise _corrupt(archive, f"SQLite integrity check of {db_path.name}: {result}")
+
+
+def _verify_store(archive: Path, db_path: Path) -> dict[str, Any]:
+    _integrity(archive, db_path)
     from ..storage.sqlite import SQLiteStorage
 
     try:
@@ -373,8 +388,9 @@ def restore_backup(
     try:
         result = extract_verified(archive, staging)
         for leftover in ("-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                (staging / (STORE_FILE + leftover)).unlink()
+            for db in (STORE_FILE, *EXTRA_DATABASES):
+                with contextlib.suppress(FileNotFoundError):
+                    (staging / (db + leftover)).unlink()
         old: Path | None = None
         if target.exists():
             old = parent / f".dwbase-old-{os.getpid()}-{time.time_ns()}"
