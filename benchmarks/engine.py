@@ -341,7 +341,7 @@ def bench_floor_single(root: Path, synchronous: str, n: int, cfg: Config) -> dic
 def bench_floor_load_query(
     root: Path, cfg: Config, texts: list[str], questions: list[str]
 ) -> dict[str, Any]:
-    from dwbase.storage.sqlite import fts_query
+    from dwbase.storage.sqlite_schema import fts_query
     from dwbase.text import query_terms
 
     conn = _floor_connect(root / "floor-load.sqlite3", "NORMAL")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .embed import embedder_id
@@ -58,6 +58,7 @@ from .vector.exact import pack_unit
 class _Prepared:
     record: NewRecord
     parsed: Any
+    embed_text: str = ""  # text whose embedding is still to be put in record.index_vector
 
 
 def _filter_dict(flt: AtomFilter | Mapping[str, Any] | None) -> dict[str, Any]:
@@ -206,13 +207,9 @@ class Engine(OperationsMixin):
                 expected=dim,
             )
         text = payload_text(parsed)
-        index_vec: bytes | None
-        if vector is not None:
-            index_vec = pack_unit(vector)
-        elif dim == self.embedder.dim:
-            index_vec = pack(self.embedder.embed([text])[0]) if text else None
-        else:
-            index_vec = None
+        # The embedding is made later, for a whole batch in one call (see _embed_pending).
+        index_vec = pack_unit(vector) if vector is not None else None
+        embed_text = text if vector is None and dim == self.embedder.dim else ""
         rec_us = now_us if recorded_us is None else recorded_us
         atom = Atom(
             id=atom_id or self._ids.new_id(now_us // 1000),
@@ -233,7 +230,20 @@ class Engine(OperationsMixin):
                 atom=atom, ts_us=ts_us, recorded_us=rec_us, text=text, index_vector=index_vec
             ),
             parsed,
+            embed_text,
         )
+
+    def _embed_pending(self, prepared: Sequence[_Prepared]) -> list[_Prepared]:
+        """Fill in the embeddings ``_prepare`` left to do, with one call to the embedder."""
+        todo = [i for i, p in enumerate(prepared) if p.embed_text]
+        out = list(prepared)
+        if not todo:
+            return out
+        vectors = self.embedder.embed([prepared[i].embed_text for i in todo])
+        for i, vec in zip(todo, vectors, strict=True):
+            p = out[i]
+            out[i] = _Prepared(replace(p.record, index_vector=pack(vec)), p.parsed)
+        return out
 
     def _check_world_open(self, world: str, labels: Sequence[str]) -> None:
         if any(lb.startswith("world_status:") for lb in labels):
@@ -327,7 +337,7 @@ class Engine(OperationsMixin):
                 raise
         for p in prepared:
             self._check_world_open(p.record.atom.world, p.record.atom.labels)
-        records = [self._with_quarantine(p) for p in prepared]
+        records = [self._with_quarantine(p) for p in self._embed_pending(prepared)]
         self._store(records)
         return [AtomId.make(r.atom.id, r.quarantine) for r in records]
 
@@ -343,31 +353,47 @@ class Engine(OperationsMixin):
         own so every answer is that item's own; nothing is acknowledged that is not stored.
         """
         now_us = self._now()
-        out: list[AtomId | DWBaseError] = []
-        pending: list[tuple[int, NewRecord]] = []
+        answers: list[AtomId | DWBaseError | None] = []  # None: prepared, not answered yet
+        ready: list[tuple[int, _Prepared]] = []
         for i, (data, caller) in enumerate(items):
             try:
                 p = self._prepare(data, caller or FULL_ACCESS, now_us)
                 self._check_world_open(p.record.atom.world, p.record.atom.labels)
-                rec = self._with_quarantine(p)
             except DWBaseError as exc:
-                out.append(exc)
+                answers.append(exc)
                 continue
-            out.append(AtomId.make(rec.atom.id, rec.quarantine))
-            pending.append((i, rec))
-        if not pending:
-            return out
+            answers.append(None)
+            ready.append((i, p))
         try:
-            self._store([rec for _, rec in pending])
-        except DWBaseError as exc:
-            if len(pending) == 1:
-                out[pending[0][0]] = exc
-                return out
-            for i, rec in pending:
+            embedded = list(zip(ready, self._embed_pending([p for _, p in ready]), strict=True))
+        except DWBaseError:  # the embedder refused the group: embed each item on its own
+            embedded = []
+            for i, p in ready:
                 try:
-                    self._store([rec])
-                except DWBaseError as one:
-                    out[i] = one
+                    embedded.append(((i, p), self._embed_pending([p])[0]))
+                except DWBaseError as exc:
+                    answers[i] = exc
+        pending: list[tuple[int, NewRecord]] = []
+        for (i, _), p in embedded:
+            rec = self._with_quarantine(p)
+            answers[i] = AtomId.make(rec.atom.id, rec.quarantine)
+            pending.append((i, rec))
+        if pending:
+            try:
+                self._store([rec for _, rec in pending])
+            except DWBaseError as exc:
+                if len(pending) == 1:
+                    answers[pending[0][0]] = exc
+                else:
+                    for i, rec in pending:
+                        try:
+                            self._store([rec])
+                        except DWBaseError as one:
+                            answers[i] = one
+        out: list[AtomId | DWBaseError] = []
+        for a in answers:
+            assert a is not None  # every item was answered above
+            out.append(a)
         return out
 
     def _with_quarantine(self, p: _Prepared) -> NewRecord:
@@ -453,7 +479,7 @@ class Engine(OperationsMixin):
             prepared.append(p)
         for p in prepared:
             self._check_world_open(p.record.atom.world, p.record.atom.labels)
-        records = [self._with_quarantine(p) for p in prepared]
+        records = [self._with_quarantine(p) for p in self._embed_pending(prepared)]
         stored = {s.atom.id for s in self._store(records)}
         ids = [r.atom.id for r in records]
         return IngestResult(

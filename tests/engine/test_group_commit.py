@@ -7,6 +7,7 @@ from typing import Any
 
 import dwbase
 from dwbase import CapabilityDeniedError, ConflictError, InvalidInputError, StorageError
+from dwbase.embed import HashingEmbedder
 from dwbase.security.caps import Caller
 from dwbase.storage.base import NewRecord
 from dwbase.storage.memory import MemoryStorage
@@ -64,3 +65,39 @@ def test_a_failed_shared_transaction_is_retried_per_item() -> None:
 
 def test_empty_group_is_empty(db: dwbase.Engine) -> None:
     assert db.remember_each([]) == []
+
+
+class _CallCounting(HashingEmbedder):
+    def __init__(self) -> None:
+        super().__init__(16)
+        self.calls: list[int] = []
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        self.calls.append(len(texts))
+        return super().embed(texts)
+
+
+def test_a_batch_and_a_group_are_embedded_in_one_call_each() -> None:
+    emb = _CallCounting()
+    db = dwbase.open(":memory:", embedder=emb)
+    db.remember_batch([_atom("a", f"text {i}") for i in range(10)])
+    assert emb.calls == [10]
+    given = _atom("a", "has its own vector", vector=[1.0] + [0.0] * 15)
+    answers = db.remember_each(
+        [(_atom("a", f"t{i}"), None) for i in range(4)]
+        + [(given, None), (_atom("a", "x", kind="?"), None)]
+    )
+    assert emb.calls == [10, 4]  # the caller's vector and the refused atom need no embedding
+    assert isinstance(answers[5], InvalidInputError)
+    # Every atom's index vector is the embedding of its own text (none landed on a neighbour).
+    idx = db.indexes.get("a", False)
+    assert idx is not None
+    for atom in db.replay("a"):
+        if atom.vector is not None:
+            continue
+        stored = db.storage.get(atom.id)
+        assert stored is not None
+        [mine] = HashingEmbedder(16).embed([atom.payload["text"]])
+        got = idx.exact.vectors([stored.seq])[stored.seq]
+        assert max(abs(a - b) for a, b in zip(got, mine, strict=True)) < 1e-6
+    db.close()
