@@ -61,3 +61,36 @@ def test_link_counts_see_links_written_after_the_targets_were_loaded(tmp_path: P
     reopened = SQLiteStorage(sqlite_path(str(tmp_path / "s")))
     assert reopened.link_counts([a, b]) == {a: {"supersedes": 1}}
     reopened.close()
+
+
+def test_a_second_engine_on_the_store_sees_links_and_changes_the_first_makes(
+    tmp_path: Path,
+) -> None:
+    writer = dwbase.open(str(tmp_path / "s"))
+    reader = dwbase.open(str(tmp_path / "s"))
+    a = writer.remember("c", "w", "observation", {"text": "old fact"})
+    assert reader.storage.link_counts([a]) == {}  # the reader loads its link targets
+    writer.remember(
+        "c", "w", "observation", {"text": "new fact"}, links=[{"target": a, "kind": "supersedes"}]
+    )
+    assert reader.storage.link_counts([a]) == {a: {"supersedes": 1}}
+    texts = [h.atom.payload["text"] for h in reader.ask("c", "fact", current_only=True).hits]
+    assert texts == ["new fact"]
+    # A change appends cannot show (a quarantine release) moves the writer's generation; the
+    # reader forgets what it cached and its vector index resyncs with the store.
+    held = writer.remember("c", "w", "observation", payload_json='{"text": "odd", "v": NaN}')
+    assert held.quarantined
+    writer.remember("c", "w", "observation", {"text": "later fact"})  # newer than the held one
+    seq = writer.storage.get(held).seq
+    idx = reader.indexes.get("c", False)
+    assert idx is not None and seq not in idx.exact
+    gen = writer.generation
+    writer.quarantine_release(held)
+    assert writer.generation > gen
+    idx = reader.indexes.get("c", False)
+    assert idx is not None and seq not in idx.exact  # appends-only catch-up cannot see it
+    reader.forget_caches()
+    idx = reader.indexes.get("c", False)
+    assert idx is not None and seq in idx.exact
+    writer.close()
+    reader.close()

@@ -100,6 +100,10 @@ class Engine(OperationsMixin):
         self._dims_saved: set[str] = set()
         self._status: dict[str, str] = {}
         self._policies: dict[str, Policy] = {}
+        # Bumped by every change that reading new appends cannot reveal (gc, quarantine
+        # release or drop, policy and world lifecycle atoms, reindex): another process reading
+        # the same store (the node's ask workers) calls forget_caches() when it moves.
+        self.generation = 0
         self._closed = False
         self._gc_stop = threading.Event()
         self._gc_thread: threading.Thread | None = None
@@ -437,6 +441,7 @@ class Engine(OperationsMixin):
             self.counters.quarantine_total += 1
         elif any(lb.startswith(("policy:", "world_status:")) for lb in labels):
             with self._cache_lock:
+                self.generation += 1
                 self._policies.clear()
                 self._status.pop(s.atom.world, None)
         self.hub.publish(s.visible_atom(), s.seq)
@@ -643,7 +648,24 @@ class Engine(OperationsMixin):
         return [s for s in rows if not counts.get(s.atom.id, {}).get("supersedes")]
 
     def _drop_index(self, world: str) -> None:
+        self.generation += 1
         self.indexes.invalidate(world)
+
+    def forget_caches(self) -> None:
+        """Drop what this engine remembers of the store beyond its appends.
+
+        For an engine that reads a store another engine writes: after the writer's
+        ``generation`` moved, policies, world states, dimensions, storage read caches and
+        vector indexes are read again from the store (indexes resync on their next use).
+        """
+        with self._cache_lock:
+            self._policies.clear()
+            self._status.clear()
+            self._dims.clear()
+        forget = getattr(self.storage, "forget_caches", None)
+        if forget is not None:
+            forget()
+        self.indexes.invalidate_all()
 
     def ask(
         self,

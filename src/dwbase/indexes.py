@@ -216,6 +216,12 @@ class IndexManager:
                 if st is not None:
                     st.dirty = True
 
+    def invalidate_all(self) -> None:
+        """Every index resyncs with storage on its next use."""
+        with self._lock:
+            for st in self._states.values():
+                st.dirty = True
+
     def reset(self) -> None:
         with self._lock:
             self._states.clear()

@@ -36,6 +36,7 @@ class OperationsMixin:
     embedder: Embedder
     indexes: IndexManager
     _write_lock: threading.RLock
+    generation: int
     _cache_lock: threading.RLock
     _status: dict[str, str]
     _policies: dict[str, Policy]
@@ -266,6 +267,7 @@ class OperationsMixin:
         return self.storage.check()
 
     def reindex(self) -> int:
+        self.generation += 1
         self.indexes.reset()
         return self.storage.reindex()
 

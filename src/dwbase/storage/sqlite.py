@@ -65,6 +65,7 @@ class SQLiteStorage(LexicalSearch):
         # no incoming link, and need no link query. None: not loaded yet, or too many to track.
         self._link_targets: set[str] | None = None
         self._link_targets_known = False
+        self._link_seq = 0  # links of atoms up to this seq are in _link_targets
         try:
             self._writer = self._connect()
             with self._write_lock:
@@ -511,18 +512,37 @@ class SQLiteStorage(LexicalSearch):
     LINK_TARGETS_TRACKED = 1_000_000
 
     def _linked_targets(self) -> set[str] | None:
-        """Every id some atom links to (loaded once, then kept up to date by ``append``)."""
+        """Every id some atom links to, or ``None`` when there are too many to track.
+
+        Loaded once; this store's appends add to it, and links that another process wrote
+        are read by seq before each use, so the set never misses a stored link.
+        """
+        top = self.max_seq()  # read first: whatever commits later has a higher seq
         if not self._link_targets_known:
-            with self._write_lock:  # no append may slip between the load and the tracking
-                if not self._link_targets_known:
-                    rows = self._read(
-                        "SELECT DISTINCT target FROM links LIMIT ?",
-                        (self.LINK_TARGETS_TRACKED + 1,),
-                    )
-                    if len(rows) <= self.LINK_TARGETS_TRACKED:
-                        self._link_targets = {str(r[0]) for r in rows}
-                    self._link_targets_known = True
+            rows = self._read(
+                "SELECT DISTINCT target FROM links LIMIT ?", (self.LINK_TARGETS_TRACKED + 1,)
+            )
+            self._link_targets = (
+                {str(r[0]) for r in rows} if len(rows) <= self.LINK_TARGETS_TRACKED else None
+            )
+            self._link_targets_known, self._link_seq = True, top
+        elif top > self._link_seq:
+            targets = self._link_targets
+            if targets is not None:
+                rows = self._read(  # by the atoms' primary key: the links table has no seq index
+                    "SELECT links FROM atoms WHERE seq > ? AND links != '[]'", (self._link_seq,)
+                )
+                targets.update(str(t) for (raw,) in rows for t, _ in json.loads(raw))
+                if len(targets) > self.LINK_TARGETS_TRACKED:
+                    self._link_targets = None
+            self._link_seq = top
         return self._link_targets
+
+    def forget_caches(self) -> None:
+        """Drop the read caches (for a reader of a store another process changes)."""
+        self._score_cache.clear()
+        self._df.clear()
+        self._link_targets, self._link_targets_known = None, False
 
     def with_label_prefix(self, prefix: str, *, world: str | None = None) -> list[StoredAtom]:
         lo = "l:" + prefix
