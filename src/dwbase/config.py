@@ -69,6 +69,9 @@ class Settings:
     read_threads: int = _s(
         "read_threads", 1, "threads answering ask and inspect (1 is fastest on 2 cores)"
     )
+    ask_workers: int = _s(
+        "ask_workers", 0, "processes answering asks over the same store (0 = in the node)"
+    )
 
     security_max_payload_bytes: int = _s(
         "security.max_payload_bytes", 256 * 1024, "largest payload_json of one atom (413 above)"
@@ -414,6 +417,15 @@ def _validate(s: Settings) -> None:
     if s.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise InvalidInputError(
             f"log_level {s.log_level!r} must be debug, info, warning or error", field="log_level"
+        )
+    if not 0 <= s.ask_workers <= 64:
+        raise InvalidInputError(
+            f"ask_workers {s.ask_workers} must be between 0 and 64", field="ask_workers"
+        )
+    if s.ask_workers and s.storage_backend != "sqlite":
+        raise InvalidInputError(
+            "ask_workers needs storage.backend = sqlite (workers open the same store)",
+            field="ask_workers",
         )
     if not 1 <= s.read_threads <= 64:
         raise InvalidInputError(

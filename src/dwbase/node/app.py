@@ -48,6 +48,7 @@ from ..model import Atom
 from ..security.caps import Caller
 from ..security.ratelimit import RateLimiter, retry_after_header
 from ..security.tokens import TokenStore
+from .askpool import AskPool
 from .lanes import Lane, WriteLane
 from .lean import LeanRoute
 
@@ -123,15 +124,34 @@ class NodeState:
         self.handles: dict[str, str] = {}  # observe handle -> principal key
         self.reads = Lane("read", settings.read_threads)  # ask, inspect
         self.writes = WriteLane(engine)  # single remembers, group-committed
+        self.asks = (
+            AskPool(settings, lambda: engine.generation, settings.ask_workers)
+            if settings.ask_workers
+            else None
+        )
 
     def open(self) -> None:
         self.writes.open()
         self.reads.open()
+        if self.asks is not None:
+            self.asks.start()
 
     def close(self) -> None:
-        """Finish queued engine calls and stop the lanes' threads (before the engine closes)."""
+        """Finish queued engine calls, stop lanes and ask workers (before the engine closes)."""
+        if self.asks is not None:
+            self.asks.close()
         self.writes.close()
         self.reads.close()
+
+    async def ask_json(self, kwargs: dict[str, Any], caller: Caller | None) -> bytes:
+        """``engine.ask(**kwargs)`` as response JSON: by an ask worker when one is ready."""
+        if self.asks is not None:
+            body = await self.asks.ask(kwargs, caller)
+            if body is not None:
+                self.engine.counters.asks_total += 1
+                return body
+        answer = await self.reads.call(self.engine.ask, **kwargs, caller=caller)
+        return _dumps(answer.to_dict())
 
     @property
     def auth_enabled(self) -> bool:
@@ -191,9 +211,14 @@ async def run(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
 
 
+def _dumps(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
 def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
+    return Response(
+        _dumps(data), status_code=status, media_type="application/json", headers=headers
+    )
 
 
 def _atoms(atoms: list[Atom]) -> Response:

@@ -118,21 +118,22 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
         p = st.principal(request)
         st.limiter.check(p.key, "ask", rate=p.ask_rate)
         t0 = time.perf_counter()
-        answer = await st.reads.call(
-            engine.ask,
-            q.world,
-            q.text,
-            filter=q.filter.model_dump(exclude_unset=True) if q.filter else None,
-            limit=q.limit or 10,
-            as_of=q.as_of,
-            rank=q.rank,
-            weights=q.weights,
-            current_only=q.current_only,
-            vector=q.vector,
-            caller=p.caller,
+        body = await st.ask_json(
+            {
+                "world": q.world,
+                "text": q.text,
+                "filter": q.filter.model_dump(exclude_unset=True) if q.filter else None,
+                "limit": q.limit or 10,
+                "as_of": q.as_of,
+                "rank": q.rank,
+                "weights": q.weights,
+                "current_only": q.current_only,
+                "vector": q.vector,
+            },
+            p.caller,
         )
         metrics.ask_seconds.observe(time.perf_counter() - t0)
-        return _json(answer.to_dict())
+        return Response(body, media_type="application/json")
 
     @app.post(
         "/replay",

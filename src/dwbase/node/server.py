@@ -21,12 +21,13 @@ from types import TracebackType
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
 from ..config import Settings
 from ..engine import Engine
 from ..errors import DWBaseError
 from ..security.tokens import TokenStore
-from .app import create_app
+from .app import NodeState, create_app
 
 log = logging.getLogger("dwbase.node")
 
@@ -152,6 +153,14 @@ class RunningNode:
         self._thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True
         )
+
+    @property
+    def app_state(self) -> NodeState:
+        """The running app's shared state (lanes, ask workers, tokens, metrics)."""
+        app = self.server.config.app
+        assert isinstance(app, FastAPI)
+        state: NodeState = app.state.node
+        return state
 
     def start(self) -> RunningNode:
         self._thread.start()

@@ -1,0 +1,235 @@
+"""Ask workers: asks answered by processes of their own that read the node's SQLite store.
+
+One Python process runs Python on one core at a time, and ``ask`` is mostly Python. With
+``ask_workers = N`` the node starts N worker processes; each opens the same store with the
+same settings and answers the asks the node hands it, so asks use every core while the node
+process keeps doing HTTP, writes, observe and operator work.
+
+What a worker sees is what the node sees:
+
+* appends: SQLite readers see every committed write, and a worker's vector indexes catch up
+  on new seqs before each ask;
+* everything else (gc, quarantine release or drop, policy and world lifecycle atoms,
+  reindex) moves the node engine's ``generation``; each request carries it, and a worker that
+  sees it move calls :meth:`Engine.forget_caches` before answering.
+
+The node has already authenticated the caller and applied rate limits; the worker's engine
+checks the caller's read capability as usual and sends back the answer's JSON, or the error
+(class, message, details) to raise again in the node. A worker that dies fails the asks it
+held (503 ``unavailable``) and is started again; until a worker is ready, and if one never
+starts (a program embedding the node without an ``if __name__ == "__main__"`` guard cannot
+start processes), asks are answered in the node process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import multiprocessing
+import threading
+from dataclasses import replace
+from multiprocessing.connection import Connection
+from typing import Any
+
+from .. import errors as _errors
+from ..config import Settings
+from ..errors import DWBaseError, InternalError, UnavailableError
+from ..security.caps import Caller
+
+log = logging.getLogger("dwbase.node")
+
+_OK, _ERROR = b"0", b"1"
+
+
+def _worker_main(settings: Settings, conn: Connection) -> None:
+    """A worker process: open the store, then answer asks until the node closes the pipe."""
+    engine = settings.open_engine()
+    seen = None
+    conn.send_bytes(b"ready")
+    try:
+        while True:
+            try:
+                request = conn.recv()
+            except EOFError:
+                return
+            if request is None:  # the node is stopping
+                return
+            generation, kwargs, caller = request
+            if generation != seen:
+                if seen is not None:
+                    engine.forget_caches()
+                seen = generation
+            try:
+                answer = engine.ask(**kwargs, caller=caller)
+                body = json.dumps(answer.to_dict(), ensure_ascii=False, separators=(",", ":"))
+                conn.send_bytes(_OK + body.encode("utf-8"))
+            except DWBaseError as exc:
+                err = {"class": type(exc).__name__, "message": exc.message, "details": exc.details}
+                conn.send_bytes(_ERROR + json.dumps(err, default=str).encode("utf-8"))
+            except Exception as exc:  # a fault: reported as internal, the worker goes on
+                err = {"class": "InternalError", "message": f"ask failed: {exc!r}", "details": {}}
+                conn.send_bytes(_ERROR + json.dumps(err).encode("utf-8"))
+    finally:
+        engine.close()
+
+
+def _raise_from(payload: bytes) -> DWBaseError:
+    err = json.loads(payload)
+    cls = getattr(_errors, str(err.get("class")), None)
+    if not (isinstance(cls, type) and issubclass(cls, DWBaseError)):
+        cls = InternalError
+    return cls(str(err.get("message", "ask failed")), **dict(err.get("details") or {}))
+
+
+class _Worker:
+    def __init__(self, pool: AskPool, index: int) -> None:
+        self.pool = pool
+        self.index = index
+        ctx = multiprocessing.get_context("spawn")  # no fork of a threaded process
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(
+            target=_worker_main,
+            args=(pool.worker_settings, child),
+            name=f"dwbase-ask-{index}",
+            daemon=True,
+        )
+        self.proc.start()
+        child.close()
+        self.ready = False
+        self.was_ready = False
+        self.alive = True
+        self.waiting: collections.deque[tuple[asyncio.Future[bytes], Any]] = collections.deque()
+        self.lock = threading.Lock()  # one writer on the pipe; waiting follows send order
+        self.reader = threading.Thread(target=self._read, name=f"dwbase-ask-{index}-reader")
+        self.reader.daemon = True
+        self.reader.start()
+
+    def _read(self) -> None:
+        try:
+            if self.conn.recv_bytes() != b"ready":
+                raise EOFError
+            self.ready = self.was_ready = True
+            while True:
+                data = self.conn.recv_bytes()
+                with self.lock:
+                    fut, loop = self.waiting.popleft()
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_settle, fut, data)
+        except (EOFError, OSError):
+            pass
+        self.alive = False
+        self.ready = False
+        with self.lock:
+            waiting, self.waiting = list(self.waiting), collections.deque()
+        for fut, loop in waiting:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_fail, fut)
+        self.pool._lost(self)
+
+    def send(self, request: Any, fut: asyncio.Future[bytes]) -> None:
+        loop = asyncio.get_running_loop()
+        with self.lock:
+            if not self.alive:
+                raise UnavailableError("the ask worker stopped; retry the ask")
+            self.waiting.append((fut, loop))
+            try:
+                self.conn.send(request)
+            except (OSError, ValueError) as exc:
+                self.waiting.pop()
+                raise UnavailableError("the ask worker stopped; retry the ask") from exc
+
+    def stop(self, timeout: float) -> None:
+        # Say so rather than close the pipe: our reader thread is blocked on it, and a socket
+        # closed under a blocked read does not end the read for the other side.
+        with self.lock, contextlib.suppress(OSError, ValueError):
+            self.conn.send(None)
+        self.proc.join(timeout)
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(timeout)
+        self.reader.join(timeout)
+        with contextlib.suppress(OSError):
+            self.conn.close()
+
+
+def _settle(fut: asyncio.Future[bytes], data: bytes) -> None:
+    if not fut.done():
+        fut.set_result(data)
+
+
+def _fail(fut: asyncio.Future[bytes]) -> None:
+    if not fut.done():
+        fut.set_exception(UnavailableError("the ask worker stopped; retry the ask"))
+
+
+class AskPool:
+    """``workers`` processes answering asks over the node's store."""
+
+    def __init__(self, settings: Settings, engine_generation: Any, workers: int) -> None:
+        # The settings were validated (ask_workers needs the sqlite backend). Workers only
+        # read: no gc schedule of their own (the node runs gc).
+        self.worker_settings = replace(settings, storage_gc_interval_s=0.0)
+        self._generation = engine_generation
+        self.size = workers
+        self._workers: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._closed = True
+        self.restarts = 0
+        self.answered = 0  # asks the workers answered
+        self._turn = 0
+
+    def start(self) -> None:
+        with self._lock:
+            self._closed = False
+            if not self._workers:
+                self._workers = [_Worker(self, i) for i in range(self.size)]
+
+    @property
+    def ready(self) -> bool:
+        return any(w.ready for w in self._workers)
+
+    def _lost(self, worker: _Worker) -> None:
+        with self._lock:
+            if self._closed or worker not in self._workers:
+                return
+            if not worker.was_ready:  # it never started: starting more would fail the same way
+                log.error(
+                    "ask worker failed to start; asks stay in the node process",
+                    extra={"fields": {"worker": worker.index, "exitcode": worker.proc.exitcode}},
+                )
+                return
+            log.warning(
+                "ask worker exited; starting another",
+                extra={"fields": {"worker": worker.index, "exitcode": worker.proc.exitcode}},
+            )
+            self._workers[self._workers.index(worker)] = _Worker(self, worker.index)
+            self.restarts += 1
+
+    async def ask(self, kwargs: dict[str, Any], caller: Caller | None) -> bytes | None:
+        """The answer's JSON from the least busy ready worker, or ``None`` if none is ready."""
+        workers = self._workers
+        self._turn = (self._turn + 1) % max(1, len(workers))
+        ready = [w for w in workers[self._turn :] + workers[: self._turn] if w.ready]
+        if not ready:
+            return None
+        worker = min(ready, key=lambda w: len(w.waiting))  # the first in turn among equals
+        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        worker.send((self._generation(), kwargs, caller), fut)
+        data = await fut
+        if data[:1] == _OK:
+            self.answered += 1
+            return data[1:]
+        raise _raise_from(data[1:])
+
+    def pids(self) -> list[int]:
+        return [w.proc.pid for w in self._workers if w.proc.pid is not None]
+
+    def close(self, timeout: float = 10.0) -> None:
+        with self._lock:
+            self._closed = True
+            workers, self._workers = self._workers, []
+        for w in workers:
+            w.stop(timeout)
