@@ -187,9 +187,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_node(data_dir: str, port: int) -> subprocess.Popen[bytes]:
+def start_node(data_dir: str, port: int, ask_workers: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        "DWBASE_ASK_WORKERS": str(ask_workers),
         "DWBASE_LISTEN": f"127.0.0.1:{port}",
         "DWBASE_DATA_DIR": data_dir,
         "DWBASE_ACCESS_LOG": "off",
@@ -205,7 +206,8 @@ def start_node(data_dir: str, port: int) -> subprocess.Popen[bytes]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+            health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+            if health.status_code == 200 and health.json()["ask_workers_ready"] == ask_workers:
                 return proc
         except httpx.TransportError:
             time.sleep(0.1)
@@ -272,6 +274,12 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print JSON only")
     ap.add_argument("--no-floor", action="store_true", help="skip the in-process engine run")
     ap.add_argument(
+        "--ask-workers",
+        type=int,
+        default=0,
+        help="the node's ask_workers setting (processes answering asks; 0 = in the node)",
+    )
+    ap.add_argument(
         "--phases",
         default="remember,ask,mix",
         help="comma-separated phases to run (remember, ask, mix); default all three",
@@ -281,7 +289,7 @@ def main() -> None:
     port = free_port()
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="dwbase-http-bench-") as data_dir:
-        node = start_node(data_dir, port)
+        node = start_node(data_dir, port, args.ask_workers)
         try:
             url = f"http://127.0.0.1:{port}"
             preload(url, "bench-ask", args.atoms)
@@ -304,10 +312,12 @@ def main() -> None:
     if not args.no_floor:
         results += engine_floor(args.atoms, min(args.duration, 5.0))
     if args.json:
-        print(json.dumps({"clients": args.clients, "results": results}, indent=2))
+        out = {"clients": args.clients, "ask_workers": args.ask_workers, "results": results}
+        print(json.dumps(out, indent=2))
         return
     print(
-        f"HTTP node, {args.clients} clients, {args.duration:g} s per phase, "
+        f"HTTP node, ask_workers={args.ask_workers}, {args.clients} clients, "
+        f"{args.duration:g} s per phase, "
         f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
     )
     print(f"{'phase':32} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}")

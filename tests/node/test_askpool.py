@@ -33,6 +33,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
         pool = running.app_state.asks
         assert pool is not None
         _wait(lambda: all(w.ready for w in pool._workers))
+        health = httpx.get(running.url + "/health").json()
+        assert (health["ask_workers"], health["ask_workers_ready"]) == (2, 2)
         yield running
 
 

@@ -275,6 +275,7 @@ def test_health_healthz_readyz_and_metrics(http: TestClient, engine: Engine) -> 
     assert h["status"] in ("ready", "degraded") and h["storage_ok"] is True
     assert h["disk_pressure"] in ("ok", "warn", "degraded")
     assert h["disk_total_bytes"] > 0
+    assert (h["ask_workers"], h["ask_workers_ready"]) == (0, 0)
     assert http.get("/healthz").json() == {"status": "ok"}
     assert http.get("/readyz").status_code == 200
     text = http.get("/metrics").text

@@ -191,6 +191,10 @@ class AskPool:
     def ready(self) -> bool:
         return any(w.ready for w in self._workers)
 
+    @property
+    def ready_count(self) -> int:
+        return sum(w.ready for w in self._workers)
+
     def _lost(self, worker: _Worker) -> None:
         with self._lock:
             if self._closed or worker not in self._workers:

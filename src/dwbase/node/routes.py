@@ -463,10 +463,14 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
 
 
 def _health(st: NodeState) -> dict[str, Any]:
-    return st.engine.health(
+    out = st.engine.health(
         warn_pct=st.settings.health_disk_warn_pct,
         degraded_pct=st.settings.health_disk_degraded_pct,
     )
+    pool = st.asks
+    out["ask_workers"] = pool.size if pool is not None else 0
+    out["ask_workers_ready"] = pool.ready_count if pool is not None else 0
+    return out
 
 
 async def _stream(

@@ -186,6 +186,8 @@ class Health(BaseModel):
     sync_lag_ms: float
     quarantine_count: int
     index_rebuild_lag_ms: float
+    ask_workers: int = 0
+    ask_workers_ready: int = 0
 
 
 class Alive(BaseModel):
