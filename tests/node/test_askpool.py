@@ -6,6 +6,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +151,27 @@ def test_token_capabilities_hold_in_the_workers(tmp_path: Path) -> None:
     for pid in pids:  # the node stopped its workers
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_workers_that_cannot_start_leave_asks_to_the_node(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, listen="127.0.0.1:0", ask_workers=1)
+    (tmp_path / "not-a-dir").write_text("x")
+    with start_background(settings) as running:
+        pool = running.app_state.asks
+        assert pool is not None
+        # Point the (not yet started) replacement at a store it cannot open, then kill the
+        # worker once it is ready: the replacement fails to start and is not started again.
+        _wait(lambda: pool.ready)
+        pool.worker_settings = replace(pool.worker_settings, data_dir=str(tmp_path / "not-a-dir"))
+        first = pool._workers[0]
+        os.kill(first.proc.pid or 0, signal.SIGKILL)
+        _wait(lambda: pool.restarts == 1)
+        _wait(lambda: not pool._workers[0].alive)
+        time.sleep(0.2)
+        assert pool.restarts == 1 and pool.ready_count == 0
+        httpx.post(
+            running.url + "/remember", json={"world": "w", "worker": "a", "payload": {"text": "hi"}}
+        ).raise_for_status()
+        answered = pool.answered
+        assert _ask(running, world="w", text="hi")["hits"]  # answered in the node process
+        assert pool.answered == answered
