@@ -94,3 +94,23 @@ def test_a_second_engine_on_the_store_sees_links_and_changes_the_first_makes(
     assert idx is not None and seq in idx.exact
     writer.close()
     reader.close()
+
+
+def test_decoded_atoms_are_not_served_stale_after_a_release_or_a_delete(tmp_path: Path) -> None:
+    db = dwbase.open(str(tmp_path / "s"))
+    held = db.remember("c", "w", "observation", payload_json='{"text": "odd boiler", "v": NaN}')
+    assert held.quarantined
+    hits = db.ask("quarantine:c", "odd boiler").hits  # decodes (and caches) the held atom
+    assert [h.atom.world for h in hits] == ["quarantine:c"]
+    db.quarantine_release(held)
+    hits = db.ask("c", "odd boiler").hits
+    assert [(h.atom.id, h.atom.world, "suspect" in h.atom.flags) for h in hits] == [
+        (held, "c", False)
+    ]
+    store = db.storage
+    assert isinstance(store, SQLiteStorage)
+    seq = store.get(held)
+    assert seq is not None and store.get_seqs([seq.seq])
+    store.delete([seq.seq])
+    assert store.get_seqs([seq.seq]) == {}
+    db.close()

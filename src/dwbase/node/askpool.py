@@ -34,6 +34,8 @@ from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
 
+import orjson
+
 from .. import errors as _errors
 from ..config import Settings
 from ..errors import DWBaseError, InternalError, UnavailableError
@@ -64,8 +66,7 @@ def _worker_main(settings: Settings, conn: Connection) -> None:
                 seen = generation
             try:
                 answer = engine.ask(**kwargs, caller=caller)
-                body = json.dumps(answer.to_dict(), ensure_ascii=False, separators=(",", ":"))
-                conn.send_bytes(_OK + body.encode("utf-8"))
+                conn.send_bytes(_OK + orjson.dumps(answer.to_dict()))
             except DWBaseError as exc:
                 err = {"class": type(exc).__name__, "message": exc.message, "details": exc.details}
                 conn.send_bytes(_ERROR + json.dumps(err, default=str).encode("utf-8"))

@@ -59,6 +59,9 @@ class SQLiteStorage(LexicalSearch):
         # Read caches for ask. Score rows hold only immutable atom fields; the lexical ones
         # (stems, document counts) are described in sqlite_text.py.
         self._score_cache: dict[int, ScoreRow] = {}
+        # Decoded atoms for ask's hits; a quarantine change or a delete drops them all.
+        self._atom_cache: dict[int, StoredAtom] = {}
+        self._atom_version = 0
         self._stems: dict[str, str] = {}
         self._df: dict[str, tuple[int, int]] = {}
         # Ids that some atom links to (a superset is harmless): most candidates of an ask have
@@ -290,14 +293,18 @@ class SQLiteStorage(LexicalSearch):
         return out
 
     def set_quarantine(self, seq: int, reason: str | None) -> None:
-        with self._tx() as conn:
-            conn.execute("UPDATE atoms SET quarantine=? WHERE seq=?", (reason, seq))
+        try:
+            with self._tx() as conn:
+                conn.execute("UPDATE atoms SET quarantine=? WHERE seq=?", (reason, seq))
+        finally:
+            self._atoms_changed()
 
     def delete(self, seqs: Sequence[int]) -> int:
         if not seqs:
             return 0
         self._score_cache.clear()
         self._df.clear()
+        self._atoms_changed()
         n = 0
         try:
             with self._tx() as conn:
@@ -325,6 +332,8 @@ class SQLiteStorage(LexicalSearch):
                     n += conn.execute(f"DELETE FROM atoms WHERE seq IN ({marks})", chunk).rowcount
         except sqlite3.Error as exc:
             raise StorageError(f"delete failed, nothing was removed: {exc}") from exc
+        finally:
+            self._atoms_changed()  # again: a read during the delete may have cached a victim
         return n
 
     def meta_set(self, key: str, value: str) -> None:
@@ -353,9 +362,22 @@ class SQLiteStorage(LexicalSearch):
                 out[s.atom.id] = s
         return out
 
+    ATOM_CACHE_SIZE = 20_000
+
     def get_seqs(self, seqs: Sequence[int]) -> dict[int, StoredAtom]:
+        cache = self._atom_cache
         out: dict[int, StoredAtom] = {}
-        keys = list(dict.fromkeys(seqs))
+        keys: list[int] = []
+        for q in dict.fromkeys(seqs):
+            hit = cache.get(q)
+            if hit is None:
+                keys.append(q)
+            else:
+                out[q] = hit
+        if not keys:
+            return out
+        version = self._atom_version  # a quarantine change or delete while we read: no caching
+        fetched: list[StoredAtom] = []
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
             for row in self._read(
@@ -363,7 +385,18 @@ class SQLiteStorage(LexicalSearch):
             ):
                 s = row_to_stored(row)
                 out[s.seq] = s
+                fetched.append(s)
+        if version == self._atom_version:
+            if len(cache) + len(fetched) > self.ATOM_CACHE_SIZE:
+                cache.clear()
+            for s in fetched:
+                cache[s.seq] = s
         return out
+
+    def _atoms_changed(self) -> None:
+        """A stored atom's quarantine state changed or atoms left: decoded copies are stale."""
+        self._atom_version += 1
+        self._atom_cache.clear()
 
     _SYSTEM = (
         "EXISTS (SELECT 1 FROM tags t WHERE t.seq=a.seq AND ("
@@ -542,6 +575,7 @@ class SQLiteStorage(LexicalSearch):
         """Drop the read caches (for a reader of a store another process changes)."""
         self._score_cache.clear()
         self._df.clear()
+        self._atoms_changed()
         self._link_targets, self._link_targets_known = None, False
 
     def with_label_prefix(self, prefix: str, *, world: str | None = None) -> list[StoredAtom]:
