@@ -239,12 +239,12 @@ class Engine(OperationsMixin):
 
     def _embed_pending(self, prepared: Sequence[_Prepared]) -> list[_Prepared]:
         """Fill in the embeddings ``_prepare`` left to do, with one call to the embedder."""
-        todo = [i for i, p in enumerate(prepared) if p.embed_text]
+        waiting = [i for i, p in enumerate(prepared) if p.embed_text]
         out = list(prepared)
-        if not todo:
+        if not waiting:
             return out
-        vectors = self.embedder.embed([prepared[i].embed_text for i in todo])
-        for i, vec in zip(todo, vectors, strict=True):
+        vectors = self.embedder.embed([prepared[i].embed_text for i in waiting])
+        for i, vec in zip(waiting, vectors, strict=True):
             p = out[i]
             out[i] = _Prepared(replace(p.record, index_vector=pack(vec)), p.parsed)
         return out
