@@ -82,7 +82,11 @@ def _raise_from(payload: bytes) -> DWBaseError:
     cls = getattr(_errors, str(err.get("class")), None)
     if not (isinstance(cls, type) and issubclass(cls, DWBaseError)):
         cls = InternalError
-    return cls(str(err.get("message", "ask failed")), **dict(err.get("details") or {}))
+    message, details = str(err.get("message", "ask failed")), dict(err.get("details") or {})
+    try:
+        return cls(message, **details)
+    except TypeError:  # a class whose details are not plain keywords: keep the message
+        return InternalError(message, **details)
 
 
 class _Worker:
