@@ -148,42 +148,61 @@ def run_ask(
     rel_lex = {q: w_lex * v for q, v in lexical.items()}
     rel_sem = {q: w_sem * v for q, v in semantic.items() if v > 0.0}
 
-    def context(r: ScoreRow) -> float:
-        prev, nxt = neighbours.get(r.seq, (None, None))
-        total = 0.0
-        for n, w in ((prev, weights.context_prev), (nxt, weights.context_next)):
-            row = rows.get(n) if n is not None and w else None
-            if row is not None and abs(row.ts_us - r.ts_us) <= gap_us:
-                total += w * (rel_lex.get(n, 0.0) + rel_sem.get(n, 0.0))  # type: ignore[arg-type]
-        return total
-
     trust_of = engine.options.trust
     default_trust = engine.options.default_trust
     half_life = weights.recency_half_life_hours
-    scored: list[tuple[float, int, ScoreRow, list[float]]] = []
-    for r in cands:
-        parts = [
+    w_prev, w_next = weights.context_prev, weights.context_next
+    w_rec, w_imp, w_trust = weights.recency, weights.importance, weights.trust
+    no_pair: tuple[int | None, int | None] = (None, None)
+
+    def context(r: ScoreRow) -> float:
+        prev, nxt = neighbours.get(r.seq, no_pair)
+        total = 0.0
+        if prev is not None and w_prev:
+            row = rows.get(prev)
+            if row is not None and abs(row.ts_us - r.ts_us) <= gap_us:
+                total += w_prev * (rel_lex.get(prev, 0.0) + rel_sem.get(prev, 0.0))
+        if nxt is not None and w_next:
+            row = rows.get(nxt)
+            if row is not None and abs(row.ts_us - r.ts_us) <= gap_us:
+                total += w_next * (rel_lex.get(nxt, 0.0) + rel_sem.get(nxt, 0.0))
+        return total
+
+    def parts_of(r: ScoreRow) -> list[float]:
+        return [
             rel_lex.get(r.seq, 0.0),
             rel_sem.get(r.seq, 0.0),
             context(r) if neighbours else 0.0,
-            weights.recency * recency(newest - r.ts_us, half_life),
-            weights.importance * r.importance,
+            w_rec * recency(newest - r.ts_us, half_life),
+            w_imp * r.importance,
             link_effect(counts[r.id]) if r.id in counts else 0.0,
-            weights.trust * (trust_of.get(r.worker, default_trust) - 0.5),
+            w_trust * (trust_of.get(r.worker, default_trust) - 0.5),
         ]
+
+    scored: list[tuple[float, int, ScoreRow]] = []
+    for r in cands:
         if rank == "recency":
             key = float(r.ts_us)
         elif rank == "importance":
             key = r.importance
         else:
-            key = sum(parts)
-        scored.append((key, r.seq, r, parts))
+            # sum(parts_of(r)), written out: the same additions in the same order.
+            key = (
+                rel_lex.get(r.seq, 0.0)
+                + rel_sem.get(r.seq, 0.0)
+                + (context(r) if neighbours else 0.0)
+                + w_rec * recency(newest - r.ts_us, half_life)
+                + w_imp * r.importance
+                + (link_effect(counts[r.id]) if r.id in counts else 0.0)
+                + w_trust * (trust_of.get(r.worker, default_trust) - 0.5)
+            )
+        scored.append((key, r.seq, r))
     if rank == "importance":
         scored.sort(key=lambda x: (-x[0], -x[2].ts_us, -x[1]))
     else:
         scored.sort(key=lambda x: (-x[0], -x[1]))
-    top = scored[:limit]
-    full = storage.get_seqs([seq for _, seq, _, _ in top])
+    top = [(seq, parts_of(r)) for _, seq, r in scored[:limit]]
+    full = storage.get_seqs([seq for seq, _ in top])
     hits = [
         Hit(
             atom=full[seq].visible_atom(),
@@ -191,7 +210,7 @@ def run_ask(
             parts={k: round(v, 6) for k, v in zip(PARTS, parts, strict=True)},
             sources=tuple(sources[seq]),
         )
-        for _, seq, _, parts in top
+        for seq, parts in top
         if seq in full
     ]
     if rank == "hybrid" and not lexical and not semantic:
@@ -285,27 +304,23 @@ def _add_context(
 ) -> None:
     """Bring in the neighbours of the most relevant candidates and note everyone's neighbours."""
     best_lex = max(lexical.values(), default=0.0) or 1.0
-
-    def rel(q: int) -> float:
-        return weights.lexical * lexical.get(q, 0.0) / best_lex + weights.semantic * max(
-            0.0, semantic.get(q, 0.0)
-        )
-
-    seeds = sorted(sources, key=lambda q: -rel(q))[: max(16, weights.candidates // 2)]
-    fresh: list[int] = []
-    for q in seeds:
-        pair = idx.exact.neighbours(q)
-        neighbours[q] = pair
-        fresh.extend(n for n in pair if n is not None and n not in sources)
-    fresh = list(dict.fromkeys(fresh))
+    w_lex, w_sem = weights.lexical, weights.semantic
+    lex_get, sem_get = lexical.get, semantic.get
+    rel = {
+        q: w_lex * lex_get(q, 0.0) / best_lex + w_sem * max(0.0, sem_get(q, 0.0)) for q in sources
+    }
+    # Best first; equal relevance keeps the order the paths found them in (a stable sort).
+    seeds = sorted(sources, key=lambda q: -rel[q])[: max(16, weights.candidates // 2)]
+    neighbours.update(idx.exact.neighbours_many(seeds))
+    fresh = list(
+        dict.fromkeys(n for q in seeds for n in neighbours[q] if n is not None and n not in sources)
+    )
     if fresh and not spec.is_open:
         allowed = engine.storage.filter_seqs(base, fresh, spec, quarantined=quarantined)
         fresh = [q for q in fresh if q in allowed]
     for q in fresh:
         sources.setdefault(q, []).append("context")
-    for q in sources:
-        if q not in neighbours:
-            neighbours[q] = idx.exact.neighbours(q)
+    neighbours.update(idx.exact.neighbours_many([q for q in sources if q not in neighbours]))
     # Every atom whose relevance is read (candidates and their neighbours) needs its cosine.
     need = {n for pair in neighbours.values() for n in pair if n is not None}
     need.update(sources)

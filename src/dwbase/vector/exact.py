@@ -11,7 +11,7 @@ import heapq
 import math
 import threading
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 _np: Any
@@ -154,13 +154,22 @@ class ExactIndex:
 
     def neighbours(self, seq: int) -> tuple[int | None, int | None]:
         """The live seqs just before and just after ``seq`` in this world (its context)."""
+        return self.neighbours_many([seq])[seq]
+
+    def neighbours_many(self, seqs: Iterable[int]) -> dict[int, tuple[int | None, int | None]]:
+        """:meth:`neighbours` of each of ``seqs``, under one lock."""
+        out: dict[int, tuple[int | None, int | None]] = {}
+        find = bisect.bisect_left
         with self._lock:
-            pos = bisect.bisect_left(self._sorted, seq)
-            before = self._sorted[pos - 1] if pos > 0 else None
-            if pos < len(self._sorted) and self._sorted[pos] == seq:
-                pos += 1
-            after = self._sorted[pos] if pos < len(self._sorted) else None
-        return before, after
+            order = self._sorted
+            n = len(order)
+            for seq in seqs:
+                pos = find(order, seq)
+                before = order[pos - 1] if pos > 0 else None
+                if pos < n and order[pos] == seq:
+                    pos += 1
+                out[seq] = (before, order[pos] if pos < n else None)
+        return out
 
     def matrix(self) -> tuple[list[int], Any]:
         """(seqs, float32 matrix) of live rows, for building an ANN graph (numpy only)."""
