@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,48 @@ def test_concurrent_http_remembers_each_get_their_own_status(tmp_path: Path) -> 
         assert all(r.json()["error"]["code"] == "invalid_input" for r in responses[::7])
         got = {a.id: a.payload["n"] for a in node.engine.replay("c", filter={"limit": 1000})}
         assert {r.json(): i for i, r in enumerate(responses) if i % 7} == got
+
+
+def test_a_fault_in_a_group_reaches_each_request_and_the_lane_goes_on() -> None:
+    db = dwbase.open(":memory:")
+    lane = WriteLane(db)
+    real = db.remember_each
+
+    def flaky(items: Any) -> Any:
+        if any(data["payload"]["n"] < 5 for data, _ in items):  # the first five, however grouped
+            raise RuntimeError("disk on fire")
+        return real(items)
+
+    db.remember_each = flaky  # type: ignore[method-assign]
+
+    async def main() -> tuple[list[Any], Any]:
+        first = await asyncio.gather(
+            *(
+                lane.remember({"world": "f", "worker": "w", "payload": {"n": i}}, None)
+                for i in range(5)
+            ),
+            return_exceptions=True,
+        )
+        after = await lane.remember({"world": "f", "worker": "w", "payload": {"n": 99}}, None)
+        return first, after
+
+    first, after = asyncio.run(main())
+    lane.close()
+    assert all(isinstance(a, RuntimeError) for a in first)  # nobody is told "stored"
+    assert [a.payload["n"] for a in db.replay("f")] == [99] and str(after) == db.replay("f")[0].id
+    db.close()
+
+
+def test_an_answer_for_a_request_that_went_away_is_dropped() -> None:
+    lane = Lane("gone", 1)
+
+    async def main() -> int:
+        slow = asyncio.ensure_future(lane.call(time.sleep, 0.2))
+        await asyncio.sleep(0.05)
+        slow.cancel()  # the client disconnected while its call ran
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        return await lane.call(pow, 2, 5)  # the lane still answers
+
+    assert asyncio.run(main()) == 32
+    lane.close()
