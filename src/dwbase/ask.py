@@ -179,29 +179,21 @@ def run_ask(
             w_trust * (trust_of.get(r.worker, default_trust) - 0.5),
         ]
 
-    scored: list[tuple[float, int, ScoreRow]] = []
+    scored: list[tuple[float, int, ScoreRow, list[float]]] = []
     for r in cands:
+        parts = parts_of(r)
         if rank == "recency":
             key = float(r.ts_us)
         elif rank == "importance":
             key = r.importance
         else:
-            # sum(parts_of(r)), written out: the same additions in the same order.
-            key = (
-                rel_lex.get(r.seq, 0.0)
-                + rel_sem.get(r.seq, 0.0)
-                + (context(r) if neighbours else 0.0)
-                + w_rec * recency(newest - r.ts_us, half_life)
-                + w_imp * r.importance
-                + (link_effect(counts[r.id]) if r.id in counts else 0.0)
-                + w_trust * (trust_of.get(r.worker, default_trust) - 0.5)
-            )
-        scored.append((key, r.seq, r))
+            key = sum(parts)
+        scored.append((key, r.seq, r, parts))
     if rank == "importance":
         scored.sort(key=lambda x: (-x[0], -x[2].ts_us, -x[1]))
     else:
         scored.sort(key=lambda x: (-x[0], -x[1]))
-    top = [(seq, parts_of(r)) for _, seq, r in scored[:limit]]
+    top = [(seq, parts) for _, seq, _, parts in scored[:limit]]
     full = storage.get_seqs([seq for seq, _ in top])
     hits = [
         Hit(

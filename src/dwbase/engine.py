@@ -403,17 +403,7 @@ class Engine(OperationsMixin):
     def _with_quarantine(self, p: _Prepared) -> NewRecord:
         """``p``'s record, held in quarantine when the quarantine rules say so."""
         reason = self._quarantine_reason(p)
-        if reason is None:
-            return p.record
-        rec = p.record
-        return NewRecord(
-            atom=rec.atom,
-            ts_us=rec.ts_us,
-            recorded_us=rec.recorded_us,
-            text=rec.text,
-            index_vector=rec.index_vector,
-            quarantine=reason,
-        )
+        return p.record if reason is None else replace(p.record, quarantine=reason)
 
     def _store(self, records: Sequence[NewRecord]) -> list[StoredAtom]:
         with self._write_lock:

@@ -64,8 +64,9 @@ class SQLiteStorage(LexicalSearch):
         self._atom_version = 0
         self._stems: dict[str, str] = {}
         self._df: dict[str, tuple[int, int]] = {}
-        # Ids that some atom links to (a superset is harmless): most candidates of an ask have
-        # no incoming link, and need no link query. None: not loaded yet, or too many to track.
+        # Ids that some atom links to (a superset is harmless), caught up by seq before each
+        # use: most candidates of an ask have no incoming link and need no link query.
+        # None: not loaded yet, or too many to track.
         self._link_targets: set[str] | None = None
         self._link_targets_known = False
         self._link_seq = 0  # links of atoms up to this seq are in _link_targets
@@ -280,10 +281,6 @@ class SQLiteStorage(LexicalSearch):
         if tag_rows:
             conn.executemany("INSERT OR IGNORE INTO tags(tag, seq) VALUES(?, ?)", tag_rows)
         if link_rows:
-            if self._link_targets is not None:
-                self._link_targets.update(t for t, _, _ in link_rows)
-                if len(self._link_targets) > self.LINK_TARGETS_TRACKED:
-                    self._link_targets = None  # stays unknown: every lookup asks SQLite
             conn.executemany(
                 "INSERT OR IGNORE INTO links(target, seq, kind) VALUES(?, ?, ?)", link_rows
             )
@@ -302,9 +299,7 @@ class SQLiteStorage(LexicalSearch):
     def delete(self, seqs: Sequence[int]) -> int:
         if not seqs:
             return 0
-        self._score_cache.clear()
-        self._df.clear()
-        self._atoms_changed()
+        self.forget_caches()
         n = 0
         try:
             with self._tx() as conn:
@@ -547,7 +542,7 @@ class SQLiteStorage(LexicalSearch):
     def _linked_targets(self) -> set[str] | None:
         """Every id some atom links to, or ``None`` when there are too many to track.
 
-        Loaded once; this store's appends add to it, and links that another process wrote
+        Loaded once, then the links of atoms stored since (by this store or another process)
         are read by seq before each use, so the set never misses a stored link.
         """
         top = self.max_seq()  # read first: whatever commits later has a higher seq
@@ -572,7 +567,8 @@ class SQLiteStorage(LexicalSearch):
         return self._link_targets
 
     def forget_caches(self) -> None:
-        """Drop the read caches (for a reader of a store another process changes)."""
+        """Drop the read caches: after a delete or reindex here, or when another process
+        changed the store in a way its appends do not show."""
         self._score_cache.clear()
         self._df.clear()
         self._atoms_changed()
@@ -724,7 +720,7 @@ class SQLiteStorage(LexicalSearch):
         return report
 
     def reindex(self) -> int:
-        self._link_targets, self._link_targets_known = None, False
+        self.forget_caches()
         with self._tx() as conn:
             conn.execute("DELETE FROM tags")
             conn.execute("DELETE FROM links")
