@@ -123,7 +123,7 @@ class WriteLane(_Threads):
         super().__init__("write", 1)
         self.engine = engine
         self.max_group = max_group
-        self.groups = 0  # transactions run (for tests and metrics)
+        self.groups = 0  # transactions run, and atoms stored through them (tests read these)
         self.atoms = 0
 
     async def remember(self, data: Mapping[str, Any], caller: Caller | None) -> AtomId:
