@@ -72,6 +72,20 @@ def test_exact_index_returns_best_first_and_knows_neighbours() -> None:
     assert idx.scores([0.0, 1.0], [10, 11, 13]) == pytest.approx({10: 0.0, 13: 0.8})
 
 
+def test_a_probe_reuses_its_scan_and_scores_rows_added_or_removed_since() -> None:
+    idx = ExactIndex(2)
+    idx.add([(1, pack([1.0, 0.0])), (2, pack([0.0, 1.0])), (3, pack([0.6, 0.8]))])
+    probe = idx.probe([0.6, 0.8])
+    assert [s for s, _ in probe.search(2)] == [3, 2]
+    idx.add([(4, pack([0.8, 0.6]))])  # after the scan: scored on demand
+    idx.remove([2])  # gone since the scan: not scored at all
+    got = probe.scores([1, 2, 3, 4, 99])
+    assert got == pytest.approx({1: 0.6, 3: 1.0, 4: 0.96})
+    # the figures read back from the scan are the ones a fresh product gives
+    assert got == idx.scores([0.6, 0.8], [1, 3, 4])
+    assert probe.scores([]) == {}
+
+
 # ---------------------------------------------------------------------------- errors
 
 

@@ -18,6 +18,7 @@ See :mod:`dwbase.ranking` for the score.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from .model import Answer, FilterSpec, Hit
 from .ranking import RankingWeights, link_effect, recency
 from .storage.base import ScoreRow
 from .text import query_terms
+from .vector.exact import Probe
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -104,16 +106,18 @@ def run_ask(
         if qvec is not None:
             idx = engine.indexes.get(base, quarantined, warnings)
         if idx is not None and qvec is not None:
-            for seq, score in _semantic(engine, idx, base, quarantined, qvec, spec, weights, limit):
+            probe = idx.exact.probe(qvec)
+            for seq, score in _semantic(
+                engine, idx, probe, base, quarantined, qvec, spec, weights, limit
+            ):
                 semantic[seq] = score
                 note(seq, "semantic")
-            others = [q for q in sources if q not in semantic]
-            semantic.update(idx.exact.scores(qvec, others))
+            semantic.update(probe.scores([q for q in sources if q not in semantic]))
             if weights.context_prev or weights.context_next:
                 _add_context(
                     engine,
                     idx,
-                    qvec,
+                    probe,
                     base,
                     quarantined,
                     spec,
@@ -142,58 +146,36 @@ def run_ask(
         cands = [r for r in cands if not counts.get(r.id, {}).get("supersedes")]
     newest = max((r.ts_us for r in cands), default=0)
     best_lex = max(lexical.values(), default=0.0) or 1.0
-    gap_us = weights.context_gap_hours * 3_600_000_000
     w_lex = weights.lexical / best_lex
     w_sem = weights.semantic
     rel_lex = {q: w_lex * v for q, v in lexical.items()}
     rel_sem = {q: w_sem * v for q, v in semantic.items() if v > 0.0}
 
-    trust_of = engine.options.trust
-    default_trust = engine.options.default_trust
+    # The score's parts as columns, one entry per candidate, in PARTS order.
     half_life = weights.recency_half_life_hours
-    w_prev, w_next = weights.context_prev, weights.context_next
+    trust_of, default_trust = engine.options.trust, engine.options.default_trust
     w_rec, w_imp, w_trust = weights.recency, weights.importance, weights.trust
-    no_pair: tuple[int | None, int | None] = (None, None)
-
-    def context(r: ScoreRow) -> float:
-        prev, nxt = neighbours.get(r.seq, no_pair)
-        total = 0.0
-        if prev is not None and w_prev:
-            row = rows.get(prev)
-            if row is not None and abs(row.ts_us - r.ts_us) <= gap_us:
-                total += w_prev * (rel_lex.get(prev, 0.0) + rel_sem.get(prev, 0.0))
-        if nxt is not None and w_next:
-            row = rows.get(nxt)
-            if row is not None and abs(row.ts_us - r.ts_us) <= gap_us:
-                total += w_next * (rel_lex.get(nxt, 0.0) + rel_sem.get(nxt, 0.0))
-        return total
-
-    def parts_of(r: ScoreRow) -> list[float]:
-        return [
-            rel_lex.get(r.seq, 0.0),
-            rel_sem.get(r.seq, 0.0),
-            context(r) if neighbours else 0.0,
-            w_rec * recency(newest - r.ts_us, half_life),
-            w_imp * r.importance,
-            link_effect(counts[r.id]) if r.id in counts else 0.0,
-            w_trust * (trust_of.get(r.worker, default_trust) - 0.5),
-        ]
-
-    scored: list[tuple[float, int, ScoreRow, list[float]]] = []
-    for r in cands:
-        parts = parts_of(r)
-        if rank == "recency":
-            key = float(r.ts_us)
-        elif rank == "importance":
-            key = r.importance
-        else:
-            key = sum(parts)
-        scored.append((key, r.seq, r, parts))
-    if rank == "importance":
-        scored.sort(key=lambda x: (-x[0], -x[2].ts_us, -x[1]))
+    parts_rows = list(
+        zip(
+            [rel_lex.get(r.seq, 0.0) for r in cands],
+            [rel_sem.get(r.seq, 0.0) for r in cands],
+            _context_column(cands, rows, neighbours, rel_lex, rel_sem, weights),
+            [w_rec * recency(newest - r.ts_us, half_life) for r in cands],
+            [w_imp * r.importance for r in cands],
+            [link_effect(counts[r.id]) if r.id in counts else 0.0 for r in cands],
+            [w_trust * (trust_of.get(r.worker, default_trust) - 0.5) for r in cands],
+            strict=True,
+        )
+    )
+    # Best first; ties go to the later seq. Seqs are unique, so the index is never compared.
+    if rank == "recency":
+        keys: list[tuple[float, ...]] = [(float(r.ts_us), r.seq) for r in cands]
+    elif rank == "importance":
+        keys = [(r.importance, r.ts_us, r.seq) for r in cands]
     else:
-        scored.sort(key=lambda x: (-x[0], -x[1]))
-    top = [(seq, parts) for _, seq, _, parts in scored[:limit]]
+        keys = [(sum(p), r.seq) for p, r in zip(parts_rows, cands, strict=True)]
+    best = heapq.nlargest(limit, zip(keys, range(len(cands)), strict=True))
+    top = [(cands[i].seq, parts_rows[i]) for _, i in best]
     full = storage.get_seqs([seq for seq, _ in top])
     hits = [
         Hit(
@@ -216,6 +198,37 @@ def run_ask(
         hits=hits,
         warnings=warnings,
     )
+
+
+def _context_column(
+    cands: Sequence[ScoreRow],
+    rows: dict[int, ScoreRow],
+    neighbours: dict[int, tuple[int | None, int | None]],
+    rel_lex: dict[int, float],
+    rel_sem: dict[int, float],
+    weights: RankingWeights,
+) -> list[float]:
+    """Part "context" of each candidate: its neighbours' relevance, if close enough in time."""
+    w_prev, w_next = weights.context_prev, weights.context_next
+    if not neighbours or not (w_prev or w_next):
+        return [0.0] * len(cands)
+    gap_us = weights.context_gap_hours * 3_600_000_000
+    no_pair: tuple[int | None, int | None] = (None, None)
+    lex, sem = rel_lex.get, rel_sem.get
+    out: list[float] = []
+    for r in cands:
+        prev, nxt = neighbours.get(r.seq, no_pair)
+        total = 0.0
+        if prev is not None and w_prev:
+            row = rows.get(prev)
+            if row is not None and abs(row.ts_us - r.ts_us) <= gap_us:
+                total += w_prev * (lex(prev, 0.0) + sem(prev, 0.0))
+        if nxt is not None and w_next:
+            row = rows.get(nxt)
+            if row is not None and abs(row.ts_us - r.ts_us) <= gap_us:
+                total += w_next * (lex(nxt, 0.0) + sem(nxt, 0.0))
+        out.append(total)
+    return out
 
 
 def _query_vector(
@@ -252,6 +265,7 @@ def _query_vector(
 def _semantic(
     engine: Engine,
     idx: WorldIndex,
+    probe: Probe,
     base: str,
     quarantined: bool,
     qvec: list[float],
@@ -265,10 +279,10 @@ def _semantic(
     while True:
         if idx.ann is not None:
             near = idx.ann.search(qvec, k)
-            scores = idx.exact.scores(qvec, near)
+            scores = probe.scores(near)
             results = sorted(scores.items(), key=lambda x: -x[1])
         else:
-            results = idx.exact.search(qvec, k)
+            results = probe.search(k)
         if spec.is_open:
             # The index of (world, quarantined) holds exactly the atoms this ask may see.
             return results
@@ -284,7 +298,7 @@ def _semantic(
 def _add_context(
     engine: Engine,
     idx: WorldIndex,
-    qvec: list[float],
+    probe: Probe,
     base: str,
     quarantined: bool,
     spec: FilterSpec,
@@ -316,4 +330,4 @@ def _add_context(
     # Every atom whose relevance is read (candidates and their neighbours) needs its cosine.
     need = {n for pair in neighbours.values() for n in pair if n is not None}
     need.update(sources)
-    semantic.update(idx.exact.scores(qvec, [q for q in need if q not in semantic]))
+    semantic.update(probe.scores([q for q in need if q not in semantic]))

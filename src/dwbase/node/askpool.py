@@ -40,6 +40,7 @@ from .. import errors as _errors
 from ..config import Settings
 from ..errors import DWBaseError, InternalError, UnavailableError
 from ..security.caps import Caller
+from ..vector.exact import pin_blas_threads
 
 log = logging.getLogger("dwbase.node")
 
@@ -48,6 +49,7 @@ _OK, _ERROR = b"0", b"1"
 
 def _worker_main(settings: Settings, conn: Connection) -> None:
     """A worker process: open the store, then answer asks until the node closes the pipe."""
+    pin_blas_threads()
     engine = settings.open_engine()
     seen = None
     conn.send_bytes(b"ready")

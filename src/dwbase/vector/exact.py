@@ -29,10 +29,24 @@ except ImportError:  # pragma: no cover - threadpoolctl is a normal dependency
     _blas = None
 
 
+_pinned: Any = None  # the process-wide one-thread BLAS limit, once pin_blas_threads ran
+
+
+def pin_blas_threads() -> None:
+    """Keep BLAS on one thread for the rest of this process.
+
+    For a process that only answers queries (an ask worker): it saves :func:`_dot` setting
+    and restoring the limit around every product. A library user's process is left alone.
+    """
+    global _pinned
+    if _blas is not None and _pinned is None:
+        _pinned = _blas.limit(limits=1, user_api="blas")
+
+
 def _dot(mat: Any, q: Any) -> Any:
     # One query is a matrix-vector product bound by memory bandwidth: BLAS threads only add
     # hand-offs, and on a busy machine they wait for a core (10x slower at 10k vectors).
-    if _blas is None:
+    if _blas is None or _pinned is not None:
         return mat @ q
     with _blas.limit(limits=1, user_api="blas"):
         return mat @ q
@@ -141,16 +155,11 @@ class ExactIndex:
 
     def scores(self, query: Sequence[float], seqs: Sequence[int]) -> dict[int, float]:
         """Cosine of ``query`` with each indexed seq among ``seqs`` (exact, any index kind)."""
-        with self._lock:
-            pairs = [(s, r) for s in seqs if (r := self._rows.get(s)) is not None]
-            if not pairs:
-                return {}
-            if _np is not None:
-                q = _np.asarray(query, dtype=_np.float32)
-                vals = self._mat[[r for _, r in pairs]] @ q
-                return {s: float(v) for (s, _), v in zip(pairs, vals.tolist(), strict=True)}
-            q = list(query)
-            return {s: sum(a * b for a, b in zip(self._py[r], q, strict=True)) for s, r in pairs}
+        return self.probe(query).scores(seqs)
+
+    def probe(self, query: Sequence[float]) -> Probe:
+        """One query against this index, for several lookups (see :class:`Probe`)."""
+        return Probe(self, query)
 
     def neighbours(self, seq: int) -> tuple[int | None, int | None]:
         """The live seqs just before and just after ``seq`` in this world (its context)."""
@@ -178,28 +187,72 @@ class ExactIndex:
             return [self._seqs[i] for i in live], self._mat[live].copy()
 
     def search(self, query: Sequence[float], k: int) -> list[tuple[int, float]]:
+        return self.probe(query).search(k)
+
+
+class Probe:
+    """One query against an :class:`ExactIndex`: its nearest atoms and any atom's cosine.
+
+    ``search`` scores every row; later ``scores`` calls read those figures instead of
+    multiplying again (rows added since are scored on demand). An ``ask`` makes one probe and
+    asks it for the top candidates, then for the cosines of every other atom it weighs.
+    """
+
+    def __init__(self, index: ExactIndex, query: Sequence[float]) -> None:
+        self._index = index
+        self._q: Any = (
+            _np.asarray(query, dtype=_np.float32) if _np is not None else [float(v) for v in query]
+        )
+        self._all: Any = None  # cosines of rows [0, _upto) once search scored them all
+        self._upto = 0
+
+    def search(self, k: int) -> list[tuple[int, float]]:
+        """The ``k`` nearest indexed seqs, best first: ``(seq, cosine)``."""
+        index = self._index
         if k <= 0:
             return []
-        with self._lock:
-            n = self._n
+        with index._lock:
+            n = index._n
             if n == 0:
                 return []
+            seqs = index._seqs
             if _np is not None:
-                q = _np.asarray(query, dtype=_np.float32)
-                scores = _dot(self._mat[:n], q)
+                scores = _dot(index._mat[:n], self._q)
+                self._all, self._upto = scores, n
                 kk = min(k, n)
                 idx = _np.argpartition(-scores, kk - 1)[:kk] if kk < n else _np.arange(n)
                 idx = idx[_np.argsort(-scores[idx], kind="stable")]
+                vals = scores[idx].tolist()
                 return [
-                    (self._seqs[i], float(scores[i])) for i in idx.tolist() if self._seqs[i] >= 0
+                    (seqs[i], v) for i, v in zip(idx.tolist(), vals, strict=True) if seqs[i] >= 0
                 ]
-            q = list(query)
+            q = self._q
             best = heapq.nlargest(
                 k,
                 (
                     (sum(a * b for a, b in zip(row, q, strict=True)), i)
-                    for i, row in enumerate(self._py)
-                    if self._seqs[i] >= 0
+                    for i, row in enumerate(index._py)
+                    if seqs[i] >= 0
                 ),
             )
-            return [(self._seqs[i], s) for s, i in best]
+            return [(seqs[i], s) for s, i in best]
+
+    def scores(self, seqs: Iterable[int]) -> dict[int, float]:
+        """Cosine of the query with each indexed seq among ``seqs``."""
+        index = self._index
+        with index._lock:
+            get = index._rows.get
+            pairs = [(s, r) for s in seqs if (r := get(s)) is not None]
+            if not pairs:
+                return {}
+            if _np is None:
+                q = self._q
+                return {
+                    s: sum(a * b for a, b in zip(index._py[r], q, strict=True)) for s, r in pairs
+                }
+            rows = [r for _, r in pairs]
+            if self._all is not None and max(rows) < self._upto:
+                vals = self._all[rows]
+            else:
+                vals = index._mat[rows] @ self._q
+            return dict(zip([s for s, _ in pairs], vals.tolist(), strict=True))
