@@ -79,6 +79,7 @@ class Phase:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     seconds: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process group
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
@@ -95,6 +96,10 @@ class Phase:
             "p95_ms": q(0.95),
             "p99_ms": q(0.99),
             "mean_ms": round(statistics.fmean(lat) * 1000, 2) if lat else 0.0,
+            # CPU milliseconds per request, by process (Linux /proc; empty elsewhere)
+            "cpu_ms_per_request": {
+                k: round(v * 1000 / len(lat), 3) for k, v in self.cpu.items() if lat
+            },
         }
 
 
@@ -154,6 +159,30 @@ async def drive(
     phase.seconds = time.perf_counter() - t0
     for c in conns:
         c.close()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far (Linux ``/proc``)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(node_pid: int) -> dict[str, float]:
+    """CPU seconds of the node, its ask workers (its children) and this client process."""
+    if not os.path.exists(f"/proc/{node_pid}/stat"):
+        return {}
+    workers = 0.0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rpartition(")")[2].split()[1])
+                if ppid == node_pid:
+                    workers += _cpu_seconds(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return {"node": _cpu_seconds(node_pid), "ask_workers": workers, "client": time.process_time()}
 
 
 def remember_req(world: str) -> Any:
@@ -304,7 +333,10 @@ def main() -> None:
                 raise SystemExit(f"unknown phase(s) {unknown}; choose from {sorted(phases)}")
             for name, make in (phases[p] for p in wanted):
                 ph = Phase(name)
+                before = cpu_snapshot(node.pid)
                 asyncio.run(drive("127.0.0.1", port, ph, args.clients, args.duration, make))
+                after = cpu_snapshot(node.pid)
+                ph.cpu = {k: after[k] - before[k] for k in before if k in after}
                 results.append(ph.summary())
         finally:
             node.terminate()
@@ -326,6 +358,15 @@ def main() -> None:
             f"{r['phase']:32} {r['rps']:>9.1f} {r['p50_ms']:>8.2f} {r['p95_ms']:>8.2f} "
             f"{r['p99_ms']:>8.2f} {r['errors']:>7}"
         )
+    cpu_rows = [r for r in results if r.get("cpu_ms_per_request")]
+    if cpu_rows:
+        print("\nCPU ms per request (node process / ask workers / load generator):")
+        for r in cpu_rows:
+            c = r["cpu_ms_per_request"]
+            print(
+                f"{r['phase']:32} {c['node']:>9.3f} {c['ask_workers']:>8.3f} {c['client']:>8.3f}"
+                f"   total {sum(c.values()):.3f}"
+            )
 
 
 if __name__ == "__main__":
