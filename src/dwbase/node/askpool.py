@@ -29,7 +29,6 @@ import contextlib
 import json
 import logging
 import multiprocessing
-import threading
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
@@ -92,9 +91,16 @@ def _raise_from(payload: bytes) -> DWBaseError:
 
 
 class _Worker:
-    def __init__(self, pool: AskPool, index: int) -> None:
+    """One worker process and its pipe, read by the node's event loop (no thread of its own).
+
+    Every method runs on the loop that started the pool, so sends and answers pair up in
+    order without a lock.
+    """
+
+    def __init__(self, pool: AskPool, index: int, loop: asyncio.AbstractEventLoop) -> None:
         self.pool = pool
         self.index = index
+        self.loop = loop
         ctx = multiprocessing.get_context("spawn")  # no fork of a threaded process
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(
@@ -108,68 +114,65 @@ class _Worker:
         self.ready = False
         self.was_ready = False
         self.alive = True
-        self.waiting: collections.deque[tuple[asyncio.Future[bytes], Any]] = collections.deque()
-        self.lock = threading.Lock()  # one writer on the pipe; waiting follows send order
-        self.reader = threading.Thread(target=self._read, name=f"dwbase-ask-{index}-reader")
-        self.reader.daemon = True
-        self.reader.start()
+        self.waiting: collections.deque[asyncio.Future[bytes]] = collections.deque()
+        self.fd = self.conn.fileno()
+        loop.add_reader(self.fd, self._readable)
 
-    def _read(self) -> None:
+    def _readable(self) -> None:
         try:
-            if self.conn.recv_bytes() != b"ready":
-                raise EOFError
-            self.ready = self.was_ready = True
-            while True:
+            # poll first: a readiness callback may come without a whole message to read
+            while self.alive and self.conn.poll():
                 data = self.conn.recv_bytes()
-                with self.lock:
-                    fut, loop = self.waiting.popleft()
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(_settle, fut, data)
+                if not self.ready:
+                    if data != b"ready":
+                        raise EOFError
+                    self.ready = self.was_ready = True
+                    continue
+                fut = self.waiting.popleft()
+                if not fut.done():
+                    fut.set_result(data)
         except (EOFError, OSError):
-            pass
+            self._gone()
+
+    def _gone(self) -> None:
+        if not self.alive:
+            return
         self.alive = False
         self.ready = False
-        with self.lock:
-            waiting, self.waiting = list(self.waiting), collections.deque()
-        for fut, loop in waiting:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_fail, fut)
+        with contextlib.suppress(ValueError, OSError, RuntimeError):
+            self.loop.remove_reader(self.fd)
+        waiting, self.waiting = self.waiting, collections.deque()
+        for fut in waiting:
+            if not fut.done():
+                fut.set_exception(UnavailableError("the ask worker stopped; retry the ask"))
         self.pool._lost(self)
 
     def send(self, request: Any, fut: asyncio.Future[bytes]) -> None:
-        loop = asyncio.get_running_loop()
-        with self.lock:
-            if not self.alive:
-                raise UnavailableError("the ask worker stopped; retry the ask")
-            self.waiting.append((fut, loop))
-            try:
-                self.conn.send(request)
-            except (OSError, ValueError) as exc:
-                self.waiting.pop()
-                raise UnavailableError("the ask worker stopped; retry the ask") from exc
+        if not self.alive:
+            raise UnavailableError("the ask worker stopped; retry the ask")
+        try:
+            self.conn.send(request)
+        except (OSError, ValueError) as exc:
+            raise UnavailableError("the ask worker stopped; retry the ask") from exc
+        self.waiting.append(fut)
 
     def stop(self, timeout: float) -> None:
-        # Say so rather than close the pipe: our reader thread is blocked on it, and a socket
-        # closed under a blocked read does not end the read for the other side.
-        with self.lock, contextlib.suppress(OSError, ValueError):
+        if self.alive:
+            self.alive = False
+            with contextlib.suppress(ValueError, OSError, RuntimeError):
+                self.loop.remove_reader(self.fd)
+        with contextlib.suppress(OSError, ValueError):
             self.conn.send(None)
         self.proc.join(timeout)
         if self.proc.is_alive():
             self.proc.terminate()
             self.proc.join(timeout)
-        self.reader.join(timeout)
         with contextlib.suppress(OSError):
             self.conn.close()
-
-
-def _settle(fut: asyncio.Future[bytes], data: bytes) -> None:
-    if not fut.done():
-        fut.set_result(data)
-
-
-def _fail(fut: asyncio.Future[bytes]) -> None:
-    if not fut.done():
-        fut.set_exception(UnavailableError("the ask worker stopped; retry the ask"))
+        for fut in self.waiting:
+            if not fut.done():
+                fut.set_exception(UnavailableError("the node is stopping; retry the ask"))
+        self.waiting.clear()
 
 
 class AskPool:
@@ -182,17 +185,18 @@ class AskPool:
         self._generation = engine_generation
         self.size = workers
         self._workers: list[_Worker] = []
-        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = True
         self.restarts = 0
         self.answered = 0  # asks the workers answered
         self._turn = 0
 
     def start(self) -> None:
-        with self._lock:
-            self._closed = False
-            if not self._workers:
-                self._workers = [_Worker(self, i) for i in range(self.size)]
+        """Start the workers; call on the event loop that will send them asks."""
+        self._loop = loop = asyncio.get_running_loop()
+        self._closed = False
+        if not self._workers:
+            self._workers = [_Worker(self, i, loop) for i in range(self.size)]
 
     @property
     def ready(self) -> bool:
@@ -203,21 +207,21 @@ class AskPool:
         return sum(w.ready for w in self._workers)
 
     def _lost(self, worker: _Worker) -> None:
-        with self._lock:
-            if self._closed or worker not in self._workers:
-                return
-            if not worker.was_ready:  # it never started: starting more would fail the same way
-                log.error(
-                    "ask worker failed to start; asks stay in the node process",
-                    extra={"fields": {"worker": worker.index, "exitcode": worker.proc.exitcode}},
-                )
-                return
-            log.warning(
-                "ask worker exited; starting another",
+        if self._closed or worker not in self._workers or self._loop is None:
+            return
+        worker.proc.join(0.5)  # its pipe closed: it is exiting; collect its exit code
+        if not worker.was_ready:  # it never started: starting more would fail the same way
+            log.error(
+                "ask worker failed to start; asks stay in the node process",
                 extra={"fields": {"worker": worker.index, "exitcode": worker.proc.exitcode}},
             )
-            self._workers[self._workers.index(worker)] = _Worker(self, worker.index)
-            self.restarts += 1
+            return
+        log.warning(
+            "ask worker exited; starting another",
+            extra={"fields": {"worker": worker.index, "exitcode": worker.proc.exitcode}},
+        )
+        self._workers[self._workers.index(worker)] = _Worker(self, worker.index, self._loop)
+        self.restarts += 1
 
     async def ask(self, kwargs: dict[str, Any], caller: Caller | None) -> bytes | None:
         """The answer's JSON from the least busy ready worker, or ``None`` if none is ready."""
@@ -239,8 +243,8 @@ class AskPool:
         return [w.proc.pid for w in self._workers if w.proc.pid is not None]
 
     def close(self, timeout: float = 10.0) -> None:
-        with self._lock:
-            self._closed = True
-            workers, self._workers = self._workers, []
+        """Stop the workers; call on the pool's event loop."""
+        self._closed = True
+        workers, self._workers = self._workers, []
         for w in workers:
             w.stop(timeout)
