@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -251,6 +252,10 @@ class NodeMiddleware:
         self.app = app
         self.state = state
         self.limit = state.settings.max_body_bytes
+        # New request ids: 16 random hex digits for this process, then a counter (no
+        # urandom call per request, and still unique across restarts and nodes).
+        self._rid_prefix = os.urandom(8).hex()
+        self._rid_next = itertools.count(1).__next__
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -265,7 +270,7 @@ class NodeMiddleware:
                     rid = text
             elif name == b"content-length":
                 length = value
-        rid = rid or uuid.uuid4().hex
+        rid = rid or f"{self._rid_prefix}{self._rid_next():016x}"
         scope["dwbase.request_id"] = rid
         start = time.perf_counter()
         status = [500]

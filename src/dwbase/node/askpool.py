@@ -29,6 +29,7 @@ import contextlib
 import json
 import logging
 import multiprocessing
+import select
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
@@ -116,12 +117,14 @@ class _Worker:
         self.alive = True
         self.waiting: collections.deque[asyncio.Future[bytes]] = collections.deque()
         self.fd = self.conn.fileno()
+        self._poll = select.poll()  # one poll object: Connection.poll builds a selector per call
+        self._poll.register(self.fd, select.POLLIN)
         loop.add_reader(self.fd, self._readable)
 
     def _readable(self) -> None:
         try:
             # poll first: a readiness callback may come without a whole message to read
-            while self.alive and self.conn.poll():
+            while self.alive and self._poll.poll(0):
                 data = self.conn.recv_bytes()
                 if not self.ready:
                     if data != b"ready":

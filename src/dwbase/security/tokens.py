@@ -142,6 +142,11 @@ class TokenStore:
     # ------------------------------------------------------------------ file
 
     def _load(self) -> None:
+        # No file (a node without tokens) is looked for on every request, so the first token
+        # created counts at once; os.access answers that without raising.
+        if self._stamp is None and not os.access(self.path, os.F_OK):
+            self._tokens = {}
+            return
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
