@@ -118,13 +118,11 @@ class Conn:
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode()
         self.writer.write(head + body)
-        status_line = await self.reader.readline()
-        status = int(status_line.split()[1])
+        # The whole head in one read, then the body: as few awaits as HTTP/1.1 allows.
+        lines = (await self.reader.readuntil(b"\r\n\r\n")).split(b"\r\n")
+        status = int(lines[0].split()[1])
         length = 0
-        while True:
-            line = await self.reader.readline()
-            if line in (b"\r\n", b""):
-                break
+        for line in lines[1:]:
             name, _, value = line.partition(b":")
             if name.lower() == b"content-length":
                 length = int(value)
