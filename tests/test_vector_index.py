@@ -86,6 +86,29 @@ def test_a_probe_reuses_its_scan_and_scores_rows_added_or_removed_since() -> Non
     assert probe.scores([]) == {}
 
 
+def test_a_sparse_query_scores_every_row_as_the_full_product_does() -> None:
+    np = pytest.importorskip("numpy")
+    from dwbase.vector import exact
+
+    rng = np.random.default_rng(3)
+    mat = rng.standard_normal((300, 64)).astype(np.float32)
+    mat /= np.linalg.norm(mat, axis=1, keepdims=True)
+    idx = ExactIndex(64)
+    idx.add([(i + 1, mat[i].tobytes()) for i in range(300)])
+    sparse = np.zeros(64, dtype=np.float32)
+    sparse[[3, 17, 40]] = [0.6, -0.48, 0.64]  # 3 of 64 dimensions: the sparse path
+    dense = rng.standard_normal(64).astype(np.float32)
+    dense /= np.linalg.norm(dense)
+    assert np.count_nonzero(sparse) <= exact.SPARSE_QUERY * 64 < np.count_nonzero(dense)
+    for q in (sparse, dense):
+        got = idx.search(q.tolist(), 300)
+        want = mat @ q
+        assert len(got) == 300
+        assert [s for s, _ in got[:10]] == [int(i) + 1 for i in np.argsort(-want)[:10]]
+        assert all(abs(v - float(want[s - 1])) < 1e-6 for s, v in got)
+    assert idx.search([0.0] * 64, 3) != []  # a zero query scores every row 0, not an error
+
+
 # ---------------------------------------------------------------------------- errors
 
 

@@ -77,20 +77,16 @@ def run_ask(
     warnings: list[str] = []
     lexical: dict[int, float] = {}
     semantic: dict[int, float] = {}  # the cosine of every scored atom that has a vector
-    sources: dict[int, list[str]] = {}
     neighbours: dict[int, tuple[int | None, int | None]] = {}
-
-    def note(seq: int, source: str) -> None:
-        sources.setdefault(seq, []).append(source)
-
     recent = storage.recent_seqs(
         base,
         spec,
         max(weights.recency_window, limit if rank != "hybrid" else 0),
         quarantined=quarantined,
     )
-    for seq in recent:
-        note(seq, "recency")
+    # seq -> the paths that found it, in the order they did
+    sources: dict[int, list[str]] = {seq: ["recency"] for seq in recent}
+    found = sources.setdefault
 
     idx: WorldIndex | None = None
     qvec: list[float] | None = None
@@ -101,7 +97,7 @@ def run_ask(
                 base, terms, weights.candidates, spec=spec, quarantined=quarantined
             ):
                 lexical[seq] = rel
-                note(seq, "lexical")
+                found(seq, []).append("lexical")
         qvec = _query_vector(engine, base, text, query_vector, warnings)
         if qvec is not None:
             idx = engine.indexes.get(base, quarantined, warnings)
@@ -111,7 +107,7 @@ def run_ask(
                 engine, idx, probe, base, quarantined, qvec, spec, weights, limit
             ):
                 semantic[seq] = score
-                note(seq, "semantic")
+                found(seq, []).append("semantic")
             semantic.update(probe.scores([q for q in sources if q not in semantic]))
             if weights.context_prev or weights.context_next:
                 _add_context(
@@ -129,8 +125,7 @@ def run_ask(
                 )
 
     # Score from a few light columns; decode whole atoms only for the hits returned.
-    context_seqs = {n for pair in neighbours.values() for n in pair if n is not None}
-    rows = storage.score_rows(list(dict.fromkeys([*sources, *context_seqs])))
+    rows = storage.score_rows([*sources, *(n for pair in neighbours.values() for n in pair if n)])
     cands = [
         r
         for q in sources
@@ -316,7 +311,7 @@ def _add_context(
         q: w_lex * lex_get(q, 0.0) / best_lex + w_sem * max(0.0, sem_get(q, 0.0)) for q in sources
     }
     # Best first; equal relevance keeps the order the paths found them in (a stable sort).
-    seeds = sorted(sources, key=lambda q: -rel[q])[: max(16, weights.candidates // 2)]
+    seeds = sorted(sources, key=rel.__getitem__, reverse=True)[: max(16, weights.candidates // 2)]
     neighbours.update(idx.exact.neighbours_many(seeds))
     fresh = list(
         dict.fromkeys(n for q in seeds for n in neighbours[q] if n is not None and n not in sources)
@@ -329,5 +324,4 @@ def _add_context(
     neighbours.update(idx.exact.neighbours_many([q for q in sources if q not in neighbours]))
     # Every atom whose relevance is read (candidates and their neighbours) needs its cosine.
     need = {n for pair in neighbours.values() for n in pair if n is not None}
-    need.update(sources)
-    semantic.update(probe.scores([q for q in need if q not in semantic]))
+    semantic.update(probe.scores([q for q in (*sources, *need) if q not in semantic]))

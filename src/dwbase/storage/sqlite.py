@@ -361,14 +361,9 @@ class SQLiteStorage(LexicalSearch):
 
     def get_seqs(self, seqs: Sequence[int]) -> dict[int, StoredAtom]:
         cache = self._atom_cache
-        out: dict[int, StoredAtom] = {}
-        keys: list[int] = []
-        for q in dict.fromkeys(seqs):
-            hit = cache.get(q)
-            if hit is None:
-                keys.append(q)
-            else:
-                out[q] = hit
+        get = cache.get
+        out = {q: hit for q in seqs if (hit := get(q)) is not None}
+        keys = list(dict.fromkeys(q for q in seqs if q not in out))
         if not keys:
             return out
         version = self._atom_version  # a quarantine change or delete while we read: no caching
@@ -413,14 +408,9 @@ class SQLiteStorage(LexicalSearch):
 
     def score_rows(self, seqs: Sequence[int]) -> dict[int, ScoreRow]:
         cache = self._score_cache
-        out: dict[int, ScoreRow] = {}
-        keys: list[int] = []
-        for q in dict.fromkeys(seqs):
-            row = cache.get(q)
-            if row is None:
-                keys.append(q)
-            else:
-                out[q] = row
+        get = cache.get
+        out = {q: row for q in seqs if (row := get(q)) is not None}
+        keys = list(dict.fromkeys(q for q in seqs if q not in out))
         if not keys:
             return out
         if len(cache) + len(keys) > self.SCORE_CACHE_SIZE:
