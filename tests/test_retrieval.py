@@ -114,3 +114,56 @@ def test_lexical_and_semantic_candidates_both_get_a_semantic_score() -> None:
         chat(db, TURNS)
         for hit in db.ask("w", "violin evening practice").hits[:3]:
             assert hit.parts["semantic"] > 0.0
+
+
+def test_the_array_context_path_gives_exactly_the_pure_python_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("numpy")
+    import random
+
+    from dwbase import ask as ask_mod
+
+    rng = random.Random(11)
+    words = [f"w{i}" for i in range(60)]
+    with dwbase.open(":memory:", trust={"bob": 0.9, "eve": 0.1}) as db:
+        t = 0
+        atoms = []
+        for i in range(600):
+            t += rng.choice([1, 30, 600, 3 * 3600])  # seconds: some steps past the 2 h gap
+            year = 1965 if i < 40 else 2024  # event times before 1970 too
+            atoms.append(
+                {
+                    "world": "w",
+                    "worker": rng.choice(["ann", "bob", "eve"]),
+                    "kind": rng.choice(["message", "observation"]),
+                    "importance": rng.random(),
+                    "timestamp": f"{year}-01-01T00:00:00Z",
+                    "payload": {"text": " ".join(rng.choice(words) for _ in range(8))},
+                }
+            )
+            atoms[-1]["timestamp"] = f"{year}-01-{1 + (t // 86400) % 28:02d}T" + (
+                f"{(t // 3600) % 24:02d}:{(t // 60) % 60:02d}:{t % 60:02d}Z"
+            )
+        ids = db.remember_batch(atoms)
+        db.remember(
+            "w", "bob", payload={"text": "w1 w2"}, links=[{"target": ids[5], "kind": "supersedes"}]
+        )
+        questions = [" ".join(rng.sample(words, rng.randint(1, 4))) for _ in range(40)]
+        variants: list[dict[str, object]] = [
+            {},
+            {"current_only": True},
+            {"weights": {"context_next": 0.0}},
+            {"filter": {"kinds": ["message"]}},
+            {"limit": 25},
+        ]
+
+        def answers() -> list[object]:
+            return [db.ask("w", q, **v).to_dict() for q in questions for v in variants]  # type: ignore[arg-type]
+
+        monkeypatch.setattr(ask_mod, "ARRAYS", True)
+        arrays = answers()
+        monkeypatch.setattr(ask_mod, "ARRAYS", False)
+        pure = answers()
+    assert arrays == pure
+    assert any(h["parts"]["context"] > 0 for a in pure for h in a["hits"])  # type: ignore[index]

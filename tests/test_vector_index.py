@@ -267,3 +267,41 @@ def test_large_worlds_switch_to_hnsw_and_agree_with_exact_search() -> None:
         fill(db, texts=["a brand new refund ticket"])  # added to the graph as it arrives
         top = db.ask("w", "a brand new refund ticket", weights={"lexical": 0}).hits[0]
         assert top.atom.payload["text"] == "a brand new refund ticket"
+
+
+def test_probe_context_gives_each_seqs_neighbours_their_cosines_and_times() -> None:
+    np = pytest.importorskip("numpy")
+    from dwbase.vector.exact import NO_TS
+
+    rng = np.random.default_rng(5)
+    idx = ExactIndex(8)
+    vecs = {}
+    for s in [*range(10, 60, 2), 7, 33, 200]:  # appends, then two out of order, then one more
+        v = rng.standard_normal(8).astype(np.float32)
+        vecs[s] = v / np.linalg.norm(v)
+        idx.add([(s, vecs[s].tobytes())])
+    idx.remove([20, 200])
+    times = {s: -5_000 + 1_000 * s for s in vecs if s != 34}  # 34: no stored atom
+    asked: list[list[int]] = []
+
+    def ts_of(seqs: list[int]) -> dict[int, int]:
+        asked.append(seqs)
+        return {s: times[s] for s in seqs if s in times}
+
+    q = rng.standard_normal(8).astype(np.float32)
+    probe = idx.probe(q.tolist())
+    probe.search(3)
+    seqs = [7, 8, 10, 20, 21, 33, 34, 58, 59, 300, 1]
+    for _ in range(2):  # the second time, every time is known: the store is not asked
+        ctx = probe.context(seqs, ts_of)
+        pairs = idx.neighbours_many(seqs)
+        k = len(seqs)
+        for i, s in enumerate(seqs):
+            for j, n in ((i, pairs[s][0]), (k + i, pairs[s][1])):
+                if n is None:
+                    assert (ctx.seqs[j], ctx.cos[j], ctx.ts[j]) == (-1, 0.0, NO_TS)
+                else:
+                    assert ctx.seqs[j] == n
+                    assert ctx.cos[j] == pytest.approx(float(vecs[n] @ q), abs=1e-6)
+                    assert ctx.ts[j] == times.get(n, NO_TS)
+    assert len(asked) == 2 and asked[1] == [34]  # only the one the store does not have

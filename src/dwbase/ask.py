@@ -28,10 +28,15 @@ from .model import Answer, FilterSpec, Hit
 from .ranking import RankingWeights, link_effect, recency
 from .storage.base import ScoreRow
 from .text import query_terms
-from .vector.exact import Probe
+from .vector import exact as exact_mod
+from .vector.exact import NO_TS, Context, Probe
 
 if TYPE_CHECKING:
     from .engine import Engine
+
+# Part "context" through numpy arrays when numpy is there (the same figures as pure Python;
+# tests compare the two by switching this off).
+ARRAYS = True
 
 PARTS = ("lexical", "semantic", "context", "recency", "importance", "links", "trust")
 
@@ -77,7 +82,7 @@ def run_ask(
     warnings: list[str] = []
     lexical: dict[int, float] = {}
     semantic: dict[int, float] = {}  # the cosine of every scored atom that has a vector
-    neighbours: dict[int, tuple[int | None, int | None]] = {}
+    context: _Neighbours | _NeighbourArrays | None = None
     recent = storage.recent_seqs(
         base,
         spec,
@@ -110,22 +115,12 @@ def run_ask(
                 found(seq, []).append("semantic")
             semantic.update(probe.scores([q for q in sources if q not in semantic]))
             if weights.context_prev or weights.context_next:
-                _add_context(
-                    engine,
-                    idx,
-                    probe,
-                    base,
-                    quarantined,
-                    spec,
-                    weights,
-                    lexical,
-                    semantic,
-                    sources,
-                    neighbours,
+                context = _add_context(
+                    engine, idx, probe, base, quarantined, spec, weights, lexical, semantic, sources
                 )
 
     # Score from a few light columns; decode whole atoms only for the hits returned.
-    rows = storage.score_rows([*sources, *(n for pair in neighbours.values() for n in pair if n)])
+    rows = storage.score_rows([*sources, *(context.seqs() if context is not None else ())])
     cands = [
         r
         for q in sources
@@ -154,7 +149,11 @@ def run_ask(
         zip(
             [rel_lex.get(r.seq, 0.0) for r in cands],
             [rel_sem.get(r.seq, 0.0) for r in cands],
-            _context_column(cands, rows, neighbours, rel_lex, rel_sem, weights),
+            (
+                context.column(cands, rows, rel_lex, rel_sem, weights)
+                if context is not None
+                else [0.0] * len(cands)
+            ),
             [w_rec * recency(newest - r.ts_us, half_life) for r in cands],
             [w_imp * r.importance for r in cands],
             [link_effect(counts[r.id]) if r.id in counts else 0.0 for r in cands],
@@ -195,35 +194,82 @@ def run_ask(
     )
 
 
-def _context_column(
-    cands: Sequence[ScoreRow],
-    rows: dict[int, ScoreRow],
-    neighbours: dict[int, tuple[int | None, int | None]],
-    rel_lex: dict[int, float],
-    rel_sem: dict[int, float],
-    weights: RankingWeights,
-) -> list[float]:
-    """Part "context" of each candidate: its neighbours' relevance, if close enough in time."""
-    w_prev, w_next = weights.context_prev, weights.context_next
-    if not neighbours or not (w_prev or w_next):
-        return [0.0] * len(cands)
-    gap_us = weights.context_gap_hours * 3_600_000_000
-    no_pair: tuple[int | None, int | None] = (None, None)
-    lex, sem = rel_lex.get, rel_sem.get
-    out: list[float] = []
-    for r in cands:
-        prev, nxt = neighbours.get(r.seq, no_pair)
-        total = 0.0
-        if prev is not None and w_prev:
-            row = rows.get(prev)
-            if row is not None and abs(row.ts_us - r.ts_us) <= gap_us:
-                total += w_prev * (lex(prev, 0.0) + sem(prev, 0.0))
-        if nxt is not None and w_next:
-            row = rows.get(nxt)
-            if row is not None and abs(row.ts_us - r.ts_us) <= gap_us:
-                total += w_next * (lex(nxt, 0.0) + sem(nxt, 0.0))
-        out.append(total)
-    return out
+class _Neighbours:
+    """Each candidate's neighbours in the world, for part "context" (pure Python)."""
+
+    def __init__(self, pairs: dict[int, tuple[int | None, int | None]]) -> None:
+        self.pairs = pairs
+
+    def seqs(self) -> list[int]:
+        """The neighbours, whose score rows :meth:`column` reads."""
+        return [n for pair in self.pairs.values() for n in pair if n is not None]
+
+    def column(
+        self,
+        cands: Sequence[ScoreRow],
+        rows: dict[int, ScoreRow],
+        rel_lex: dict[int, float],
+        rel_sem: dict[int, float],
+        weights: RankingWeights,
+    ) -> list[float]:
+        """Part "context" of each candidate: its neighbours' relevance, if close enough in time."""
+        w_prev, w_next = weights.context_prev, weights.context_next
+        gap_us = weights.context_gap_hours * 3_600_000_000
+        no_pair: tuple[int | None, int | None] = (None, None)
+        lex, sem, pairs = rel_lex.get, rel_sem.get, self.pairs
+        out: list[float] = []
+        for r in cands:
+            prev, nxt = pairs.get(r.seq, no_pair)
+            total = 0.0
+            if prev is not None and w_prev:
+                row = rows.get(prev)
+                if row is not None and abs(row.ts_us - r.ts_us) <= gap_us:
+                    total += w_prev * (lex(prev, 0.0) + sem(prev, 0.0))
+            if nxt is not None and w_next:
+                row = rows.get(nxt)
+                if row is not None and abs(row.ts_us - r.ts_us) <= gap_us:
+                    total += w_next * (lex(nxt, 0.0) + sem(nxt, 0.0))
+            out.append(total)
+        return out
+
+
+class _NeighbourArrays:
+    """:class:`_Neighbours` as numpy arrays from :meth:`Probe.context`: the same figures.
+
+    The neighbours' cosines and event times come with the arrays, so their score rows are
+    not read, and the column is a few array operations instead of a loop per candidate.
+    """
+
+    def __init__(self, seqs: list[int], ctx: Context) -> None:
+        self.srcs = seqs
+        self.ctx = ctx
+
+    def seqs(self) -> list[int]:
+        return []
+
+    def column(
+        self,
+        cands: Sequence[ScoreRow],
+        rows: dict[int, ScoreRow],
+        rel_lex: dict[int, float],
+        rel_sem: dict[int, float],
+        weights: RankingWeights,
+    ) -> list[float]:
+        np = exact_mod._np
+        ctx, k = self.ctx, len(self.srcs)
+        gap_us = weights.context_gap_hours * 3_600_000_000
+        # Each array holds the k previous neighbours, then the k next ones.
+        own = [r.ts_us if (r := rows.get(q)) is not None else 0 for q in self.srcs]
+        ts = np.array(own + own, dtype=np.int64)
+        known = ctx.ts != NO_TS  # no neighbour, or not a stored atom
+        near = known & (np.abs(np.where(known, ctx.ts, ts) - ts) <= gap_us)
+        rel = np.where(ctx.cos > 0.0, weights.semantic * ctx.cos, 0.0)
+        if rel_lex:
+            rel = np.array([rel_lex.get(q, 0.0) for q in ctx.seqs.tolist()]) + rel
+        w = np.repeat([weights.context_prev, weights.context_next], k)
+        part = np.where(near, w * rel, 0.0)
+        by_seq = dict(zip(self.srcs, (part[:k] + part[k:]).tolist(), strict=True))
+        return [by_seq[r.seq] for r in cands]
 
 
 def _query_vector(
@@ -301,9 +347,8 @@ def _add_context(
     lexical: dict[int, float],
     semantic: dict[int, float],
     sources: dict[int, list[str]],
-    neighbours: dict[int, tuple[int | None, int | None]],
-) -> None:
-    """Bring in the neighbours of the most relevant candidates and note everyone's neighbours."""
+) -> _Neighbours | _NeighbourArrays:
+    """Bring in the neighbours of the most relevant candidates; everyone's neighbours."""
     best_lex = max(lexical.values(), default=0.0) or 1.0
     w_lex, w_sem = weights.lexical, weights.semantic
     lex_get, sem_get = lexical.get, semantic.get
@@ -312,7 +357,7 @@ def _add_context(
     }
     # Best first; equal relevance keeps the order the paths found them in (a stable sort).
     seeds = sorted(sources, key=rel.__getitem__, reverse=True)[: max(16, weights.candidates // 2)]
-    neighbours.update(idx.exact.neighbours_many(seeds))
+    neighbours = idx.exact.neighbours_many(seeds)
     fresh = list(
         dict.fromkeys(n for q in seeds for n in neighbours[q] if n is not None and n not in sources)
     )
@@ -321,7 +366,17 @@ def _add_context(
         fresh = [q for q in fresh if q in allowed]
     for q in fresh:
         sources.setdefault(q, []).append("context")
+    if ARRAYS and exact_mod._np is not None:
+        storage = engine.storage
+
+        def ts_of(seqs: list[int]) -> dict[int, int]:
+            return {q: r.ts_us for q, r in storage.score_rows(seqs).items()}
+
+        semantic.update(probe.scores([q for q in fresh if q not in semantic]))
+        srcs = list(sources)
+        return _NeighbourArrays(srcs, probe.context(srcs, ts_of))
     neighbours.update(idx.exact.neighbours_many([q for q in sources if q not in neighbours]))
     # Every atom whose relevance is read (candidates and their neighbours) needs its cosine.
     need = {n for pair in neighbours.values() for n in pair if n is not None}
     semantic.update(probe.scores([q for q in (*sources, *need) if q not in semantic]))
+    return _Neighbours(neighbours)

@@ -11,7 +11,8 @@ import heapq
 import math
 import threading
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 _np: Any
@@ -43,6 +44,7 @@ def pin_blas_threads() -> None:
         _pinned = _blas.limit(limits=1, user_api="blas")
 
 
+NO_TS = -(2**63)  # an event time not known (yet), in Probe.context
 SPARSE_QUERY = 0.25  # a query with at most this share of non-zero dimensions reads only those
 
 
@@ -100,6 +102,12 @@ class ExactIndex:
         self._cols: Any = None
         self._n = 0
         self._sorted: list[int] = []  # live seqs in order, for neighbour lookups
+        # numpy only, for Probe.context: each row's event time (NO_TS until first asked for), and
+        # the live seqs in order with their rows (rebuilt after anything but an append)
+        self._ts: Any = None
+        self._ord: Any = None
+        self._ord_rows: Any = None
+        self._ord_n = 0
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -116,21 +124,28 @@ class ExactIndex:
                 if self._cols is None or need > self._cols.shape[1]:
                     cap = max(need, 2 * (self._cols.shape[1] if self._cols is not None else 512))
                     grown = _np.zeros((self.dim, cap), dtype=_np.float32)
+                    ts = _np.full(cap, NO_TS, dtype=_np.int64)
                     if self._cols is not None:
                         grown[:, : self._n] = self._cols[:, : self._n]
-                    self._cols = grown
+                        ts[: self._n] = self._ts[: self._n]
+                    self._cols, self._ts = grown, ts
                 self._cols[:, self._n : need] = block.T
             else:
                 self._py.extend(unpack(d) for _, d in fresh)
+            appended = []
             for s, _ in fresh:
                 self._rows[s] = self._n
                 self._seqs.append(s)
-                self._n += 1
                 self.max_seq = max(self.max_seq, s)
                 if not self._sorted or s > self._sorted[-1]:
                     self._sorted.append(s)
+                    appended.append((s, self._n))
                 else:
                     bisect.insort(self._sorted, s)
+                    self._ord = None
+                self._n += 1
+            if self._ord is not None:
+                self._ord_extend(appended)
 
     def remove(self, seqs: Sequence[int]) -> None:
         with self._lock:
@@ -139,6 +154,7 @@ class ExactIndex:
                 if row is None:
                     continue
                 self._seqs[row] = -1
+                self._ord = None
                 pos = bisect.bisect_left(self._sorted, s)
                 if pos < len(self._sorted) and self._sorted[pos] == s:
                     del self._sorted[pos]
@@ -196,6 +212,34 @@ class ExactIndex:
                 out[seq] = (before, order[pos] if pos < n else None)
         return out
 
+    def _ord_extend(self, appended: Sequence[tuple[int, int]]) -> None:
+        # (lock held) live seqs appended in order: extend the order arrays in place
+        n = self._ord_n
+        need = n + len(appended)
+        if need + 2 > len(self._ord):
+            cap = max(need + 2, 2 * len(self._ord))
+            seqs, rows = _np.empty(cap, dtype=_np.int64), _np.zeros(cap, dtype=_np.int64)
+            seqs[: n + 1], rows[: n + 1] = self._ord[: n + 1], self._ord_rows[: n + 1]
+            self._ord, self._ord_rows = seqs, rows
+        self._ord[n + 1 : need + 1] = [s for s, _ in appended]
+        self._ord_rows[n + 1 : need + 1] = [r for _, r in appended]
+        self._ord[need + 1] = -1
+        self._ord_n = need
+
+    def _order(self) -> tuple[Any, Any, int]:
+        """(lock held) The live seqs in order and their rows, between two -1 sentinels.
+
+        ``(seqs, rows, n)``: ``seqs[1 : n + 1]`` are the live seqs; ``seqs[0]`` and
+        ``seqs[n + 1]`` are -1, so a neighbour past either end reads as none.
+        """
+        if self._ord is None:
+            n = len(self._sorted)
+            self._ord = _np.array([-1, *self._sorted, -1], dtype=_np.int64).reshape(n + 2)
+            rows = [0, *(self._rows[s] for s in self._sorted), 0]
+            self._ord_rows = _np.array(rows, dtype=_np.int64).reshape(n + 2)
+            self._ord_n = n
+        return self._ord, self._ord_rows, self._ord_n
+
     def matrix(self) -> tuple[list[int], Any]:
         """(seqs, float32 matrix) of live rows, for building an ANN graph (numpy only)."""
         with self._lock:
@@ -204,6 +248,15 @@ class ExactIndex:
 
     def search(self, query: Sequence[float], k: int) -> list[tuple[int, float]]:
         return self.probe(query).search(k)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Neighbours of ``k`` seqs (see :meth:`Probe.context`): numpy arrays of ``2k``."""
+
+    seqs: Any  # -1: no neighbour
+    cos: Any  # float64
+    ts: Any  # NO_TS: not a stored atom
 
 
 class Probe:
@@ -252,6 +305,42 @@ class Probe:
                 ((self._py_dot(row), i) for i, row in enumerate(index._py) if seqs[i] >= 0),
             )
             return [(seqs[i], s) for s, i in best]
+
+    def context(self, seqs: Sequence[int], ts_of: Callable[[list[int]], dict[int, int]]) -> Context:
+        """The atoms just before and after each of ``seqs`` in this world (numpy only).
+
+        For ``ask``'s context part: the neighbours' seqs (-1: none), cosines with the query
+        and event times (``NO_TS``: not a stored atom), each array the ``k`` previous
+        neighbours then the ``k`` next ones. Event times are kept per row once ``ts_of``
+        (seqs -> event time, from the store) has told them.
+        """
+        np = _np
+        index = self._index
+        k = len(seqs)
+        want = np.fromiter(seqs, dtype=np.int64, count=k)
+        with index._lock:
+            order, order_rows, m = index._order()
+            pos = order[1 : m + 1].searchsorted(want)  # order[pos] is the one before
+            at = np.concatenate((pos, pos + 1 + (order[pos + 1] == want)))
+            nbr, rows = order[at], order_rows[at]
+            ts = index._ts[rows] if index._ts is not None else np.full(2 * k, NO_TS)
+            if self._all is not None and int(rows.max(initial=0)) < self._upto:
+                cos = self._all[rows]
+            elif index._cols is not None:
+                cos = self._q @ index._cols[:, rows]
+            else:
+                cos = np.zeros(2 * k, dtype=np.float32)
+        real = nbr >= 0  # the sentinels' row 0 is some other atom: none of its figures count
+        unknown = (ts == NO_TS) & real
+        if unknown.any():
+            ask_rows, ask_seqs = rows[unknown], nbr[unknown].tolist()
+            got = ts_of(list(dict.fromkeys(ask_seqs)))
+            found = np.array([got.get(q, NO_TS) for q in ask_seqs], dtype=np.int64)
+            ts[unknown] = found  # ts is a copy (fancy indexing)
+            with index._lock:
+                if index._ts is not None:
+                    index._ts[ask_rows] = found
+        return Context(nbr, np.where(real, cos, 0.0).astype(np.float64), np.where(real, ts, NO_TS))
 
     def scores(self, seqs: Iterable[int]) -> dict[int, float]:
         """Cosine of the query with each indexed seq among ``seqs``."""
