@@ -130,7 +130,7 @@ def test_the_array_context_path_gives_exactly_the_pure_python_answers(
         t = 0
         atoms = []
         for i in range(600):
-            t += rng.choice([1, 30, 600, 3 * 3600])  # seconds: some steps past the 2 h gap
+            t += rng.choice([1, 30, 600, 2 * 3600, 3 * 3600])  # seconds: at and past the 2 h gap
             year = 1965 if i < 40 else 2024  # event times before 1970 too
             atoms.append(
                 {
