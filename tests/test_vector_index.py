@@ -72,9 +72,12 @@ def test_exact_index_returns_best_first_and_knows_neighbours() -> None:
     assert idx.scores([0.0, 1.0], [10, 11, 13]) == pytest.approx({10: 0.0, 13: 0.8})
 
 
-def test_a_probe_reuses_its_scan_and_scores_rows_added_or_removed_since() -> None:
+@pytest.mark.parametrize("by_rows", [False, True])
+def test_a_probe_reuses_its_scan_and_scores_rows_added_or_removed_since(by_rows: bool) -> None:
     idx = ExactIndex(2)
     idx.add([(1, pack([1.0, 0.0])), (2, pack([0.0, 1.0])), (3, pack([0.6, 0.8]))])
+    if by_rows:
+        idx.by_rows()
     probe = idx.probe([0.6, 0.8])
     assert [s for s, _ in probe.search(2)] == [3, 2]
     idx.add([(4, pack([0.8, 0.6]))])  # after the scan: scored on demand
@@ -86,7 +89,8 @@ def test_a_probe_reuses_its_scan_and_scores_rows_added_or_removed_since() -> Non
     assert probe.scores([]) == {}
 
 
-def test_a_sparse_query_scores_every_row_as_the_full_product_does() -> None:
+@pytest.mark.parametrize("by_rows", [False, True])
+def test_a_sparse_query_scores_every_row_as_the_full_product_does(by_rows: bool) -> None:
     np = pytest.importorskip("numpy")
     from dwbase.vector import exact
 
@@ -94,7 +98,12 @@ def test_a_sparse_query_scores_every_row_as_the_full_product_does() -> None:
     mat = rng.standard_normal((300, 64)).astype(np.float32)
     mat /= np.linalg.norm(mat, axis=1, keepdims=True)
     idx = ExactIndex(64)
-    idx.add([(i + 1, mat[i].tobytes()) for i in range(300)])
+    idx.add([(i + 1, mat[i].tobytes()) for i in range(150)])
+    if by_rows:  # the layout an ANN-backed world switches to, then more rows added
+        idx.by_rows()
+    idx.add([(i + 1, mat[i].tobytes()) for i in range(150, 300)])
+    assert idx.vectors([7]) == {7: pytest.approx(mat[6].tolist())}
+    assert idx.matrix()[1] == pytest.approx(mat)
     sparse = np.zeros(64, dtype=np.float32)
     sparse[[3, 17, 40]] = [0.6, -0.48, 0.64]  # 3 of 64 dimensions: the sparse path
     dense = rng.standard_normal(64).astype(np.float32)
@@ -269,7 +278,8 @@ def test_large_worlds_switch_to_hnsw_and_agree_with_exact_search() -> None:
         assert top.atom.payload["text"] == "a brand new refund ticket"
 
 
-def test_probe_context_gives_each_seqs_neighbours_their_cosines_and_times() -> None:
+@pytest.mark.parametrize("by_rows", [False, True])
+def test_probe_context_gives_each_seqs_neighbours_their_cosines_and_times(by_rows: bool) -> None:
     np = pytest.importorskip("numpy")
     from dwbase.vector.exact import NO_TS
 
@@ -280,6 +290,8 @@ def test_probe_context_gives_each_seqs_neighbours_their_cosines_and_times() -> N
         v = rng.standard_normal(8).astype(np.float32)
         vecs[s] = v / np.linalg.norm(v)
         idx.add([(s, vecs[s].tobytes())])
+        if by_rows and s == 40:
+            idx.by_rows()
     idx.remove([20, 200])
     times = {s: -5_000 + 1_000 * s for s in vecs if s != 34}  # 34: no stored atom
     asked: list[list[int]] = []
@@ -290,7 +302,8 @@ def test_probe_context_gives_each_seqs_neighbours_their_cosines_and_times() -> N
 
     q = rng.standard_normal(8).astype(np.float32)
     probe = idx.probe(q.tolist())
-    probe.search(3)
+    if not by_rows:  # with rows (an ANN world) no full scan: cosines computed on demand
+        probe.search(3)
     seqs = [7, 8, 10, 20, 21, 33, 34, 58, 59, 300, 1]
     for _ in range(2):  # the second time, every time is known: the store is not asked
         ctx = probe.context(seqs, ts_of)

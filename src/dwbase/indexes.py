@@ -336,6 +336,7 @@ class IndexManager:
                 ann.add(list(st.exact.vectors(late).items()))
                 alive = set(now)
                 ann.remove([s for s in seqs if s not in alive])
+                st.exact.by_rows()  # searches go to the graph; asks read scattered vectors
                 st.ann = ann
         except Exception as exc:  # the exact index keeps serving
             st.error = f"ANN build failed: {exc}"

@@ -48,8 +48,10 @@ NO_TS = -(2**63)  # an event time not known (yet), in Probe.context
 SPARSE_QUERY = 0.25  # a query with at most this share of non-zero dimensions reads only those
 
 
-def _dot(cols: Any, n: int, q: Any) -> Any:
-    """``q`` times each of the first ``n`` columns of ``cols`` (a float32 vector of ``n``).
+def _dot(vecs: Any, by_rows: bool, n: int, q: Any) -> Any:
+    """``q`` times each of the first ``n`` vectors (a float32 array of ``n``).
+
+    ``vecs`` holds them as columns (``dim x capacity``) or, with ``by_rows``, as rows.
 
     One query is a matrix-vector product bound by memory bandwidth. A sparse query (the
     hashing embedder's: ~30 of 256 dimensions for a short question) multiplies only the rows
@@ -57,11 +59,14 @@ def _dot(cols: Any, n: int, q: Any) -> Any:
     product's to float32 rounding. BLAS threads only add hand-offs here, and on a busy
     machine they wait for a core (10x slower at 10k vectors), so one thread does it.
     """
-    nz = _np.flatnonzero(q)
-    if len(nz) <= SPARSE_QUERY * len(q):
-        sub, qq = cols[nz, :n], q[nz]
+    if by_rows:
+        sub, qq = vecs[:n].T, q
     else:
-        sub, qq = cols[:, :n], q
+        nz = _np.flatnonzero(q)
+        if len(nz) <= SPARSE_QUERY * len(q):
+            sub, qq = vecs[nz, :n], q[nz]
+        else:
+            sub, qq = vecs[:, :n], q
     if _blas is None or _pinned is not None:
         return qq @ sub
     with _blas.limit(limits=1, user_api="blas"):
@@ -98,8 +103,10 @@ class ExactIndex:
         self._rows: dict[int, int] = {}
         self._py: list[list[float]] = []
         # numpy: the vectors as columns (dim x capacity), so a sparse query reads only the
-        # dimensions it uses; pure Python: one list per row
-        self._cols: Any = None
+        # dimensions it uses; as rows (capacity x dim) once an ANN graph answers the
+        # searches and only scattered vectors are read (see by_rows); pure Python: _py
+        self._vecs: Any = None
+        self._by_rows = False
         self._n = 0
         self._sorted: list[int] = []  # live seqs in order, for neighbour lookups
         # numpy only, for Probe.context: each row's event time (NO_TS until first asked for), and
@@ -121,15 +128,24 @@ class ExactIndex:
                 block = _np.frombuffer(b"".join(d for _, d in fresh), dtype=_np.float32)
                 block = block.reshape(len(fresh), self.dim)
                 need = self._n + len(fresh)
-                if self._cols is None or need > self._cols.shape[1]:
-                    cap = max(need, 2 * (self._cols.shape[1] if self._cols is not None else 512))
-                    grown = _np.zeros((self.dim, cap), dtype=_np.float32)
+                have = 0 if self._vecs is None else len(self._ts)
+                if need > have:
+                    cap = max(need, 2 * have, 512)
                     ts = _np.full(cap, NO_TS, dtype=_np.int64)
-                    if self._cols is not None:
-                        grown[:, : self._n] = self._cols[:, : self._n]
+                    if self._by_rows:
+                        grown = _np.zeros((cap, self.dim), dtype=_np.float32)
+                        grown[: self._n] = self._vecs[: self._n]
+                    else:
+                        grown = _np.zeros((self.dim, cap), dtype=_np.float32)
+                        if self._vecs is not None:
+                            grown[:, : self._n] = self._vecs[:, : self._n]
+                    if self._ts is not None:
                         ts[: self._n] = self._ts[: self._n]
-                    self._cols, self._ts = grown, ts
-                self._cols[:, self._n : need] = block.T
+                    self._vecs, self._ts = grown, ts
+                if self._by_rows:
+                    self._vecs[self._n : need] = block
+                else:
+                    self._vecs[:, self._n : need] = block.T
             else:
                 self._py.extend(unpack(d) for _, d in fresh)
             appended = []
@@ -159,7 +175,7 @@ class ExactIndex:
                 if pos < len(self._sorted) and self._sorted[pos] == s:
                     del self._sorted[pos]
                 if _np is not None:
-                    self._cols[:, row] = 0.0
+                    self._row_view(row)[:] = 0.0
                 else:
                     self._py[row] = [0.0] * self.dim
 
@@ -180,7 +196,7 @@ class ExactIndex:
                 if row is None:
                     continue
                 if _np is not None:
-                    out[s] = self._cols[:, row].tolist()
+                    out[s] = self._row_view(row).tolist()
                 else:
                     out[s] = list(self._py[row])
         return out
@@ -211,6 +227,35 @@ class ExactIndex:
                     pos += 1
                 out[seq] = (before, order[pos] if pos < n else None)
         return out
+
+    def by_rows(self) -> None:
+        """Keep the vectors as rows from now on (numpy; a copy, once).
+
+        For a world whose searches an ANN graph answers: an ask then reads a few hundred
+        scattered vectors, which rows give in one piece each and columns only element by
+        element (40x slower at 100k vectors).
+        """
+        with self._lock:
+            if _np is None or self._by_rows:
+                return
+            self._by_rows = True
+            if self._vecs is not None:
+                self._vecs = _np.ascontiguousarray(self._vecs.T)
+
+    def _row_view(self, row: int) -> Any:
+        return self._vecs[row] if self._by_rows else self._vecs[:, row]
+
+    def _gather(self, rows: Any) -> Any:
+        """(lock held) The vectors of ``rows`` as a contiguous ``len(rows) x dim`` array."""
+        if self._by_rows:
+            return self._vecs[rows]
+        return _np.ascontiguousarray(self._vecs[:, rows].T)
+
+    def _cosines(self, q: Any, rows: Any) -> Any:
+        """(lock held) ``q`` times the vectors of ``rows``."""
+        if self._by_rows:
+            return self._vecs[rows] @ q
+        return q @ self._vecs[:, rows]
 
     def _ord_extend(self, appended: Sequence[tuple[int, int]]) -> None:
         # (lock held) live seqs appended in order: extend the order arrays in place
@@ -244,7 +289,7 @@ class ExactIndex:
         """(seqs, float32 matrix) of live rows, for building an ANN graph (numpy only)."""
         with self._lock:
             live = [i for i in range(self._n) if self._seqs[i] >= 0]
-            return [self._seqs[i] for i in live], _np.ascontiguousarray(self._cols[:, live].T)
+            return [self._seqs[i] for i in live], self._gather(live)
 
     def search(self, query: Sequence[float], k: int) -> list[tuple[int, float]]:
         return self.probe(query).search(k)
@@ -291,7 +336,7 @@ class Probe:
                 return []
             seqs = index._seqs
             if _np is not None:
-                scores = _dot(index._cols, n, self._q)
+                scores = _dot(index._vecs, index._by_rows, n, self._q)
                 self._all, self._upto = scores, n
                 kk = min(k, n)
                 idx = _np.argpartition(-scores, kk - 1)[:kk] if kk < n else _np.arange(n)
@@ -326,8 +371,8 @@ class Probe:
             ts = index._ts[rows] if index._ts is not None else np.full(2 * k, NO_TS)
             if self._all is not None and int(rows.max(initial=0)) < self._upto:
                 cos = self._all[rows]
-            elif index._cols is not None:
-                cos = self._q @ index._cols[:, rows]
+            elif index._vecs is not None:
+                cos = index._cosines(self._q, rows)
             else:
                 cos = np.zeros(2 * k, dtype=np.float32)
         real = nbr >= 0  # the sentinels' row 0 is some other atom: none of its figures count
@@ -356,5 +401,5 @@ class Probe:
             if self._all is not None and max(rows) < self._upto:
                 vals = self._all[rows]
             else:
-                vals = self._q @ index._cols[:, rows]
+                vals = index._cosines(self._q, rows)
             return dict(zip([s for s, _ in pairs], vals.tolist(), strict=True))
