@@ -70,6 +70,8 @@ class SQLiteStorage(LexicalSearch):
         self._link_targets: set[str] | None = None
         self._link_targets_known = False
         self._link_seq = 0  # links of atoms up to this seq are in _link_targets
+        # the store's size for lexical pruning: the last max_seq() read or seq written here
+        self._size_hint = 0
         try:
             self._writer = self._connect()
             with self._write_lock:
@@ -197,7 +199,10 @@ class SQLiteStorage(LexicalSearch):
                 heads_before = dict(self._heads)
                 try:
                     with self._tx() as conn:
-                        return self._append_locked(conn, records)
+                        stored = self._append_locked(conn, records)
+                    if stored:
+                        self._size_hint = max(self._size_hint, *(a.seq for a in stored))
+                    return stored
                 except BaseException:
                     self._heads = heads_before
                     raise
@@ -651,7 +656,8 @@ class SQLiteStorage(LexicalSearch):
             "SELECT max(m) FROM (SELECT max(seq) m FROM atoms "
             "UNION ALL SELECT max(seq) FROM tombstones)"
         )
-        return int(row[0][0] or 0)
+        self._size_hint = int(row[0][0] or 0)
+        return self._size_hint
 
     def meta_get(self, key: str) -> str | None:
         rows = self._read("SELECT value FROM meta WHERE key=?", (key,))

@@ -23,6 +23,7 @@ class _Store(Protocol):
     WORK_BUDGET: int
     _stems: dict[str, str]
     _df: dict[str, tuple[int, int]]  # token -> (atoms holding it, max_seq when counted)
+    _size_hint: int
     _local: threading.local
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
@@ -98,8 +99,11 @@ class LexicalSearch:
           search still answers it).
 
         Document counts are cached per token and recounted once the store has grown by 1%.
+        The store's size is the last ``max_seq()`` read or seq written here (every ask reads
+        ``max_seq()`` for link targets), so another process's writes show an ask late; the
+        size only steers which words are left out.
         """
-        total = self.max_seq()
+        total = self._size_hint or self.max_seq()
         if not terms or total * len(terms) <= self.WORK_BUDGET:
             return list(terms)  # cannot exceed the budget: skip the count lookup
         budget = max(self.WORK_BUDGET, 0.03 * total)
