@@ -108,6 +108,7 @@ def _server(settings: Settings, engine: Engine, tokens: TokenStore) -> uvicorn.S
         lifespan="on",  # its shutdown stops the node's lanes before the engine closes
         timeout_graceful_shutdown=5,
         server_header=False,
+        proxy_headers=False,  # the node never uses the client address: skip X-Forwarded-*
     )
     return uvicorn.Server(config)
 
