@@ -89,3 +89,29 @@ def test_no_benchmark_script_shadows_a_standard_library_module() -> None:
     # imported as "http" by every sibling script (httpx, chromadb and uvicorn import it).
     names = {p.stem for p in BENCH.parent.glob("*.py")}
     assert not names & set(sys.stdlib_module_names)
+
+
+def test_http_benchmark_drives_a_real_node_and_reports_cpu_per_request() -> None:
+    import subprocess
+
+    script = BENCH.parent / "node_http.py"
+    args = ["--duration", "1", "--atoms", "300", "--clients", "4", "--ask-workers", "1"]
+    out = subprocess.run(
+        [sys.executable, str(script), *args, "--no-floor", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    report = json.loads(out.stdout)
+    assert report["ask_workers"] == 1
+    phases = {r["phase"]: r for r in report["results"]}
+    assert set(phases) == {"remember", "ask (300 atoms)", "mix 90% ask / 10% remember"}
+    for r in phases.values():
+        assert r["requests"] > 0 and r["errors"] == 0
+        assert 0 < r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"]
+        if sys.platform.startswith("linux"):
+            cpu = r["cpu_ms_per_request"]
+            assert set(cpu) == {"node", "ask_workers", "client"} and cpu["node"] > 0
+    if sys.platform.startswith("linux"):  # the asks ran in the worker process
+        assert phases["ask (300 atoms)"]["cpu_ms_per_request"]["ask_workers"] > 0
