@@ -51,7 +51,7 @@ from ..security.ratelimit import RateLimiter, retry_after_header
 from ..security.tokens import TokenStore
 from .askpool import AskPool
 from .lanes import Lane, WriteLane
-from .lean import LeanRoute
+from .lean import LeanDispatch, LeanRoute
 
 log = logging.getLogger("dwbase.node")
 access_log = logging.getLogger("dwbase.node.access")
@@ -256,6 +256,7 @@ class NodeMiddleware:
         # urandom call per request, and still unique across restarts and nodes).
         self._rid_prefix = os.urandom(8).hex()
         self._rid_next = itertools.count(1).__next__
+        self._dispatch: LeanDispatch | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -305,7 +306,14 @@ class NodeMiddleware:
                 )
                 await resp(scope, receive, send_wrapper)
             else:
-                await self.app(scope, limited_receive, send_wrapper)
+                dispatch = self._dispatch
+                if dispatch is None:  # the app's routes are complete by its first request
+                    dispatch = self._dispatch = LeanDispatch(scope["app"])
+                route = dispatch.route_for(scope)
+                if route is not None:
+                    await dispatch(route, scope, limited_receive, send_wrapper)
+                else:
+                    await self.app(scope, limited_receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - start
             route = scope.get("route")
