@@ -17,7 +17,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import InvalidInputError, StorageError
 from ..model import FilterSpec, StoredAtom
@@ -38,6 +38,15 @@ from .sqlite_schema import (
     row_to_stored,
 )
 from .sqlite_text import LexicalSearch
+
+_V = TypeVar("_V")
+
+
+def _from_cache(cache: dict[int, _V], seqs: Sequence[int]) -> tuple[dict[int, _V], list[int]]:
+    """The cached entries of ``seqs``, and the other seqs (each once) to read from the store."""
+    get = cache.get
+    out = {q: v for q in seqs if (v := get(q)) is not None}
+    return out, list(dict.fromkeys(q for q in seqs if q not in out))
 
 
 class SQLiteStorage(LexicalSearch):
@@ -366,9 +375,7 @@ class SQLiteStorage(LexicalSearch):
 
     def get_seqs(self, seqs: Sequence[int]) -> dict[int, StoredAtom]:
         cache = self._atom_cache
-        get = cache.get
-        out = {q: hit for q in seqs if (hit := get(q)) is not None}
-        keys = list(dict.fromkeys(q for q in seqs if q not in out))
+        out, keys = _from_cache(cache, seqs)
         if not keys:
             return out
         version = self._atom_version  # a quarantine change or delete while we read: no caching
@@ -413,9 +420,7 @@ class SQLiteStorage(LexicalSearch):
 
     def score_rows(self, seqs: Sequence[int]) -> dict[int, ScoreRow]:
         cache = self._score_cache
-        get = cache.get
-        out = {q: row for q in seqs if (row := get(q)) is not None}
-        keys = list(dict.fromkeys(q for q in seqs if q not in out))
+        out, keys = _from_cache(cache, seqs)
         if not keys:
             return out
         if len(cache) + len(keys) > self.SCORE_CACHE_SIZE:
