@@ -1,4 +1,4 @@
-"""Shared test set-up.
+"""Shared test set-up and helpers.
 
 Tests that need an external part (the MiniLM model, nats-server, the WASI toolchain) call
 :func:`require` instead of skipping directly. On a laptop without the part they skip with the
@@ -8,10 +8,12 @@ reason; with ``DWBASE_REQUIRE_EXTERNAL=1`` (set by ``.ci/run``) they fail instea
 from __future__ import annotations
 
 import os
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from typing import Any
 
 import pytest
+
+from dwbase.embed import HashingEmbedder
 
 REQUIRE_EXTERNAL = os.environ.get("DWBASE_REQUIRE_EXTERNAL", "").lower() in ("1", "true", "yes")
 
@@ -23,6 +25,20 @@ def require(condition: bool, reason: str) -> None:
     if REQUIRE_EXTERNAL:
         pytest.fail(f"required external part missing: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+class CountingEmbedder(HashingEmbedder):
+    """A hashing embedder (an identity of its own) that counts the texts it embeds."""
+
+    version = "counting-1"
+
+    def __init__(self, dim: int) -> None:
+        super().__init__(dim)
+        self.texts = 0
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        self.texts += len(texts)
+        return super().embed(texts)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import dwbase
-from conftest import require
+from conftest import CountingEmbedder, require
 from dwbase.embed import HashingEmbedder
 from dwbase.errors import InvalidInputError
 from dwbase.vector import ExactIndex, pack
@@ -192,18 +192,6 @@ def test_changing_the_embedder_rebuilds_the_index_in_the_background(tmp_path: Pa
         db.remember("w", "a", "observation", {"text": "kafka consumer lag grows"})
         q = gated.embed(["kafka consumer lag grows"])[0]
         assert db.ask("w", "", vector=q).hits[0].parts["semantic"] == pytest.approx(0.4, abs=1e-3)
-
-
-class CountingEmbedder(HashingEmbedder):
-    version = "counting-1"
-
-    def __init__(self, dim: int) -> None:
-        super().__init__(dim)
-        self.texts = 0
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        self.texts += len(texts)
-        return super().embed(texts)
 
 
 def test_re_embedded_vectors_are_kept_for_the_next_open(tmp_path: Path) -> None:

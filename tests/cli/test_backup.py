@@ -7,7 +7,6 @@ import json
 import tarfile
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 import zstandard
 
 import dwbase
+from conftest import CountingEmbedder
 from dwbase.embed import HashingEmbedder
 from dwbase.ops.backup import FORMAT_VERSION, create_backup, restore_backup
 
@@ -233,16 +233,6 @@ def test_backup_create_refuses_to_overwrite_and_needs_a_store(
     assert result.exit_code == 0 and "backed up 6 atom(s)" in result.stdout
 
 
-class _CountingEmbedder(HashingEmbedder):
-    def __init__(self, dim: int) -> None:
-        super().__init__(dim)
-        self.texts = 0
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        self.texts += len(texts)
-        return super().embed(texts)
-
-
 def _settled(db: dwbase.Engine, world: str) -> None:
     deadline = time.monotonic() + 20
     while not db.index_status(world)[0]["ready"]:
@@ -255,13 +245,13 @@ def test_restore_keeps_vectors_re_embedded_after_an_embedder_change(tmp_path: Pa
     texts = [f"note {i} about refunds and invoices number {i}" for i in range(40)]
     with dwbase.open(src, embedder=HashingEmbedder(dim=64)) as db:
         db.remember_batch([{"world": "w", "worker": "a", "payload": {"text": t}} for t in texts])
-    with dwbase.open(src, embedder=_CountingEmbedder(dim=32)) as db:
+    with dwbase.open(src, embedder=CountingEmbedder(dim=32)) as db:
         _settled(db, "w")  # the 40 old atoms were re-embedded with the new embedder
         before = [(h.atom.id, h.score) for h in db.ask("w", "refund invoice").hits]
     manifest = create_backup(src, tmp_path / "b.tar.zst")
     assert "vectors-reembedded.sqlite" in manifest["files"]
     restore_backup(tmp_path / "b.tar.zst", dst)
-    again = _CountingEmbedder(dim=32)
+    again = CountingEmbedder(dim=32)
     with dwbase.open(dst, embedder=again) as db:
         _settled(db, "w")
         assert [(h.atom.id, h.score) for h in db.ask("w", "refund invoice").hits] == before

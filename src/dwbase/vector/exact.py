@@ -54,7 +54,7 @@ def _dot(vecs: Any, by_rows: bool, n: int, q: Any) -> Any:
     ``vecs`` holds them as columns (``dim x capacity``) or, with ``by_rows``, as rows.
 
     One query is a matrix-vector product bound by memory bandwidth. A sparse query (the
-    hashing embedder's: ~30 of 256 dimensions for a short question) multiplies only the rows
+    hashing embedder's for a short question: most dimensions zero) multiplies only the rows
     of its non-zero dimensions, reading a fraction of the matrix; the figures equal the full
     product's to float32 rounding. BLAS threads only add hand-offs here, and on a busy
     machine they wait for a core (10x slower at 10k vectors), so one thread does it.
@@ -233,7 +233,7 @@ class ExactIndex:
 
         For a world whose searches an ANN graph answers: an ask then reads a few hundred
         scattered vectors, which rows give in one piece each and columns only element by
-        element (40x slower at 100k vectors).
+        element, many times slower at 100k vectors.
         """
         with self._lock:
             if _np is None or self._by_rows:
