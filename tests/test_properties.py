@@ -36,7 +36,7 @@ from dwbase.quarantine import QuarantineConfig
 from dwbase.storage import MemoryStorage, NewRecord, SQLiteStorage, Storage
 from dwbase.storage.sqlite import sqlite_path
 from dwbase.timeutil import format_instant, parse_instant
-from dwbase.vector import pack
+from dwbase.vector.exact import pack_unit
 
 ADAPTERS = ["sqlite", "memory"]
 WORLD_DIM = 3  # the test embedder's dimension, so every world expects 3-dim vectors
@@ -145,7 +145,7 @@ def record_of(atom: Atom) -> NewRecord:
         ts_us=parse_instant(atom.timestamp),
         recorded_us=parse_instant(atom.recorded_at, field="recorded_at"),
         text=payload_text(parsed),
-        index_vector=pack(atom.vector) if atom.vector is not None else None,
+        index_vector=pack_unit(atom.vector) if atom.vector is not None else None,
     )
 
 

@@ -18,7 +18,7 @@ import pytest
 from dwbase.model import Atom, Link
 from dwbase.storage import MemoryStorage, NewRecord, SQLiteStorage, Storage
 from dwbase.timeutil import format_instant, parse_instant
-from dwbase.vector import pack
+from dwbase.vector.exact import pack_unit
 
 BASE_US = parse_instant("2024-01-01T00:00:00Z")
 HOUR_US = 3_600_000_000
@@ -69,7 +69,8 @@ class RecordMaker:
             ts_us=ts,
             recorded_us=rec,
             text=text,
-            index_vector=pack(vector) if vector is not None else None,
+            # as the engine indexes a caller's vector: scaled to unit length
+            index_vector=pack_unit(vector) if vector is not None else None,
             quarantine=quarantine,
         )
 

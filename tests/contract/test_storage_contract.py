@@ -17,6 +17,7 @@ from dwbase.errors import StorageError
 from dwbase.model import FilterSpec, Link, StoredAtom
 from dwbase.storage import NewRecord, Storage
 from dwbase.vector import pack
+from dwbase.vector.exact import pack_unit
 
 from .conftest import BASE_US, HOUR_US, Adapter, RecordMaker
 
@@ -315,13 +316,13 @@ def test_load_vectors_returns_index_vectors_in_seq_order(store: Storage, rec: Re
     seq = {s.atom.id: s.seq for s in stored}
     assert store.load_vectors("w") == [
         (seq[a.atom.id], pack([1.0, 0.0])),
-        (seq[c.atom.id], pack([0.25, -0.5])),
+        (seq[c.atom.id], pack_unit([0.25, -0.5])),
     ]
     assert store.load_vectors("w", after_seq=seq[a.atom.id]) == [
-        (seq[c.atom.id], pack([0.25, -0.5]))
+        (seq[c.atom.id], pack_unit([0.25, -0.5]))
     ]
     assert store.load_vectors("w", quarantined=True) == [(seq[held.atom.id], pack([0.0, 1.0]))]
-    assert store.load_vectors("w2") == [(seq[other.atom.id], pack([1.0, 1.0]))]
+    assert store.load_vectors("w2") == [(seq[other.atom.id], pack_unit([1.0, 1.0]))]
 
 
 # ---------------------------------------------------------------------------- link_counts

@@ -206,7 +206,9 @@ class Storage(Protocol):
 
     def used_bytes(self) -> int: ...
 
-    def check(self) -> CheckReport: ...
+    def check(self, *, quick: bool = False) -> CheckReport:
+        """Verify records, hash chains and indexes; ``quick`` skips the slowest file checks."""
+        ...
 
     def reindex(self) -> int:
         """Rebuild text, tag and link indexes from the atom records; returns atoms indexed."""

@@ -345,7 +345,8 @@ class MemoryStorage:
         self._check_open()
         return sum(len(s.atom.payload_json) + len(s.text) + 200 for s in self._by_seq.values())
 
-    def check(self) -> CheckReport:
+    def check(self, *, quick: bool = False) -> CheckReport:
+        del quick  # nothing slower to skip: the whole store is in memory
         self._check_open()
         report = CheckReport()
         heads: dict[str, bytes] = {}

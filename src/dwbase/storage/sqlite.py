@@ -30,6 +30,7 @@ from .base import (
     record_checksum,
     vector_bytes,
 )
+from .sqlite_check import check_store, log_quarantine
 from .sqlite_schema import (
     COLS,
     SCHEMA,
@@ -306,7 +307,10 @@ class SQLiteStorage(LexicalSearch):
     def set_quarantine(self, seq: int, reason: str | None) -> None:
         try:
             with self._tx() as conn:
-                conn.execute("UPDATE atoms SET quarantine=? WHERE seq=?", (reason, seq))
+                if conn.execute(
+                    "UPDATE atoms SET quarantine=? WHERE seq=?", (reason, seq)
+                ).rowcount:
+                    log_quarantine(conn, seq, reason)
         finally:
             self._atoms_changed()
 
@@ -677,48 +681,9 @@ class SQLiteStorage(LexicalSearch):
 
     # ------------------------------------------------------------------ maintenance
 
-    def check(self) -> CheckReport:
-        """Verify every record's checksum and each world's hash chain (tombstones included)."""
-        report = CheckReport()
-        conn = self._reader()
-        heads: dict[str, bytes] = {}
-        worlds: set[str] = set()
-        try:
-            ok = conn.execute("PRAGMA quick_check").fetchone()[0]
-            if ok != "ok":
-                report.problem(f"sqlite quick_check: {ok}")
-            rows = conn.execute(
-                f"SELECT {COLS}, checksum, chain, 0 FROM atoms UNION ALL "
-                "SELECT seq, id, world, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
-                "NULL, NULL, NULL, checksum, chain, 1 FROM tombstones ORDER BY 1"
-            )
-            for row in rows:
-                seq, aid, world = row[0], row[1], row[2]
-                checksum, chain, tomb = row[15], row[16], row[17]
-                worlds.add(world)
-                if not tomb:
-                    report.records += 1
-                    try:
-                        stored = row_to_stored(row[:15])
-                    except (ValueError, TypeError) as exc:
-                        report.problem(f"atom {aid} (seq {seq}) cannot be decoded: {exc}")
-                        continue
-                    if record_checksum(stored.atom) != checksum:
-                        report.problem(f"atom {aid} (seq {seq}) does not match its checksum")
-                expected = chain_next(heads.get(world, GENESIS), checksum)
-                if expected != chain:
-                    report.problem(f"hash chain of world {world!r} breaks at seq {seq} ({aid})")
-                heads[world] = chain
-            fts_n = conn.execute("SELECT count(*) FROM fts").fetchone()[0]
-            if fts_n != report.records:
-                report.problem(
-                    f"text index holds {fts_n} rows for {report.records} atoms; "
-                    "run `dwbase storage reindex`"
-                )
-        except sqlite3.Error as exc:
-            report.problem(f"storage could not be read: {exc}")
-        report.worlds = len(worlds)
-        return report
+    def check(self, *, quick: bool = False) -> CheckReport:
+        """Verify the store: see :mod:`dwbase.storage.sqlite_check` for what is compared."""
+        return check_store(self._reader(), quick=quick)
 
     def reindex(self) -> int:
         self.forget_caches()

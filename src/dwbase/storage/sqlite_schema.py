@@ -44,10 +44,29 @@ CREATE TABLE IF NOT EXISTS tombstones(seq INTEGER PRIMARY KEY, world TEXT NOT NU
   id TEXT NOT NULL, checksum BLOB NOT NULL, chain BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS tombstones_world ON tombstones(world, seq);
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantine_log(n INTEGER PRIMARY KEY, seq INTEGER NOT NULL,
+  reason TEXT, rec_us INTEGER NOT NULL);
+CREATE TRIGGER IF NOT EXISTS quarantine_held AFTER INSERT ON atoms
+  WHEN NEW.quarantine IS NOT NULL BEGIN
+  INSERT INTO quarantine_log(seq, reason, rec_us) VALUES(NEW.seq, NEW.quarantine, NEW.rec_us);
+  END;
 CREATE VIRTUAL TABLE IF NOT EXISTS fts_vocab USING fts5vocab(fts, 'row');
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(text,
   tokenize='porter unicode61 remove_diacritics 2');
 """
+
+# Every change of an atom's quarantine state, append-only: a held atom's reason is logged by
+# the trigger above when it is stored, and each release or hold by ``set_quarantine``
+# (sqlite_check.log_quarantine). ``storage check`` compares each atom's state with its last
+# entry, so an edit of the quarantine column behind the store's back is noticed.
+QUARANTINE_LOG = (
+    "CREATE TABLE IF NOT EXISTS quarantine_log(n INTEGER PRIMARY KEY, seq INTEGER NOT NULL, "
+    "reason TEXT, rec_us INTEGER NOT NULL)",
+    "CREATE TRIGGER IF NOT EXISTS quarantine_held AFTER INSERT ON atoms "
+    "WHEN NEW.quarantine IS NOT NULL BEGIN "
+    "INSERT INTO quarantine_log(seq, reason, rec_us) VALUES(NEW.seq, NEW.quarantine, NEW.rec_us); "
+    "END",
+)
 
 COLS = (
     "seq, id, world, worker, kind, ts_us, rec_us, importance, payload_json, vector, flags, "
