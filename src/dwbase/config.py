@@ -111,6 +111,9 @@ class Settings:
     health_disk_degraded_pct: float = _s(
         "health.disk_degraded_pct", 90.0, "disk pressure 'degraded' at (health degraded)"
     )
+    health_min_free_mb: float = _s(
+        "health.min_free_mb", 16.0, "free disk below this: storage_ok false, /readyz 503"
+    )
 
     storage_backend: str = _s("storage.backend", "sqlite", "sqlite or memory")
     storage_durability: str = _s(
@@ -127,13 +130,6 @@ class Settings:
     )
     storage_observe_idle_ttl_s: float = _s(
         "storage.observe_idle_ttl_s", 600.0, "drop observe subscriptions idle this long"
-    )
-
-    swarm_enabled: bool = _s("swarm.enabled", False, "join a swarm of nodes over NATS")
-    swarm_node_id: str = _s("swarm.node_id", "", "this node's id (default: generated)")
-    swarm_nats_url: str = _s("swarm.nats_url", "nats://127.0.0.1:4222", "NATS server")
-    swarm_subscribe: list[str] = _s(  # noqa: RUF009
-        "swarm.subscribe", [], "world patterns to replicate in"
     )
 
     # Defaults come from RankingWeights: the node ranks exactly like the library.
@@ -377,6 +373,9 @@ def load_settings(
             raise InvalidInputError(f"{path}: node must be a table", field="node")
         flat: dict[str, Any] = {}
         _flatten(node, "", flat, set(rows))
+        if "swarm" in node:
+            named = next((k for k in flat if k.startswith("swarm.")), "swarm")
+            _refuse_swarm(f"node.{named}", path)
         for key, value in flat.items():
             row = rows.get(key)
             if row is None:
@@ -387,6 +386,9 @@ def load_settings(
                 )
             values[row.name] = _coerce(row, value, path)
     env = os.environ if environ is None else environ
+    for name in sorted(env):
+        if name.startswith("DWBASE_SWARM_"):
+            _refuse_swarm(name, "environment")
     for row in rows.values():
         if row.env in env:
             values[row.name] = _coerce(row, env[row.env], row.env)
@@ -394,12 +396,23 @@ def load_settings(
         if value is None:
             continue
         row = rows.get(key) or by_name.get(key)
+        if row is None and key.startswith(("swarm.", "swarm_")):
+            _refuse_swarm(key, "override")
         if row is None:
             raise InvalidInputError(f"unknown setting {key!r}", field=key)
         values[row.name] = _coerce(row, value, "override")
     settings = replace(Settings(), **values)
     _validate(settings)
     return settings
+
+
+def _refuse_swarm(key: str, source: str) -> None:
+    """Swarm settings would be accepted and do nothing: refuse them until the swarm exists."""
+    raise InvalidInputError(
+        f"{source}: {key}: [node.swarm] is not implemented yet in this version (nodes do not "
+        "replicate yet); remove the setting",
+        field=key,
+    )
 
 
 def _validate(s: Settings) -> None:
@@ -434,6 +447,10 @@ def _validate(s: Settings) -> None:
     for name in ("auth_remember_rate", "auth_ask_rate", "storage_max_disk_mb"):
         if getattr(s, name) < 0:
             raise InvalidInputError(f"{name} must not be negative", field=name)
+    if s.health_min_free_mb < 0:
+        raise InvalidInputError(
+            "health.min_free_mb must not be negative", field="health.min_free_mb"
+        )
     if not 0 <= s.health_disk_warn_pct <= s.health_disk_degraded_pct <= 100:
         raise InvalidInputError(
             "need 0 <= health.disk_warn_pct <= health.disk_degraded_pct <= 100",

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .background import BackgroundFailures
 from .embed import embedder_id
 from .errors import (
     ConflictError,
@@ -93,6 +94,7 @@ class Engine(OperationsMixin):
             idle_ttl_s=self.options.observe_idle_ttl_s,
         )
         self.counters = Counters()
+        self.background = BackgroundFailures(self.clock)  # gc, index and re-embed failures
         self._write_lock = threading.RLock()
         self._cache_lock = threading.RLock()
         self.indexes = IndexManager(self)

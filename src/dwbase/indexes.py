@@ -18,9 +18,11 @@ reports version, embedder, ready, rebuilding, progress, lag and last rebuild tim
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 
 INDEX_VERSION = 1
 _BATCH = 256
+log = logging.getLogger("dwbase.indexes")
 
 
 REEMBED_FILE = "vectors-reembedded.sqlite"
@@ -45,52 +48,83 @@ class ReembedCache:
     """Vectors made for old atoms by a later embedder, keyed by (embedder, seq).
 
     Atoms are immutable and seqs never reused, so an entry stays valid for that embedder.
+    When the cache file cannot be opened, read or written, the vectors are kept in memory
+    (the next open re-embeds them) and ``on_failure`` hears why: the engine logs, counts and
+    reports it as the ``reembed`` background task.
     """
 
-    def __init__(self, storage_path: str | None) -> None:
+    def __init__(
+        self,
+        storage_path: str | None,
+        on_failure: Callable[[str], None] | None = None,
+    ) -> None:
         self._lock = threading.Lock()
         self._mem: dict[tuple[str, int], bytes] = {}
         self._db: Any = None
+        self._on_failure = on_failure
+        self.path: str | None = None
         if storage_path and storage_path != ":memory:" and os.path.isfile(storage_path):
+            self.path = os.path.join(os.path.dirname(storage_path), REEMBED_FILE)
             try:
                 import sqlite3
-
-                path = os.path.join(os.path.dirname(storage_path), REEMBED_FILE)
-                self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            except ImportError:  # no sqlite3 (WASI): memory is the only place there is
+                return
+            try:
+                self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
                 self._db.execute(
                     "CREATE TABLE IF NOT EXISTS reembedded(embedder TEXT NOT NULL, "
                     "seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY(embedder, seq)) "
                     "WITHOUT ROWID"
                 )
-            except Exception:  # no sqlite3 (WASI) or a read-only folder: keep them in memory
-                self._db = None
+            except Exception as exc:  # a read-only folder, a full disk, a broken file
+                self._fall_back("cannot be opened", exc)
+
+    def _fall_back(self, what: str, exc: BaseException) -> None:
+        """Keep vectors in memory from now on (lock held or not needed) and report why."""
+        db, self._db = self._db, None
+        if db is not None:
+            with contextlib.suppress(Exception):
+                db.close()
+        if self._on_failure is not None:
+            self._on_failure(
+                f"re-embedded vector cache {self.path} {what} ({type(exc).__name__}: {exc}); "
+                "re-embedded vectors are kept in memory only and made again on the next open"
+            )
 
     def get(self, embedder: str, seqs: Sequence[int]) -> dict[int, bytes]:
         with self._lock:
+            out = {s: d for s in seqs if (d := self._mem.get((embedder, s))) is not None}
             if self._db is None:
-                return {s: d for s in seqs if (d := self._mem.get((embedder, s))) is not None}
-            out: dict[int, bytes] = {}
-            for i in range(0, len(seqs), 500):
-                chunk = list(seqs[i : i + 500])
-                marks = ",".join("?" * len(chunk))
-                for seq, data in self._db.execute(
-                    f"SELECT seq, data FROM reembedded WHERE embedder=? AND seq IN ({marks})",
-                    [embedder, *chunk],
-                ):
-                    out[int(seq)] = bytes(data)
+                return out
+            try:
+                for i in range(0, len(seqs), 500):
+                    chunk = list(seqs[i : i + 500])
+                    marks = ",".join("?" * len(chunk))
+                    for seq, data in self._db.execute(
+                        f"SELECT seq, data FROM reembedded WHERE embedder=? AND seq IN ({marks})",
+                        [embedder, *chunk],
+                    ):
+                        out[int(seq)] = bytes(data)
+            except Exception as exc:
+                self._fall_back("cannot be read", exc)
             return out
 
     def put(self, embedder: str, rows: Sequence[tuple[int, bytes]]) -> None:
         with self._lock:
-            if self._db is None:
-                self._mem.update(((embedder, s), d) for s, d in rows)
-                return
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT OR REPLACE INTO reembedded(embedder, seq, data) VALUES(?, ?, ?)",
-                [(embedder, s, d) for s, d in rows],
-            )
-            self._db.execute("COMMIT")
+            if self._db is not None:
+                try:
+                    self._db.execute("BEGIN")
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO reembedded(embedder, seq, data) VALUES(?, ?, ?)",
+                        [(embedder, s, d) for s, d in rows],
+                    )
+                    self._db.execute("COMMIT")
+                    return
+                except Exception as exc:
+                    with contextlib.suppress(Exception):
+                        self._db.execute("ROLLBACK")
+                    self._fall_back("cannot be written", exc)
+            self._mem.update(((embedder, s), d) for s, d in rows)
 
     def close(self) -> None:
         with self._lock:
@@ -132,7 +166,10 @@ class IndexManager:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._reindexing = False  # a _rebuild_stale thread is running (guarded by _lock)
-        self.cache = ReembedCache(getattr(engine.storage, "path", None))
+        self.cache = ReembedCache(
+            getattr(engine.storage, "path", None),
+            lambda why: engine.background.failed("reembed", why, log),
+        )
 
     # ------------------------------------------------------------------ embedder changes
 
@@ -340,6 +377,11 @@ class IndexManager:
                 st.ann = ann
         except Exception as exc:  # the exact index keeps serving
             st.error = f"ANN build failed: {exc}"
+            self.engine.background.failed(
+                "index", exc, log, where=f"ANN build of world {st.world!r}"
+            )
+        else:
+            self.engine.background.recovered("index", log)
         finally:
             st.ann_building = False
 
@@ -353,7 +395,11 @@ class IndexManager:
             try:
                 for q in (False, True):
                     self.rebuild(world, q)
+                self.engine.background.recovered("index", log)
             except Exception as exc:
+                self.engine.background.failed(
+                    "index", exc, log, where=f"rebuild of world {world!r}"
+                )
                 with self._lock:
                     for q in (False, True):
                         st = self._states.get((world, q))
@@ -403,6 +449,64 @@ class IndexManager:
         return st
 
     # ------------------------------------------------------------------ status
+
+    def health(self) -> dict[str, Any]:
+        """Index state for ``Engine.health()``: problems, and lags in microseconds.
+
+        ``lag_us`` is, over every index held in memory and every world waiting for a rebuild,
+        the age (record time) of the oldest stored vector not yet in its index; 0 when all are
+        caught up. A loaded index takes in new vectors at the start of each ask; a world never
+        asked in this process has no index in memory (its first ask loads it in full) and does
+        not count. ``rebuild_lag_us`` is the same over worlds being rebuilt, whose asks skip
+        semantic search until the rebuild ends. Problems: a rebuild running or queued, an
+        index whose last build or rebuild failed.
+        """
+        now = self.engine._now()
+        with self._lock:
+            states = list(self._states.values())
+            stale = set(self._stale)
+        problems: list[str] = []
+        lag = rebuild_lag = 0
+        held: set[tuple[str, bool]] = set()
+        for st in states:
+            held.add((st.world, st.quarantined))
+            if st.error:
+                problems.append(f"vector index of world {st.world!r}: {st.error}")
+            rebuilding = st.world in stale
+            if st.rebuilding:  # the new index being filled, in seq order
+                after = st.exact.max_seq
+            elif rebuilding:  # the old index of a stale world: asks skip it, nothing counts
+                after = 0
+            else:
+                after = max(st.seen_seq, st.exact.max_seq)
+            age = self._pending_age(st.world, st.quarantined, after, now)
+            lag = max(lag, age)
+            if rebuilding:
+                rebuild_lag = max(rebuild_lag, age)
+        for world in sorted(stale):
+            main = next((x for x in states if x.world == world and not x.quarantined), None)
+            pct = f" ({round(100 * main.progress)}%)" if main and main.rebuilding else ""
+            problems.append(f"vector index of world {world!r} is being rebuilt{pct}")
+            for q in (False, True):
+                if (world, q) not in held:  # queued, nothing built yet: every vector waits
+                    age = self._pending_age(world, q, 0, now)
+                    lag, rebuild_lag = max(lag, age), max(rebuild_lag, age)
+        return {"problems": problems, "lag_us": lag, "rebuild_lag_us": rebuild_lag}
+
+    def _pending_age(self, world: str, quarantined: bool, after_seq: int, now_us: int) -> int:
+        """Age of the oldest atom after ``after_seq`` that has a vector to index (0: none)."""
+        embeds = self.engine._world_dim(world) == self.engine.embedder.dim
+        for _ in range(4):  # a few pages: atoms without text or vector are rare
+            rows = self.engine.storage.scan(
+                world, FilterSpec(), quarantined=quarantined, after_seq=after_seq, limit=32
+            )
+            for s in rows:
+                if s.atom.vector is not None or (embeds and s.text):
+                    return max(0, now_us - s.recorded_us)
+            if len(rows) < 32:
+                break
+            after_seq = rows[-1].seq
+        return 0
 
     def status(self, world: str) -> dict[str, Any]:
         with self._lock:

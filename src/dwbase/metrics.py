@@ -25,6 +25,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .health import MIN_FREE_MB
+
 if TYPE_CHECKING:
     from .engine import Engine
 
@@ -82,7 +84,9 @@ class _EngineCollector(Collector):
             "dwbase_observe_subscriptions", "Open observe subscriptions", value=len(engine.hub)
         )
         health = engine.health(
-            warn_pct=self._m.disk_warn_pct, degraded_pct=self._m.disk_degraded_pct
+            warn_pct=self._m.disk_warn_pct,
+            degraded_pct=self._m.disk_degraded_pct,
+            min_free_mb=self._m.disk_min_free_mb,
         )
         yield GaugeMetricFamily(
             "dwbase_quarantined_atoms",
@@ -105,18 +109,48 @@ class _EngineCollector(Collector):
                 value=math.nan if value is None else value,
             )
         yield GaugeMetricFamily(
-            "dwbase_storage_ok", "1 when the store answers", value=1 if health["storage_ok"] else 0
+            "dwbase_storage_ok",
+            "1 when the store can be read and written (readyz)",
+            value=1 if health["storage_ok"] else 0,
         )
+        yield CounterMetricFamily(
+            "dwbase_storage_write_failures",
+            "Writes that failed because the store could not take them (full, I/O, read-only)",
+            value=health["storage_write_failures"],
+        )
+        if health["wal_bytes"] is not None:
+            yield GaugeMetricFamily(
+                "dwbase_wal_bytes", "Size of the SQLite write-ahead log", value=health["wal_bytes"]
+            )
+        failures = CounterMetricFamily(
+            "dwbase_background_failures",
+            "Failed runs of background work (gc, checkpoint, reembed, index)",
+            labels=["task"],
+        )
+        for task, state in sorted(health["background_failures"].items()):
+            failures.add_metric([task], state["failures"])
+        yield failures
         yield GaugeMetricFamily(
-            "dwbase_sync_lag_seconds",
-            "Replication lag behind peers (0 without a swarm)",
-            value=health["sync_lag_ms"] / 1000,
+            "dwbase_index_ok",
+            "1 when no vector index is rebuilding or failed",
+            value=1 if health["index_ok"] else 0,
         )
         yield GaugeMetricFamily(
             "dwbase_index_freshness_seconds",
-            "Worst index lag behind storage",
+            "Age of the oldest stored vector not yet in its index (0 when caught up)",
+            value=health["index_freshness_seconds"],
+        )
+        yield GaugeMetricFamily(
+            "dwbase_index_rebuild_lag_seconds",
+            "Age of the oldest vector a running index rebuild has not reached (0: none)",
             value=health["index_rebuild_lag_ms"] / 1000,
         )
+        if "sync_lag_ms" in health:  # absent without a swarm: no value rather than a fake 0
+            yield GaugeMetricFamily(
+                "dwbase_sync_lag_seconds",
+                "Replication lag behind peers",
+                value=health["sync_lag_ms"] / 1000,
+            )
         yield CounterMetricFamily(
             "dwbase_replication_sent", "Atoms sent to peers", value=self._m.replication_sent
         )
@@ -131,11 +165,17 @@ class NodeMetrics:
     """The metrics registry of one node (a registry per node, so tests do not share state)."""
 
     def __init__(
-        self, engine: Engine, *, disk_warn_pct: float = 80.0, disk_degraded_pct: float = 90.0
+        self,
+        engine: Engine,
+        *,
+        disk_warn_pct: float = 80.0,
+        disk_degraded_pct: float = 90.0,
+        disk_min_free_mb: float = MIN_FREE_MB,
     ) -> None:
         self.engine = engine
         self.disk_warn_pct = disk_warn_pct
         self.disk_degraded_pct = disk_degraded_pct
+        self.disk_min_free_mb = disk_min_free_mb
         self.replication_sent = 0
         self.replication_received = 0
         self.registry = CollectorRegistry(auto_describe=True)

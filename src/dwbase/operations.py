@@ -6,13 +6,16 @@ uses only the engine's state and public writes (``remember``), never storage int
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import policy as policy_mod
+from .background import BackgroundFailures
 from .errors import InvalidInputError, NotFoundError
+from .health import MIN_FREE_MB, engine_health
 from .model import Atom, StoredAtom, validate_world
 from .options import Options
 from .policy import Policy
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
     from .indexes import IndexManager
 
 SYSTEM_WORKER = "dwbase"
+log = logging.getLogger("dwbase.operations")
 
 
 class OperationsMixin:
@@ -43,6 +47,7 @@ class OperationsMixin:
     _closed: bool
     _gc_stop: threading.Event
     _gc_thread: threading.Thread | None
+    background: BackgroundFailures
 
     if TYPE_CHECKING:
 
@@ -256,8 +261,10 @@ class OperationsMixin:
             while not self._gc_stop.wait(interval):
                 try:
                     self.gc()
-                except Exception:
-                    continue
+                except Exception as exc:  # logged, counted, in health; tried again next time
+                    self.background.failed("gc", exc, log, where="scheduled gc")
+                else:
+                    self.background.recovered("gc", log)
 
         self._gc_thread = threading.Thread(target=loop, name="dwbase-gc", daemon=True)
         self._gc_thread.start()
@@ -339,68 +346,25 @@ class OperationsMixin:
         disk_path: str | None = None,
         warn_pct: float = 80.0,
         degraded_pct: float = 90.0,
+        min_free_mb: float = MIN_FREE_MB,
     ) -> dict[str, Any]:
-        """Operator health (DESIGN §6): storage, disk pressure, quarantine, lags.
+        """Operator health (DESIGN §6): storage, disk, indexes, background work, quarantine.
 
         ``disk_path`` defaults to the directory of the SQLite file; with no path (an
-        in-memory store) disk pressure is ``unknown``.
+        in-memory store) disk pressure is ``unknown`` and there is no free-disk floor. The
+        fields are described in :mod:`dwbase.health`.
 
         >>> import dwbase
         >>> dwbase.open(":memory:").health()["status"]
         'ready'
         """
-        import os
-        import shutil
-
-        problems: list[str] = []
-        storage_ok = not self._closed
-        quarantined = 0
-        store_bytes = 0
-        try:
-            if storage_ok:
-                self.storage.max_seq()
-                quarantined = self.storage.count(quarantined=True)
-                store_bytes = self.storage.used_bytes()
-        except Exception as exc:  # any storage fault means "not usable"
-            storage_ok = False
-            problems.append(f"storage unusable: {exc}")
-        if self._closed:
-            problems.append("store is closed")
-        path = disk_path
-        if path is None:
-            db_path = getattr(self.storage, "path", None)
-            if isinstance(db_path, str) and db_path != ":memory:":
-                path = os.path.dirname(os.path.abspath(db_path))
-        used = free = total = None
-        percent: float | None = None
-        pressure = "unknown"
-        if path is not None:
-            try:
-                du = shutil.disk_usage(path)
-                used, free, total = du.used, du.free, du.total
-                percent = round(100.0 * du.used / du.total, 2) if du.total else None
-            except OSError:
-                percent = None
-        if percent is not None:
-            pressure = "ok"
-            if percent >= degraded_pct:
-                pressure = "degraded"
-                problems.append(f"disk {percent:.1f}% used (degraded at {degraded_pct:g}%)")
-            elif percent >= warn_pct:
-                pressure = "warn"
-        status = "ready" if storage_ok and pressure != "degraded" else "degraded"
-        return {
-            "status": status,
-            "message": "; ".join(problems) if problems else "ok",
-            "storage_ok": storage_ok,
-            "index_ok": storage_ok,
-            "disk_used_bytes": used,
-            "disk_free_bytes": free,
-            "disk_total_bytes": total,
-            "disk_used_percent": percent,
-            "disk_pressure": pressure,
-            "store_bytes": store_bytes,
-            "sync_lag_ms": 0,
-            "quarantine_count": quarantined,
-            "index_rebuild_lag_ms": 0,
-        }
+        return engine_health(
+            storage=self.storage,
+            indexes=self.indexes,
+            background=self.background,
+            closed=self._closed,
+            disk_path=disk_path,
+            warn_pct=warn_pct,
+            degraded_pct=degraded_pct,
+            min_free_mb=min_free_mb,
+        )

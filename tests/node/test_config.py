@@ -40,9 +40,6 @@ disk_warn_pct = 70
 [node.storage]
 durability = "full"
 
-[node.swarm]
-subscribe = ["tenant:acme/*"]
-
 [node.ranking]
 lexical = 0.7
 """
@@ -57,7 +54,6 @@ lexical = 0.7
     assert s.health_disk_warn_pct == 75.0  # env beats file
     assert s.insecure is True
     assert s.storage_durability == "full"
-    assert s.swarm_subscribe == ["tenant:acme/*"]
     opts = s.engine_options()
     assert opts.ranking.lexical == 0.7 and opts.max_payload_bytes == 1024
     assert opts.durability == "full" and opts.trust == {"agent-1": 0.9}
@@ -66,15 +62,51 @@ lexical = 0.7
 def test_env_parses_booleans_lists_and_tables() -> None:
     env = {
         "DWBASE_SECURITY_QUARANTINE": "off",
-        "DWBASE_SWARM_SUBSCRIBE": "a*, b",
         "DWBASE_SECURITY_TRUST": "agent-1=0.9,bot=0.1",
         "DWBASE_STORAGE_MAX_DISK_MB": "512",
     }
     s = load_settings(None, environ=env)
     assert s.security_quarantine is False
-    assert s.swarm_subscribe == ["a", "b"] or s.swarm_subscribe == ["a*", "b"]
     assert s.security_trust == {"agent-1": 0.9, "bot": 0.1}
     assert s.engine_options().max_disk_mb == 512
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("[node.swarm]\nenabled = false\n", "node.swarm.enabled"),
+        ("[node.swarm]\nsubscribe = ['*']\n", "node.swarm.subscribe"),
+        ("[node]\nswarm = { nats_url = 'nats://x:4222' }\n", "node.swarm.nats_url"),
+    ],
+)
+def test_swarm_settings_in_a_file_are_refused_until_the_swarm_exists(
+    tmp_path: Path, text: str, named: str
+) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(text)
+    with pytest.raises(InvalidInputError, match=r"\[node\.swarm\] is not implemented yet") as err:
+        load_settings(str(cfg), environ={})
+    assert named in str(err.value) and err.value.details["field"] == named
+
+
+def test_swarm_settings_in_the_environment_or_overrides_are_refused() -> None:
+    with pytest.raises(InvalidInputError, match="DWBASE_SWARM_ENABLED") as err:
+        load_settings(None, environ={"DWBASE_SWARM_ENABLED": "true"})
+    assert "[node.swarm] is not implemented yet" in str(err.value)
+    with pytest.raises(
+        InvalidInputError,
+        match=r"swarm\.nats_url.*not implemented yet|"
+        r"not implemented yet.*swarm\.nats_url",
+    ):
+        load_settings(None, {"swarm.nats_url": "nats://x:4222"}, environ={})
+    assert not any(row.key.startswith("swarm.") for row in settings_table())
+
+
+def test_health_min_free_mb_is_a_setting() -> None:
+    s = load_settings(None, environ={"DWBASE_HEALTH_MIN_FREE_MB": "64"})
+    assert s.health_min_free_mb == 64.0
+    with pytest.raises(InvalidInputError, match="min_free_mb"):
+        load_settings(None, environ={"DWBASE_HEALTH_MIN_FREE_MB": "-1"})
 
 
 @pytest.mark.parametrize(

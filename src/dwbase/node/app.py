@@ -374,6 +374,7 @@ def create_app(
             engine,
             disk_warn_pct=settings.health_disk_warn_pct,
             disk_degraded_pct=settings.health_disk_degraded_pct,
+            disk_min_free_mb=settings.health_min_free_mb,
         ),
     )
 

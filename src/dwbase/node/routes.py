@@ -466,6 +466,7 @@ def _health(st: NodeState) -> dict[str, Any]:
     out = st.engine.health(
         warn_pct=st.settings.health_disk_warn_pct,
         degraded_pct=st.settings.health_disk_degraded_pct,
+        min_free_mb=st.settings.health_min_free_mb,
     )
     pool = st.asks
     out["ask_workers"] = pool.size if pool is not None else 0

@@ -172,20 +172,45 @@ class ObserveStats(BaseModel):
     cursor: str | None
 
 
+class BackgroundTask(BaseModel):
+    """Failures of one background task (gc, checkpoint, reembed, index)."""
+
+    failures: int
+    failing: bool
+    last_error: str | None
+    last_failure: str | None
+
+
 class Health(BaseModel):
+    """Operator health; ``/readyz`` answers 503 while ``storage_ok`` is false."""
+
     status: Literal["ready", "degraded"]
     message: str
-    storage_ok: bool
-    index_ok: bool
+    storage_ok: bool = Field(description="the store can be read and written now")
+    index_ok: bool = Field(description="no vector index is rebuilding or failed its last build")
     disk_used_bytes: int | None
     disk_free_bytes: int | None
     disk_total_bytes: int | None
     disk_used_percent: float | None
     disk_pressure: Literal["unknown", "ok", "warn", "degraded"]
+    disk_min_free_bytes: int = Field(description="below this much free disk storage_ok is false")
     store_bytes: int
-    sync_lag_ms: float
+    wal_bytes: int | None = Field(description="size of the SQLite WAL (null for other stores)")
+    last_write_error: str | None = Field(
+        description="the last write that failed because the store could not take it"
+    )
+    storage_write_failures: int
     quarantine_count: int
-    index_rebuild_lag_ms: float
+    index_rebuild_lag_ms: float = Field(
+        description="age of the oldest vector a running index rebuild has not reached (0: none)"
+    )
+    index_freshness_seconds: float = Field(
+        description="age of the oldest stored vector not yet in its index (0: caught up)"
+    )
+    background_failures: dict[str, BackgroundTask]
+    sync_lag_ms: float | None = Field(
+        default=None, description="replication lag; absent while the node has no swarm"
+    )
     ask_workers: int = 0
     ask_workers_ready: int = 0
 

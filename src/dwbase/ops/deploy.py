@@ -234,7 +234,7 @@ def node_config(
     """One node's TOML (the ``[node]`` format of ``dwbase.config``).
 
     ``base`` is the ``[node]`` table of a template (e.g. ``deploy/devnet.toml``); ``extra``
-    maps dotted keys (``"swarm.enabled"``) to values; ``listen`` and ``data_dir`` win.
+    maps dotted keys (``"storage.durability"``) to values; ``listen`` and ``data_dir`` win.
     """
     table: dict[str, Any] = json.loads(json.dumps(base or {}))
     for dotted, value in (extra or {}).items():

@@ -31,6 +31,7 @@ from .base import (
     vector_bytes,
 )
 from .sqlite_check import check_store, log_quarantine
+from .sqlite_health import WalWatch, WriteState
 from .sqlite_schema import (
     COLS,
     SCHEMA,
@@ -60,6 +61,9 @@ class SQLiteStorage(LexicalSearch):
             )
         self.path = path
         self.durability = durability
+        # Health: writes that failed for want of space or a writable file; checkpoint trouble.
+        self.write_state = WriteState()
+        self.wal_watch = WalWatch(path)
         self._write_lock = threading.RLock()
         self._local = threading.local()
         self._all_conns: list[sqlite3.Connection] = []
@@ -111,6 +115,10 @@ class SQLiteStorage(LexicalSearch):
         self._checkpointer.start()
 
     def _checkpoint_loop(self, interval: float = 0.5) -> None:
+        # With autocheckpoint off, checkpoints that keep failing let the WAL grow without bound:
+        # self.wal_watch (sqlite_health.py) logs and counts each failure, shows it in health and
+        # falls back to a bounded TRUNCATE checkpoint when the WAL passes its limit.
+        watch = self.wal_watch
         conn: sqlite3.Connection | None = None
         while not self._stop.wait(interval):
             if not self._dirty.is_set():
@@ -119,9 +127,15 @@ class SQLiteStorage(LexicalSearch):
             try:
                 if conn is None:
                     conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0)
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except sqlite3.Error:
-                self._dirty.set()  # retried on the next tick
+                if watch.checkpoint(conn):
+                    self._dirty.set()  # frames left behind (a reader): again on the next tick
+            except Exception as exc:  # counted, never swallowed; the loop must go on
+                watch.failed(exc)
+                self._dirty.set()  # retried on the next tick, on a fresh connection
+                if conn is not None:
+                    with suppress(sqlite3.Error):
+                        conn.close()
+                    conn = None
         if conn is not None:
             with suppress(sqlite3.Error):
                 conn.close()
@@ -159,6 +173,7 @@ class SQLiteStorage(LexicalSearch):
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
+                self.write_state.failed(exc)
                 raise StorageError(f"storage write could not start: {exc}") from exc
             try:
                 yield conn
@@ -166,6 +181,7 @@ class SQLiteStorage(LexicalSearch):
                 with suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
+                    self.write_state.failed(exc)
                     raise StorageError(f"storage write failed, nothing was changed: {exc}") from exc
                 raise
             else:
@@ -174,7 +190,9 @@ class SQLiteStorage(LexicalSearch):
                 except sqlite3.Error as exc:
                     with suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
+                    self.write_state.failed(exc)
                     raise StorageError(f"storage commit failed: {exc}") from exc
+                self.write_state.succeeded()
                 self._dirty.set()
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:

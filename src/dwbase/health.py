@@ -1,0 +1,152 @@
+"""Operator health (DESIGN §6): what is true of one engine's store, indexes and background work.
+
+:func:`engine_health` builds the body of ``Engine.health()``, ``GET /health`` and ``/readyz``:
+
+* ``storage_ok`` — the store can be read *and written* now: it is open and answers, free disk
+  on its directory is at least ``min_free_mb``, and no write failed for want of space or a
+  writable file since the last good write (see :mod:`dwbase.storage.sqlite_health`).
+  ``/readyz`` is 503 while it is false.
+* ``index_ok`` — no vector index is being rebuilt or failed its last build.
+* ``index_rebuild_lag_ms`` / ``index_freshness_seconds`` — ages of the oldest stored vectors
+  not yet in their index (see :meth:`dwbase.indexes.IndexManager.health`); 0 when caught up.
+* ``background_failures`` — per background task, failures so far and whether it is failing.
+* ``sync_lag_ms`` is absent: there is no swarm to lag behind yet (absent, not 0).
+
+``status`` is ``ready`` only when storage and indexes are ok, the disk is below the degraded
+percentage and no background task is failing; ``message`` names every problem.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import TYPE_CHECKING, Any
+
+from .background import BackgroundFailures, merged
+
+if TYPE_CHECKING:
+    from .indexes import IndexManager
+    from .storage.base import Storage
+
+MIN_FREE_MB = 16.0
+"""Default floor of free disk below which writes are not trusted to succeed."""
+
+_MIB = 1024 * 1024
+
+
+def engine_health(
+    *,
+    storage: Storage,
+    indexes: IndexManager,
+    background: BackgroundFailures,
+    closed: bool,
+    disk_path: str | None,
+    warn_pct: float,
+    degraded_pct: float,
+    min_free_mb: float,
+) -> dict[str, Any]:
+    problems: list[str] = []
+    storage_ok = not closed
+    quarantined = 0
+    store_bytes = 0
+    if closed:
+        problems.append("store is closed")
+    else:
+        try:
+            storage.max_seq()
+            quarantined = storage.count(quarantined=True)
+            store_bytes = storage.used_bytes()
+        except Exception as exc:  # any storage fault means "not usable"
+            storage_ok = False
+            problems.append(f"storage unusable: {exc}")
+
+    write_state = getattr(storage, "write_state", None)
+    last_write_error: str | None = getattr(write_state, "error", None)
+    write_failures = int(getattr(write_state, "failures", 0))
+    failing_write = write_state.problem() if write_state is not None else None
+    if failing_write is not None:
+        storage_ok = False
+        problems.append(f"writes fail: {failing_write}")
+
+    disk = _disk(storage, disk_path)
+    free = disk["disk_free_bytes"]
+    if free is not None and free < min_free_mb * _MIB:
+        storage_ok = False
+        problems.append(
+            f"disk nearly full: {free / _MIB:.1f} MiB free, writes need at least "
+            f"{min_free_mb:g} MiB (health.min_free_mb)"
+        )
+    percent = disk["disk_used_percent"]
+    pressure = "unknown"
+    if percent is not None:
+        pressure = "ok"
+        if percent >= degraded_pct:
+            pressure = "degraded"
+            problems.append(f"disk {percent:.1f}% used (degraded at {degraded_pct:g}%)")
+        elif percent >= warn_pct:
+            pressure = "warn"
+
+    index: dict[str, Any] = {"problems": [], "lag_us": 0, "rebuild_lag_us": 0}
+    if not closed:
+        try:
+            index = indexes.health()
+        except Exception as exc:
+            index["problems"] = [f"vector index state unknown: {exc}"]
+    problems.extend(index["problems"])
+    index_ok = not index["problems"]
+
+    wal = getattr(storage, "wal_watch", None)
+    bg = merged(
+        background.snapshot(),
+        wal.failures.snapshot() if wal is not None else {},
+    )
+    for task, state in bg.items():
+        if state["failing"]:
+            problems.append(f"background task {task} is failing: {state['last_error']}")
+
+    ready = storage_ok and index_ok and pressure != "degraded"
+    ready = ready and not any(state["failing"] for state in bg.values())
+    return {
+        "status": "ready" if ready else "degraded",
+        "message": "; ".join(problems) if problems else "ok",
+        "storage_ok": storage_ok,
+        "index_ok": index_ok,
+        **disk,
+        "disk_pressure": pressure,
+        "disk_min_free_bytes": int(min_free_mb * _MIB),
+        "store_bytes": store_bytes,
+        "wal_bytes": wal.wal_bytes() if wal is not None else None,
+        "last_write_error": last_write_error,
+        "storage_write_failures": write_failures,
+        "quarantine_count": quarantined,
+        "index_rebuild_lag_ms": index["rebuild_lag_us"] / 1000,
+        "index_freshness_seconds": index["lag_us"] / 1_000_000,
+        "background_failures": bg,
+    }
+
+
+def _disk(storage: Storage, disk_path: str | None) -> dict[str, Any]:
+    path = disk_path
+    if path is None:
+        db_path = getattr(storage, "path", None)
+        if isinstance(db_path, str) and db_path != ":memory:":
+            path = os.path.dirname(os.path.abspath(db_path))
+    out: dict[str, Any] = {
+        "disk_used_bytes": None,
+        "disk_free_bytes": None,
+        "disk_total_bytes": None,
+        "disk_used_percent": None,
+    }
+    if path is None:
+        return out
+    try:
+        du = shutil.disk_usage(path)
+    except OSError:
+        return out
+    out["disk_used_bytes"], out["disk_free_bytes"], out["disk_total_bytes"] = (
+        du.used,
+        du.free,
+        du.total,
+    )
+    out["disk_used_percent"] = round(100.0 * du.used / du.total, 2) if du.total else None
+    return out
