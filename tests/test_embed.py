@@ -62,6 +62,8 @@ def test_open_accepts_an_embedder_name() -> None:
 
 def test_the_store_records_the_embedder_name_version_and_dim(tmp_path: Any) -> None:
     with dwbase.open(str(tmp_path / "d"), embedder=HashingEmbedder(dim=128)) as db:
+        assert db.storage.meta_get("embedder") is None  # opening writes nothing
+        db.remember("w", "a", "observation", {"text": "x"})
         assert db.storage.meta_get("embedder") == "hashing:1:128"
         assert embedder_id(db.embedder) == "hashing:1:128"
 

@@ -163,7 +163,7 @@ def test_changing_the_embedder_rebuilds_the_index_in_the_background(tmp_path: Pa
     with dwbase.open(path, embedder=HashingEmbedder(dim=64)) as db:
         fill(db)
     gated = GatedEmbedder(dim=32)
-    with dwbase.open(path, embedder=gated) as db:
+    with dwbase.open(path, embedder=gated, reembed=True) as db:
         status = db.index_status("w")[0]
         assert status["rebuilding"] and status["stale"] and not status["ready"]
         assert status["progress"] < 1.0
@@ -199,7 +199,7 @@ def test_re_embedded_vectors_are_kept_for_the_next_open(tmp_path: Path) -> None:
     with dwbase.open(path, embedder=HashingEmbedder(dim=64)) as db:
         fill(db)
     first = CountingEmbedder(dim=32)
-    with dwbase.open(path, embedder=first) as db:
+    with dwbase.open(path, embedder=first, reembed=True) as db:
         wait_for(lambda: db.index_status("w")[0]["ready"])
         assert first.texts == len(TEXTS)
         before = [(h.atom.id, h.score) for h in db.ask("w", "refund").hits]
@@ -215,7 +215,7 @@ def test_an_embedder_change_keeps_worlds_of_caller_given_vectors(tmp_path: Path)
     with dwbase.open(path, embedder=HashingEmbedder(dim=4)) as db:
         db.remember("v", "a", "observation", {"text": "x"}, vector=[1.0, 0.0, 0.0, 0.0])
         db.remember("v", "a", "observation", {"text": "y"}, vector=[0.0, 1.0, 0.0, 0.0])
-    with dwbase.open(path, embedder=HashingEmbedder(dim=32)) as db:
+    with dwbase.open(path, embedder=HashingEmbedder(dim=32), reembed=True) as db:
         wait_for(lambda: db.index_status("v")[0]["ready"])
         assert db.index_status("v")[0]["dim"] == 4
         hits = db.ask("v", "", vector=[0.0, 1.0, 0.0, 0.0]).hits

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .background import BackgroundFailures
-from .embed import embedder_id
+from .embed import embedder_id, resolve_embedder
 from .errors import (
     ConflictError,
     DWBaseError,
@@ -85,7 +85,9 @@ class Engine(OperationsMixin):
         self.options = options or Options()
         self.storage = storage
         self.clock = self.options.clock
-        self.embedder = self.options.embedder
+        self.embedder = resolve_embedder(
+            self.options.embedder, storage.meta_get("embedder"), reembed=self.options.reembed
+        )
         self._ids = IdGenerator()
         self._quarantine = Quarantine(self.options.quarantine, self.clock)
         self.hub = Hub(
@@ -109,7 +111,14 @@ class Engine(OperationsMixin):
         self._closed = False
         self._gc_stop = threading.Event()
         self._gc_thread: threading.Thread | None = None
-        self._record_embedder()
+        # What this engine has seen of the store (other processes write it too): the highest
+        # seq published to observers, and the store's changes and generation last read.
+        self._published_seq = storage.max_seq()
+        self._seen_changes = storage.changes()
+        self._seen_generation = storage.generation()
+        self._embedder_recorded = storage.meta_get("embedder") == embedder_id(self.embedder)
+        if self.options.reembed and not self._embedder_recorded:
+            self._record_embedder()  # asked for: re-embed every atom in the background
         if self.options.gc_interval_s:
             self._start_gc_schedule(self.options.gc_interval_s)
 
@@ -132,11 +141,48 @@ class Engine(OperationsMixin):
         self.storage.close()
 
     def _record_embedder(self) -> None:
+        """Record this engine's embedder in the store: on the first write, or on purpose
+        (``reembed=True``), when every stored atom is re-embedded in the background."""
         ident = embedder_id(self.embedder)
         previous = self.storage.meta_get("embedder")
         if previous != ident:
             self.storage.meta_set("embedder", ident)
             self.indexes.embedder_changed(previous)  # re-embeds in the background
+        self._embedder_recorded = True
+
+    # ------------------------------------------------------------------ other processes
+
+    def _sync(self) -> None:
+        """Notice what other processes changed in the store since this engine last looked.
+
+        Cheap when nothing changed (one ``PRAGMA data_version``). Otherwise: a moved store
+        generation (a delete, quarantine change or reindex elsewhere) drops every cache; new
+        atoms drop the policy and world-state caches and go to this engine's observers.
+        """
+        changes = self.storage.changes()
+        if changes == self._seen_changes:
+            return
+        with self._write_lock:
+            self._seen_changes = changes
+            generation = self.storage.generation()
+            if generation != self._seen_generation:
+                self._seen_generation = generation
+                self.generation += 1
+                self.forget_caches()
+            self._publish_upto(self.storage.max_seq())
+
+    def _publish_upto(self, top: int) -> None:
+        """Publish stored atoms up to seq ``top`` that observers have not been offered yet
+        (written by other processes). Called under the write lock, so in seq order."""
+        if top <= self._published_seq:
+            return
+        with self._cache_lock:  # another process may have written policy or lifecycle atoms
+            self._policies.clear()
+            self._status.clear()
+        if len(self.hub):
+            for s in self.storage.scan_seqs(self._published_seq, top):
+                self.hub.publish(s.visible_atom(), s.seq)
+        self._published_seq = top
 
     def _now(self) -> int:
         return now_micros(self.clock)
@@ -330,6 +376,7 @@ class Engine(OperationsMixin):
         if len(atoms) > 10_000:
             raise InvalidInputError("at most 10000 atoms per batch", field="atoms")
         who = caller or FULL_ACCESS
+        self._sync()
         now_us = self._now()
         prepared: list[_Prepared] = []
         for i, data in enumerate(atoms):
@@ -358,6 +405,7 @@ class Engine(OperationsMixin):
         not hold the others back. If the shared transaction fails, each item is retried on its
         own so every answer is that item's own; nothing is acknowledged that is not stored.
         """
+        self._sync()
         now_us = self._now()
         answers: list[AtomId | DWBaseError | None] = []  # None: prepared, not answered yet
         ready: list[tuple[int, _Prepared]] = []
@@ -409,8 +457,14 @@ class Engine(OperationsMixin):
 
     def _store(self, records: Sequence[NewRecord]) -> list[StoredAtom]:
         with self._write_lock:
+            if not self._embedder_recorded:
+                self._record_embedder()
             self._fix_dims(records)
             stored = self.storage.append(records)
+            if stored:
+                # Atoms other processes stored before ours reach observers first, in order.
+                self._publish_upto(stored[0].seq - 1)
+                self._published_seq = max(self._published_seq, stored[-1].seq)
             for s in stored:
                 self._after_store(s)
         return stored
@@ -568,6 +622,7 @@ class Engine(OperationsMixin):
         """Atoms of ``world`` in append order (or event-time order with ``order="event"``)."""
         validate_world(world)
         (caller or FULL_ACCESS).require_read(world)
+        self._sync()
         flt = self._merge_filter(world, filter, kinds, labels, flags, since, until, limit)
         spec = self._spec(flt, as_of)
         if order not in ("append", "event"):
@@ -686,6 +741,7 @@ class Engine(OperationsMixin):
         self.counters.asks_total += 1
         validate_world(world)
         (caller or FULL_ACCESS).require_read(world)
+        self._sync()
         if not isinstance(text, str):
             raise InvalidInputError("question text must be a string", field="text")
         if rank not in RANK_MODES:
@@ -742,22 +798,27 @@ class Engine(OperationsMixin):
 
         backlog: list[tuple[Atom, int]] = []
         with self._write_lock:  # no remember can slip between the backlog and the live feed
+            self._sync()
             if after is not None:
                 if world is None:
                     raise InvalidInputError("after= needs a world", field="after")
                 base, quarantined = self._split_world(world)
                 cursor_seq = self._cursor_seq(after, base)
+                # Up to what observers were offered; later atoms come through the live feed.
                 backlog = [
                     (s.visible_atom(), s.seq)
                     for s in self.storage.scan(
                         base, spec, quarantined=quarantined, after_seq=cursor_seq
                     )
+                    if s.seq <= self._published_seq
                 ]
             return self.hub.subscribe(
                 accepts, capacity=capacity, drop_policy=drop_policy, backlog=backlog
             )
 
     def observe_poll(self, handle: str, max: int = 100) -> list[Atom]:
+        """Up to ``max`` atoms queued for ``handle``, whichever process stored them."""
+        self._sync()
         return self.hub.poll(handle, max)
 
     def observe_stop(self, handle: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .embed import Embedder, HashingEmbedder, get_embedder
+from .embed import Embedder, get_embedder
 from .model import DEFAULT_MAX_PAYLOAD_BYTES
 from .quarantine import QuarantineConfig
 from .ranking import RankingWeights
@@ -19,7 +19,10 @@ class Options:
     'normal'
     """
 
-    embedder: Embedder = field(default_factory=HashingEmbedder)
+    # None: the embedder the store records (hashing for a new store). One that differs from
+    # the store's is refused unless ``reembed=True`` re-embeds every atom on purpose.
+    embedder: Embedder | None = None
+    reembed: bool = False
     clock: Clock = system_clock
     durability: str = "normal"
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES

@@ -36,7 +36,7 @@ def populated(dw: Run, data_dir: Path) -> Path:
     first = remember(dw, "-w", "demo", "--text", "checkout latency 820ms", "--label", "latency")
     remember(dw, "-w", "demo", "--text", "fixed", "--link", f"supersedes:{first}")
     remember(dw, "-w", "ops/db", "--kind", "action", "--payload", '{"cmd": "restart"}')
-    remember(dw, "-w", "demo", "--payload", '{"v": NaN}')  # quarantined
+    assert dw("remember", "-w", "demo", "--payload", '{"v": NaN}').exit_code == 3  # held
     ok_json(dw("world", "create", "old", "--json"))
     ok_json(dw("world", "archive", "old", "--json"))
     ok_json(dw("token", "create", "agent-1", "--json"))
@@ -245,7 +245,7 @@ def test_restore_keeps_vectors_re_embedded_after_an_embedder_change(tmp_path: Pa
     texts = [f"note {i} about refunds and invoices number {i}" for i in range(40)]
     with dwbase.open(src, embedder=HashingEmbedder(dim=64)) as db:
         db.remember_batch([{"world": "w", "worker": "a", "payload": {"text": t}} for t in texts])
-    with dwbase.open(src, embedder=CountingEmbedder(dim=32)) as db:
+    with dwbase.open(src, embedder=CountingEmbedder(dim=32), reembed=True) as db:
         _settled(db, "w")  # the 40 old atoms were re-embedded with the new embedder
         before = [(h.atom.id, h.score) for h in db.ask("w", "refund invoice").hits]
     manifest = create_backup(src, tmp_path / "b.tar.zst")

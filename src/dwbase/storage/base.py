@@ -202,6 +202,19 @@ class Storage(Protocol):
 
     def meta_get(self, key: str) -> str | None: ...
 
+    def generation(self) -> int:
+        """Changes that appends cannot show (deletes, quarantine changes, reindex), counted
+        by the store itself so every process that reads it sees them."""
+        ...
+
+    def changes(self) -> int:
+        """A cheap number that moves when another process commits (0 if none can)."""
+        ...
+
+    def scan_seqs(self, after_seq: int, upto_seq: int) -> list[StoredAtom]:
+        """Every stored atom, any world, held ones too, with ``after_seq < seq <= upto_seq``."""
+        ...
+
     def meta_set(self, key: str, value: str) -> None: ...
 
     def used_bytes(self) -> int: ...

@@ -34,6 +34,7 @@ class MemoryStorage:
         self._meta: dict[str, str] = {}
         self._deleted_ids: set[str] = set()
         self._seq = 0
+        self._generation = 0
         self._closed = False
 
     def _check_open(self) -> None:
@@ -101,6 +102,7 @@ class MemoryStorage:
                 text=s.text,
                 quarantine=reason,
             )
+            self._generation += 1
 
     def delete(self, seqs: Sequence[int]) -> int:
         self._check_open()
@@ -116,6 +118,7 @@ class MemoryStorage:
                 self._world_seqs[s.atom.world].remove(seq)
                 self._vectors.pop(seq, None)
                 self._terms.pop(seq, None)
+            self._generation += 1
             return n
 
     def meta_set(self, key: str, value: str) -> None:
@@ -340,6 +343,20 @@ class MemoryStorage:
     def meta_get(self, key: str) -> str | None:
         self._check_open()
         return self._meta.get(key)
+
+    def generation(self) -> int:
+        self._check_open()
+        return self._generation
+
+    def changes(self) -> int:
+        # An in-memory store has no other writer than its own engine.
+        self._check_open()
+        return 0
+
+    def scan_seqs(self, after_seq: int, upto_seq: int) -> list[StoredAtom]:
+        self._check_open()
+        with self._lock:
+            return [self._by_seq[q] for q in sorted(self._by_seq) if after_seq < q <= upto_seq]
 
     def used_bytes(self) -> int:
         self._check_open()

@@ -11,6 +11,7 @@ Durability modes (``durability=``):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -30,12 +31,17 @@ from .base import (
     record_checksum,
     vector_bytes,
 )
+from .lock import StoreLock
 from .sqlite_check import check_store, log_quarantine
+from .sqlite_health import WalWatch, WriteState
 from .sqlite_health import WalWatch, WriteState
 from .sqlite_schema import (
     COLS,
+    HEADS_BACKFILL,
+    HEADS_TABLE,
     SCHEMA,
     SCHEMA_VERSION,
+    STORE_MARKER,
     atom_tags,
     row_to_stored,
 )
@@ -54,7 +60,10 @@ def _from_cache(cache: dict[int, _V], seqs: Sequence[int]) -> tuple[dict[int, _V
 class SQLiteStorage(LexicalSearch):
     """SQLite adapter of the storage port. Safe to share between threads."""
 
-    def __init__(self, path: str, *, durability: str = "normal") -> None:
+    #: Idle reader connections kept for reuse; more readers than this are closed after use.
+    READERS_IDLE = 8
+
+    def __init__(self, path: str, *, durability: str = "normal", lock: bool = True) -> None:
         if durability not in ("normal", "full"):
             raise InvalidInputError(
                 f"durability {durability!r} must be 'normal' or 'full'", field="durability"
@@ -64,12 +73,24 @@ class SQLiteStorage(LexicalSearch):
         # Health: writes that failed for want of space or a writable file; checkpoint trouble.
         self.write_state = WriteState()
         self.wal_watch = WalWatch(path)
+        # Health: writes that failed for want of space or a writable file; checkpoint trouble.
+        self.write_state = WriteState()
+        self.wal_watch = WalWatch(path)
         self._write_lock = threading.RLock()
-        self._local = threading.local()
+        # A bounded pool of reader connections (not one per thread: a node that runs for weeks
+        # sees thousands of short-lived threads).
+        self._idle: list[sqlite3.Connection] = []
+        self._readers_open = 0
+        self._stemmer_ready: set[int] = set()  # id() of pooled connections with temp.stem
         self._all_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._closed = False
-        self._heads: dict[str, bytes] = {}
+        # Chain heads by world, valid while no other connection has committed (data_version).
+        self._heads: dict[str, tuple[int, bytes, int]] = {}
+        self._seen_version: int | None = None
+        self._has_heads_table = True
+        self._watch: sqlite3.Connection | None = None
+        self._watch_lock = threading.Lock()
         # Read caches for ask. Score rows hold only immutable atom fields; the lexical ones
         # (stems, document counts) are described in sqlite_text.py.
         self._score_cache: dict[int, ScoreRow] = {}
@@ -86,33 +107,90 @@ class SQLiteStorage(LexicalSearch):
         self._link_seq = 0  # links of atoms up to this seq are in _link_targets
         # the store's size for lexical pruning: the last max_seq() read or seq written here
         self._size_hint = 0
+        data_dir = os.path.dirname(os.path.abspath(path))
+        self._lock = StoreLock(data_dir) if lock and path != ":memory:" else None
+        if self._lock is not None:
+            self._lock.acquire_shared()
         try:
-            self._writer = self._connect()
-            with self._write_lock:
-                self._writer.executescript(SCHEMA)
-                cur = self._writer.execute("SELECT value FROM meta WHERE key='schema_version'")
-                row = cur.fetchone()
-                if row is None:
-                    self._writer.execute(
-                        "INSERT INTO meta(key, value) VALUES('schema_version', ?)",
-                        (SCHEMA_VERSION,),
-                    )
-                elif row[0] != SCHEMA_VERSION:
-                    raise StorageError(
-                        f"store at {path} has schema version {row[0]}, this DWBase reads "
-                        f"{SCHEMA_VERSION}"
-                    )
-            # Checkpoints run on a background connection, not inside a remember: an automatic
-            # checkpoint would copy and sync the WAL while the caller waits (a p99 spike).
-            self._writer.execute("PRAGMA wal_autocheckpoint=0")
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open SQLite store at {path}: {exc}") from exc
+            self._open_file(path, data_dir)
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._checkpointer = threading.Thread(
             target=self._checkpoint_loop, name="dwbase-wal-checkpoint", daemon=True
         )
         self._checkpointer.start()
+
+    def _open_file(self, path: str, data_dir: str) -> None:
+        """Open an existing store without writing to it, or create a new one.
+
+        A data dir that once held a store keeps a marker file; if the store file is gone or
+        empty, opening is refused instead of silently starting a new, empty store.
+        """
+        marker = os.path.join(data_dir, STORE_MARKER)
+        missing = not os.path.exists(path)
+        fresh = missing or os.path.getsize(path) == 0
+        if fresh and os.path.exists(marker):
+            raise StorageError(
+                f"{data_dir} held a DWBase store ({STORE_MARKER} is there) but "
+                f"{os.path.basename(path)} is {'missing' if missing else 'empty'}; restore it "
+                f"from a backup (`dwbase backup restore`), or delete {marker} to start a new, "
+                "empty store here",
+                path=path,
+            )
+        try:
+            self._writer = self._connect()
+            if fresh:
+                with self._write_lock:
+                    self._writer.executescript(SCHEMA)
+                    self._writer.execute(
+                        "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?)",
+                        (SCHEMA_VERSION,),
+                    )
+            else:
+                tables = {
+                    str(r[0])
+                    for r in self._writer.execute(
+                        "SELECT name FROM sqlite_master WHERE type='table'"
+                    )
+                }
+                if "atoms" not in tables or "meta" not in tables:
+                    raise StorageError(
+                        f"{path} is an SQLite file but not a DWBase store", path=path
+                    )
+                row = self._writer.execute(
+                    "SELECT value FROM meta WHERE key='schema_version'"
+                ).fetchone()
+                if row is None or row[0] != SCHEMA_VERSION:
+                    raise StorageError(
+                        f"store at {path} has schema version {row[0] if row else 'none'}, this "
+                        f"DWBase reads {SCHEMA_VERSION}",
+                        path=path,
+                    )
+                # Stores made before the anchor table get it in their first write.
+                self._has_heads_table = "world_heads" in tables
+            # Checkpoints run on a background connection, not inside a remember: an automatic
+            # checkpoint would copy and sync the WAL while the caller waits (a p99 spike).
+            self._writer.execute("PRAGMA wal_autocheckpoint=0")
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open SQLite store at {path}: {exc}") from exc
+        self._marker = marker
+        self._marker_written = os.path.exists(marker)
+        if fresh:
+            self._write_marker()
+
+    def _write_marker(self) -> None:
+        if self._marker_written:
+            return
+        tmp = self._marker + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump({"store": "dwbase", "file": os.path.basename(self.path)}, fh)
+            fh.write("\n")
+        os.replace(tmp, self._marker)
+        self._marker_written = True
 
     def _checkpoint_loop(self, interval: float = 0.5) -> None:
         # With autocheckpoint off, checkpoints that keep failing let the WAL grow without bound:
@@ -155,14 +233,37 @@ class SQLiteStorage(LexicalSearch):
             self._all_conns.append(conn)
         return conn
 
-    def _reader(self) -> sqlite3.Connection:
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A reader connection from the pool, returned to it afterwards."""
         if self._closed:
             raise StorageError("the store is closed")
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        with self._conns_lock:
+            conn = self._idle.pop() if self._idle else None
         if conn is None:
             conn = self._connect()
-            self._local.conn = conn
-        return conn
+            with self._conns_lock:
+                self._readers_open += 1
+        try:
+            yield conn
+        finally:
+            with self._conns_lock:
+                keep = not self._closed and len(self._idle) < self.READERS_IDLE
+                if keep:
+                    self._idle.append(conn)
+                else:
+                    self._readers_open -= 1
+                    self._stemmer_ready.discard(id(conn))
+                    if conn in self._all_conns:
+                        self._all_conns.remove(conn)
+            if not keep:
+                with suppress(sqlite3.Error):
+                    conn.close()
+
+    def open_connections(self) -> int:
+        """SQLite connections this store holds now (writer and pooled readers)."""
+        with self._conns_lock:
+            return len(self._all_conns)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -197,24 +298,38 @@ class SQLiteStorage(LexicalSearch):
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
-            return self._reader().execute(sql, params).fetchall()
+            with self._reading() as conn:
+                return conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"storage read failed: {exc}") from exc
 
     # ------------------------------------------------------------------ writes
 
-    def _head(self, conn: sqlite3.Connection, world: str) -> bytes:
+    def _sync_heads(self, conn: sqlite3.Connection) -> None:
+        """Inside a write transaction: forget cached chain heads if another connection wrote.
+
+        ``PRAGMA data_version`` moves when any other connection (another process, or another
+        store object in this one) commits, so a head cached from this connection's own writes
+        is used only while nobody else has written: the head is always the store's own.
+        """
+        version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._seen_version:
+            self._heads.clear()
+            self._seen_version = version
+        if not self._has_heads_table:
+            # A store made before the anchor table: build it from the rows, in this write.
+            conn.execute(HEADS_TABLE)
+            conn.execute(HEADS_BACKFILL)
+            self._has_heads_table = True
+
+    def _head(self, conn: sqlite3.Connection, world: str) -> tuple[int, bytes, int]:
+        """``(seq, chain, count)`` of ``world``'s last record, from the anchor table."""
         head = self._heads.get(world)
         if head is None:
-            best: tuple[int, bytes] | None = None
-            for table in ("atoms", "tombstones"):
-                row = conn.execute(
-                    f"SELECT seq, chain FROM {table} WHERE world=? ORDER BY seq DESC LIMIT 1",
-                    (world,),
-                ).fetchone()
-                if row is not None and (best is None or row[0] > best[0]):
-                    best = (int(row[0]), bytes(row[1]))
-            head = best[1] if best else GENESIS
+            row = conn.execute(
+                "SELECT seq, chain, count FROM world_heads WHERE world=?", (world,)
+            ).fetchone()
+            head = (int(row[0]), bytes(row[1]), int(row[2])) if row else (0, GENESIS, 0)
         return head
 
     def append(self, records: Sequence[NewRecord]) -> list[StoredAtom]:
@@ -228,6 +343,7 @@ class SQLiteStorage(LexicalSearch):
                 try:
                     with self._tx() as conn:
                         stored = self._append_locked(conn, records)
+                    self._write_marker()
                     if stored:
                         self._size_hint = max(self._size_hint, *(a.seq for a in stored))
                     return stored
@@ -257,6 +373,8 @@ class SQLiteStorage(LexicalSearch):
             "UNION ALL SELECT max(seq) FROM tombstones)"
         ).fetchone()
         seq = row[0] or 0
+        self._sync_heads(conn)
+        touched: set[str] = set()
         atom_rows: list[tuple[Any, ...]] = []
         tag_rows: list[tuple[str, int]] = []
         link_rows: list[tuple[str, int, str]] = []
@@ -270,8 +388,10 @@ class SQLiteStorage(LexicalSearch):
             existing.add(a.id)
             seq += 1
             checksum = record_checksum(a)
-            chain = chain_next(self._head(conn, a.world), checksum)
-            self._heads[a.world] = chain
+            _, prev, count = self._head(conn, a.world)
+            chain = chain_next(prev, checksum)
+            self._heads[a.world] = (seq, chain, count + 1)
+            touched.add(a.world)
             atom_rows.append(
                 (
                     seq,
@@ -320,6 +440,12 @@ class SQLiteStorage(LexicalSearch):
         if vec_rows:
             conn.executemany("INSERT INTO vectors(seq, data) VALUES(?, ?)", vec_rows)
         conn.executemany("INSERT INTO fts(rowid, text) VALUES(?, ?)", fts_rows)
+        conn.executemany(
+            "INSERT INTO world_heads(world, seq, chain, count) VALUES(?, ?, ?, ?) "
+            "ON CONFLICT(world) DO UPDATE SET seq=excluded.seq, chain=excluded.chain, "
+            "count=excluded.count",
+            [(w, *self._heads[w]) for w in sorted(touched)],
+        )
         return out
 
     def set_quarantine(self, seq: int, reason: str | None) -> None:
@@ -329,6 +455,7 @@ class SQLiteStorage(LexicalSearch):
                     "UPDATE atoms SET quarantine=? WHERE seq=?", (reason, seq)
                 ).rowcount:
                     log_quarantine(conn, seq, reason)
+                self._bump_generation(conn)
         finally:
             self._atoms_changed()
 
@@ -361,11 +488,52 @@ class SQLiteStorage(LexicalSearch):
                     conn.execute(f"DELETE FROM vectors WHERE seq IN ({marks})", chunk)
                     conn.execute(f"DELETE FROM fts WHERE rowid IN ({marks})", chunk)
                     n += conn.execute(f"DELETE FROM atoms WHERE seq IN ({marks})", chunk).rowcount
+                self._bump_generation(conn)
         except sqlite3.Error as exc:
             raise StorageError(f"delete failed, nothing was removed: {exc}") from exc
         finally:
             self._atoms_changed()  # again: a read during the delete may have cached a victim
         return n
+
+    @staticmethod
+    def _bump_generation(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES('generation', '1') ON CONFLICT(key) "
+            "DO UPDATE SET value=CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+        )
+
+    def generation(self) -> int:
+        """How many changes appends cannot show (deletes, quarantine changes, reindex) the
+        store has seen, from every process: a reader whose caches are older drops them."""
+        raw = self.meta_get("generation")
+        return int(raw) if raw else 0
+
+    def changes(self) -> int:
+        """A number that moves whenever another connection (another process) commits.
+
+        Cheap (no table is read): the engine asks it before reads to notice other writers.
+        """
+        with self._watch_lock:
+            if self._closed:
+                raise StorageError("the store is closed")
+            try:
+                if self._watch is None:
+                    self._watch = sqlite3.connect(
+                        self.path, check_same_thread=False, isolation_level=None, timeout=30.0
+                    )
+                return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error as exc:
+                raise StorageError(f"storage read failed: {exc}") from exc
+
+    def scan_seqs(self, after_seq: int, upto_seq: int) -> list[StoredAtom]:
+        """Every stored atom (any world, held ones too) with ``after_seq < seq <= upto_seq``."""
+        return [
+            row_to_stored(r)
+            for r in self._read(
+                f"SELECT {COLS} FROM atoms WHERE seq > ? AND seq <= ? ORDER BY seq",
+                (after_seq, upto_seq),
+            )
+        ]
 
     def meta_set(self, key: str, value: str) -> None:
         with self._tx() as conn:
@@ -691,17 +859,18 @@ class SQLiteStorage(LexicalSearch):
         return str(rows[0][0]) if rows else None
 
     def used_bytes(self) -> int:
-        conn = self._reader()
-        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-        pages = conn.execute("PRAGMA page_count").fetchone()[0]
-        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        with self._reading() as conn:
+            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            free = conn.execute("PRAGMA freelist_count").fetchone()[0]
         return int((pages - free) * page_size)
 
     # ------------------------------------------------------------------ maintenance
 
     def check(self, *, quick: bool = False) -> CheckReport:
         """Verify the store: see :mod:`dwbase.storage.sqlite_check` for what is compared."""
-        return check_store(self._reader(), quick=quick)
+        with self._reading() as conn:
+            return check_store(conn, quick=quick)
 
     def reindex(self) -> int:
         self.forget_caches()
@@ -709,6 +878,7 @@ class SQLiteStorage(LexicalSearch):
             conn.execute("DELETE FROM tags")
             conn.execute("DELETE FROM links")
             conn.execute("DELETE FROM fts")
+            self._bump_generation(conn)
             n = 0
             for row in conn.execute(f"SELECT {COLS} FROM atoms ORDER BY seq").fetchall():
                 s = row_to_stored(row)
@@ -728,7 +898,12 @@ class SQLiteStorage(LexicalSearch):
         """Merge the text index, VACUUM the file and truncate the WAL (reclaims disk space)."""
         if self._closed:
             raise StorageError("the store is closed")
-        with self._write_lock:
+        exclusive = (
+            self._lock.exclusive("compact the store")
+            if self._lock is not None
+            else contextlib.nullcontext()
+        )
+        with self._write_lock, exclusive:
             try:
                 conn = self._writer
                 conn.execute("INSERT INTO fts(fts) VALUES('optimize')")
@@ -751,6 +926,14 @@ class SQLiteStorage(LexicalSearch):
                 with suppress(sqlite3.Error):
                     conn.close()
             self._all_conns.clear()
+            self._idle.clear()
+        with self._watch_lock:
+            if self._watch is not None:
+                with suppress(sqlite3.Error):
+                    self._watch.close()
+                self._watch = None
+        if self._lock is not None:
+            self._lock.release()
 
 
 def sqlite_path(data_dir: str) -> str:

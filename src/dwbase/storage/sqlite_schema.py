@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS tombstones(seq INTEGER PRIMARY KEY, world TEXT NOT NU
   id TEXT NOT NULL, checksum BLOB NOT NULL, chain BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS tombstones_world ON tombstones(world, seq);
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS world_heads(world TEXT PRIMARY KEY, seq INTEGER NOT NULL,
+  chain BLOB NOT NULL, count INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS quarantine_log(n INTEGER PRIMARY KEY, seq INTEGER NOT NULL,
   reason TEXT, rec_us INTEGER NOT NULL);
 CREATE TRIGGER IF NOT EXISTS quarantine_held AFTER INSERT ON atoms
@@ -54,6 +56,21 @@ CREATE VIRTUAL TABLE IF NOT EXISTS fts_vocab USING fts5vocab(fts, 'row');
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(text,
   tokenize='porter unicode61 remove_diacritics 2');
 """
+
+# Each world's chain head, kept outside the rows it covers: ``seq`` and ``chain`` of the
+# world's last record and ``count``, every record (atoms and tombstones) ever appended to it.
+# Written in the same transaction as the atoms; ``storage check`` compares it with the rows,
+# so removing a world's newest atoms (which leaves a valid but shorter chain) is noticed.
+HEADS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS world_heads(world TEXT PRIMARY KEY, seq INTEGER NOT NULL, "
+    "chain BLOB NOT NULL, count INTEGER NOT NULL)"
+)
+HEADS_BACKFILL = (
+    "INSERT OR REPLACE INTO world_heads(world, seq, chain, count) "
+    "SELECT world, max(seq), chain, count(*) FROM ("
+    "SELECT world, seq, chain FROM atoms UNION ALL SELECT world, seq, chain FROM tombstones"
+    ") GROUP BY world"
+)
 
 # Every change of an atom's quarantine state, append-only: a held atom's reason is logged by
 # the trigger above when it is stored, and each release or hold by ``set_quarantine``
@@ -67,6 +84,9 @@ QUARANTINE_LOG = (
     "INSERT INTO quarantine_log(seq, reason, rec_us) VALUES(NEW.seq, NEW.quarantine, NEW.rec_us); "
     "END",
 )
+
+# The marker file a data dir keeps once it holds a store (see SQLiteStorage._open_file).
+STORE_MARKER = "dwbase.store.json"
 
 COLS = (
     "seq, id, world, worker, kind, ts_us, rec_us, importance, payload_json, vector, flags, "

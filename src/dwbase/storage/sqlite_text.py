@@ -9,8 +9,8 @@ the store by 1% because they only steer which very common words a question leave
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from ..model import FilterSpec
@@ -24,10 +24,10 @@ class _Store(Protocol):
     _stems: dict[str, str]
     _df: dict[str, tuple[int, int]]  # token -> (atoms holding it, max_seq when counted)
     _size_hint: int
-    _local: threading.local
+    _stemmer_ready: set[int]
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
-    def _reader(self) -> sqlite3.Connection: ...
+    def _reading(self) -> AbstractContextManager[sqlite3.Connection]: ...
     def max_seq(self) -> int: ...
     def filter_seqs(
         self, world: str, seqs: Sequence[int], spec: FilterSpec, *, quarantined: bool = False
@@ -155,21 +155,25 @@ class LexicalSearch:
         """
         missing = [t for t in dict.fromkeys(terms) if t not in self._stems]
         if missing:
-            conn = self._reader()
             try:
-                if not getattr(self._local, "stemmer", False):
+                with self._reading() as conn:
+                    if id(conn) not in self._stemmer_ready:
+                        conn.execute(
+                            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.stem USING fts5(t, "
+                            "tokenize='porter unicode61 remove_diacritics 2')"
+                        )
+                        conn.execute(
+                            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.stem_vocab "
+                            "USING fts5vocab(temp, stem, 'instance')"
+                        )
+                        self._stemmer_ready.add(id(conn))
+                    conn.execute("DELETE FROM temp.stem")
                     conn.execute(
-                        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.stem USING fts5(t, "
-                        "tokenize='porter unicode61 remove_diacritics 2')"
+                        "INSERT INTO temp.stem(rowid, t) VALUES(1, ?)", (" ".join(missing),)
                     )
-                    conn.execute(
-                        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.stem_vocab "
-                        "USING fts5vocab(temp, stem, 'instance')"
-                    )
-                    self._local.stemmer = True
-                conn.execute("DELETE FROM temp.stem")
-                conn.execute("INSERT INTO temp.stem(rowid, t) VALUES(1, ?)", (" ".join(missing),))
-                rows = conn.execute("SELECT term FROM temp.stem_vocab ORDER BY offset").fetchall()
+                    rows = conn.execute(
+                        "SELECT term FROM temp.stem_vocab ORDER BY offset"
+                    ).fetchall()
             except sqlite3.Error:
                 return None
             if len(rows) != len(missing):
