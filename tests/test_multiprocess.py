@@ -224,3 +224,21 @@ def test_compact_refuses_while_another_process_has_the_store_open(tmp_path: Path
             holder.communicate()
         time.sleep(0.05)
         assert db.compact()["used_bytes_after"] > 0
+
+
+def test_cli_ask_on_a_store_with_another_embedder_uses_it_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    with dwbase.open(tmp_path, embedder=HashingEmbedder(64)) as db:
+        db.remember("demo", "a", "observation", {"text": "disk full on node 3"})
+    before = _files(tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "dwbase", "--data-dir", str(tmp_path), "ask", "-w", "demo",
+         "--json", "disk full"],
+        env={**os.environ, "PYTHONPATH": SRC}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "disk full on node 3" in out.stdout
+    assert _files(tmp_path) == before
+    with dwbase.open(tmp_path) as db:
+        assert db.storage.meta_get("embedder") == "hashing:1:64"

@@ -58,6 +58,11 @@ class Settings:
     listen: str = _s("listen", "127.0.0.1:8080", "address and port the node listens on")
     data_dir: str = _s("data_dir", "./dwbase-data", "directory holding the store")
     embedder: str = _s("embedder", "hashing", "embedder name (hashing needs no model)")
+    reembed: bool = _s(
+        "reembed",
+        False,
+        "re-embed every stored atom when the store records another embedder (else refused)",
+    )
     insecure: bool = _s(
         "insecure", False, "allow a non-loopback address with no tokens (no authentication)"
     )
@@ -198,6 +203,7 @@ class Settings:
         )
         opts: dict[str, Any] = {
             "embedder": get_embedder(self.embedder),
+            "reembed": self.reembed,
             "durability": self.storage_durability,
             "max_payload_bytes": self.security_max_payload_bytes,
             "ranking": ranking,

@@ -184,7 +184,7 @@ class AskPool:
     def __init__(self, settings: Settings, engine_generation: Any, workers: int) -> None:
         # The settings were validated (ask_workers needs the sqlite backend). Workers only
         # read: no gc schedule of their own (the node runs gc).
-        self.worker_settings = replace(settings, storage_gc_interval_s=0.0)
+        self.worker_settings = replace(settings, storage_gc_interval_s=0.0, reembed=False)
         self._generation = engine_generation
         self.size = workers
         self._workers: list[_Worker] = []
