@@ -97,7 +97,9 @@ class WalWatch:
         self.wal_frames = 0  # frames in the WAL at the last attempt
         self.checkpointed = 0  # of which copied into the database
         self._page_size = 0
-        self._progress_at = time.monotonic()  # last attempt that copied something (or finished)
+        # Since when checkpoints have been incomplete without copying anything (None: they
+        # finish, or the last one made progress).
+        self._stalled_since: float | None = None
         self._fallback_at = 0.0
 
     def wal_bytes(self) -> int | None:
@@ -119,15 +121,15 @@ class WalWatch:
         _, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         now = time.monotonic()
         complete = frames <= 0 or done >= frames
-        if done > self.checkpointed or frames < self.wal_frames:
-            self._progress_at = now  # copied more, or the WAL was restarted meanwhile
+        if self._stalled_since is None or done > self.checkpointed or frames < self.wal_frames:
+            self._stalled_since = now  # first incomplete one, copied more, or WAL restarted
         self.wal_frames, self.checkpointed = frames, done
         size = self.wal_bytes() or 0
         if size > WAL_LIMIT_BYTES and now - self._fallback_at >= FALLBACK_EVERY_S:
             # Also after a complete checkpoint: SQLite reuses a WAL file but never shrinks it.
             self._fallback_at = now
             if self._truncate(conn):
-                self._finished(0, time.monotonic())
+                self._finished(0)
                 return False
             if not complete:
                 self.failed(
@@ -138,12 +140,12 @@ class WalWatch:
                 )
                 return True
         if complete:
-            self._finished(frames, now)
+            self._finished(frames)
             return False
-        if now - self._progress_at >= STUCK_AFTER_S:
+        if now - self._stalled_since >= STUCK_AFTER_S:
             pending = (frames - done) * (self._page_size + 24)
             self.failed(
-                f"the WAL checkpoint has made no progress for {now - self._progress_at:.1f}s "
+                f"the WAL checkpoint has made no progress for {now - self._stalled_since:.1f}s "
                 f"({done} of {frames} frames copied, {pending / _MIB:.1f} MiB waiting): a reader "
                 "holds an old snapshot (a long read transaction, a backup, a stuck process)"
             )
@@ -162,7 +164,7 @@ class WalWatch:
             return True
         return False
 
-    def _finished(self, frames: int, now: float) -> None:
+    def _finished(self, frames: int) -> None:
         self.wal_frames = self.checkpointed = frames
-        self._progress_at = now
+        self._stalled_since = None
         self.failures.recovered("checkpoint", log)
