@@ -53,6 +53,39 @@ def _with_vector(conn: sqlite3.Connection, caller: bool) -> int:
     )
 
 
+def _newest(conn: sqlite3.Connection, world: str, n: int) -> list[int]:
+    rows = conn.execute(
+        "SELECT seq FROM atoms WHERE world=? ORDER BY seq DESC LIMIT ?", (world, n)
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def _remove_cleanly(conn: sqlite3.Connection, seqs: list[int]) -> None:
+    """Remove atoms and every index row of theirs, leaving a valid (shorter) chain."""
+    marks = ",".join("?" * len(seqs))
+    for sql in (
+        f"DELETE FROM tags WHERE seq IN ({marks})",
+        f"DELETE FROM links WHERE seq IN ({marks})",
+        f"DELETE FROM vectors WHERE seq IN ({marks})",
+        f"DELETE FROM fts WHERE rowid IN ({marks})",
+        f"DELETE FROM atoms WHERE seq IN ({marks})",
+    ):
+        conn.execute(sql, seqs)
+
+
+def _drop_newest(conn: sqlite3.Connection) -> None:
+    _remove_cleanly(conn, _newest(conn, "alpha", 3))
+
+
+def _drop_newest_and_fix_heads(conn: sqlite3.Connection) -> None:
+    """As above, and rewrite the world's anchor to the new (valid) head: the counts differ."""
+    _drop_newest(conn)
+    seq, chain = conn.execute(
+        "SELECT seq, chain FROM atoms WHERE world='alpha' ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    conn.execute("UPDATE world_heads SET seq=?, chain=? WHERE world='alpha'", (seq, chain))
+
+
 def _flip_fts_index(conn: sqlite3.Connection) -> None:
     block_id, block = conn.execute(
         "SELECT id, block FROM fts_data ORDER BY length(block) DESC LIMIT 1"
@@ -166,6 +199,12 @@ TAMPERS: dict[str, tuple[Tamper, str]] = {
             "WHERE quarantine IS NOT NULL)"
         ),
         "quarantine",
+    ),
+    "newest atoms of a world removed": (_drop_newest, "alpha"),
+    "newest atoms removed and the head rewritten": (_drop_newest_and_fix_heads, "alpha"),
+    "world head removed": (
+        lambda c: c.execute("DELETE FROM world_heads WHERE world='beta'"),
+        "beta",
     ),
 }
 

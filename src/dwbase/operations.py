@@ -269,9 +269,9 @@ class OperationsMixin:
         self._gc_thread = threading.Thread(target=loop, name="dwbase-gc", daemon=True)
         self._gc_thread.start()
 
-    def check(self) -> CheckReport:
-        """Verify every record's checksum and every world's hash chain."""
-        return self.storage.check()
+    def check(self, *, quick: bool = False) -> CheckReport:
+        """Verify records, hash chains, anchored heads and indexes (see ``storage check``)."""
+        return self.storage.check(quick=quick)
 
     def reindex(self) -> int:
         self.generation += 1

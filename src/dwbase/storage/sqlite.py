@@ -175,7 +175,8 @@ class SQLiteStorage(LexicalSearch):
             # Checkpoints run on a background connection, not inside a remember: an automatic
             # checkpoint would copy and sync the WAL while the caller waits (a p99 spike).
             self._writer.execute("PRAGMA wal_autocheckpoint=0")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
+            # UnicodeDecodeError: SQLite's message quotes a damaged schema that is not UTF-8
             raise StorageError(f"cannot open SQLite store at {path}: {exc}") from exc
         self._marker = marker
         self._marker_written = os.path.exists(marker)

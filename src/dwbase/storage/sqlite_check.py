@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from ..errors import StorageError
 from ..model import StoredAtom, payload_text
 from ..vector.exact import pack_unit
 from .base import GENESIS, CheckReport, chain_next, record_checksum
@@ -61,7 +62,7 @@ def check_store(conn: sqlite3.Connection, *, quick: bool = False) -> CheckReport
     report = CheckReport()
     try:
         _sqlite_integrity(conn, report, quick)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, UnicodeDecodeError) as exc:
         report.problem(f"sqlite integrity check could not run: {exc}")
     try:
         conn.execute("BEGIN")  # one snapshot for every comparison below
@@ -69,8 +70,10 @@ def check_store(conn: sqlite3.Connection, *, quick: bool = False) -> CheckReport
             _Checker(conn, report).run()
         finally:
             conn.execute("ROLLBACK")
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, UnicodeDecodeError) as exc:
         report.problem(f"storage could not be read: {exc}")
+    except Exception as exc:  # a value no DWBase writes (damage): report it, never crash
+        report.problem(f"check stopped at a damaged row: {type(exc).__name__}: {exc}")
     return report
 
 
@@ -101,8 +104,12 @@ class _BySeq:
 
     def take(self, seq: int) -> list[Any]:
         out: list[Any] = []
-        while self._next is not None and self._next[0] <= seq:
-            (out if self._next[0] == seq else self.orphans).append(self._next)
+        while self._next is not None:
+            at = self._next[0]
+            if isinstance(at, int) and at > seq:
+                break
+            # a seq that is not a number (a damaged row) belongs to no atom either
+            (out if at == seq else self.orphans).append(self._next)
             self._next = next(self._rows, None)
         return out
 
@@ -163,8 +170,8 @@ class _Checker:
             report.records += 1
             try:
                 stored = row_to_stored(row[:15])
-            except (ValueError, TypeError) as exc:
-                report.problem(f"atom {aid} (seq {seq}) cannot be decoded: {exc}")
+            except StorageError as exc:
+                report.problem(exc.message)
                 continue
             if record_checksum(stored.atom) != checksum:
                 report.problem(f"atom {aid} (seq {seq}) does not match its checksum")
@@ -176,10 +183,10 @@ class _Checker:
                 self._quarantine(stored, qlog.take(seq))
         report.worlds = len(heads)
         for what, stream in (("text index", texts), ("tag", tags), ("link", links)):
-            stray = sorted({int(r[0]) for r in stream.finish()})
+            stray = _seqs(stream.finish())
             if stray:
                 report.problem(f"{what} rows belong to no atom (seq {_few(stray)}); {REINDEX}")
-        stray = sorted({int(r[0]) for r in vectors.finish()})
+        stray = _seqs(vectors.finish())
         if stray:
             report.problem(f"vector rows belong to no atom (seq {_few(stray)}); {RESTORE}")
         if self.has_heads:
@@ -282,7 +289,7 @@ class _Checker:
             str(w): (int(q), bytes(c), int(n))
             for w, q, c, n in self.conn.execute("SELECT world, seq, chain, count FROM world_heads")
         }
-        for world in sorted(set(heads) | set(anchored)):
+        for world in sorted(set(heads) | set(anchored), key=repr):
             have, want = heads.get(world), anchored.get(world)
             if want is None:
                 self.report.problem(
@@ -313,6 +320,10 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def _few(seqs: list[int]) -> str:
+def _seqs(rows: list[Any]) -> list[str]:
+    return [str(q) for q in sorted({r[0] for r in rows}, key=lambda q: (str(type(q)), q))]
+
+
+def _few(seqs: list[str]) -> str:
     shown = ", ".join(str(s) for s in seqs[:5])
     return shown + (f" and {len(seqs) - 5} more" if len(seqs) > 5 else "")

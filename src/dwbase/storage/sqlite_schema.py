@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from ..errors import StorageError
 from ..model import Atom, Link, StoredAtom
 from ..timeutil import format_instant
 from .base import vector_from_bytes
@@ -99,6 +100,17 @@ def atom_tags(atom: Atom) -> list[str]:
 
 
 def row_to_stored(row: Sequence[Any]) -> StoredAtom:
+    try:
+        return _decode(row)
+    except (ValueError, TypeError, OverflowError) as exc:
+        # A damaged row: say so with the store's own error, not a JSON or struct error.
+        raise StorageError(
+            f"atom {row[1]!r} (seq {row[0]}) cannot be decoded ({exc}): the store is damaged; "
+            "run `dwbase storage check`"
+        ) from exc
+
+
+def _decode(row: Sequence[Any]) -> StoredAtom:
     (
         seq,
         aid,
