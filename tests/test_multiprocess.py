@@ -5,6 +5,7 @@ Every test here uses real SQLite files and, where it says "process", real OS pro
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -242,3 +243,57 @@ def test_cli_ask_on_a_store_with_another_embedder_uses_it_and_changes_nothing(
     assert _files(tmp_path) == before
     with dwbase.open(tmp_path) as db:
         assert db.storage.meta_get("embedder") == "hashing:1:64"
+
+
+def test_cli_observe_prints_atoms_another_process_remembers(tmp_path: Path) -> None:
+    with dwbase.open(tmp_path) as db:
+        first = db.remember("demo", "w", "observation", {"text": "start"})
+    env = {**os.environ, "PYTHONPATH": SRC}
+    observer = subprocess.Popen(
+        [sys.executable, "-m", "dwbase", "--data-dir", str(tmp_path), "observe", "-w", "demo",
+         "--after", first, "--count", "3", "--timeout", "30", "--interval", "0.05", "--json"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    # Written while the observer starts, subscribes and polls: --after leaves no gap.
+    with dwbase.open(tmp_path) as db:
+        written = []
+        for i in range(3):
+            written.append(db.remember("demo", "w", "observation", {"text": f"t{i}"}))
+            time.sleep(0.3)
+    out, err = observer.communicate(timeout=60)
+    assert observer.returncode == 0, err
+    assert [json.loads(line)["id"] for line in out.splitlines()] == written
+
+
+def test_a_world_archived_by_another_process_refuses_writes_here(tmp_path: Path) -> None:
+    with dwbase.open(tmp_path) as db:
+        db.remember("demo", "a", "observation", {"text": "x"})
+        assert db.world_status("demo") == "active"  # now cached here
+        _python(
+            """
+            import sys, dwbase
+            with dwbase.open(sys.argv[1]) as other:
+                other.archive_world("demo")
+            """,
+            str(tmp_path),
+        )
+        with pytest.raises(ConflictError, match="archived"):
+            db.remember("demo", "a", "observation", {"text": "y"})
+
+
+def test_atoms_another_process_dropped_leave_this_process_caches(tmp_path: Path) -> None:
+    with dwbase.open(tmp_path, trust={"shady": 0.0}) as db:
+        held = db.remember("demo", "shady", "observation", {"text": "buy now"}, importance=0.95)
+        assert held.quarantined
+        keep = db.remember("demo", "a", "observation", {"text": "buy groceries"})
+        assert [h.atom.id for h in db.ask("demo", "buy").hits] == [keep]
+        _python(
+            """
+            import sys, dwbase
+            with dwbase.open(sys.argv[1]) as other:
+                other.quarantine_release(sys.argv[2])
+            """,
+            str(tmp_path),
+            str(held),
+        )
+        assert {h.atom.id for h in db.ask("demo", "buy").hits} == {keep, str(held)}
