@@ -91,13 +91,14 @@ def test_a_checkpoint_stuck_behind_a_reader_is_logged_counted_and_reported(
             for i in range(30):
                 db.remember("demo", "a", payload={"text": f"after the reader {i}"})
             wait_for(lambda: db.health()["background_failures"]["checkpoint"]["failing"])
+            # The checkpoint thread logs just after it marks the task failing.
+            wait_for(lambda: logged(caplog, "dwbase.storage", "checkpoint"))
         h = db.health()
         ck = h["background_failures"]["checkpoint"]
         assert ck["failures"] >= 1
         assert "no progress" in ck["last_error"] and "reader" in ck["last_error"]
         assert h["status"] == "degraded" and "checkpoint" in h["message"]
         assert h["wal_bytes"] > 0
-        assert logged(caplog, "dwbase.storage", "checkpoint")
         reader.execute("COMMIT")
         reader.close()
         wait_for(lambda: not db.health()["background_failures"]["checkpoint"]["failing"])
