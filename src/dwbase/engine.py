@@ -113,9 +113,9 @@ class Engine(OperationsMixin):
         self._gc_thread: threading.Thread | None = None
         # What this engine has seen of the store (other processes write it too): the highest
         # seq published to observers, and the store's changes and generation last read.
-        self._published_seq = storage.max_seq()
+        self._published_seq = self._cache_seq = storage.max_seq()
         self._seen_changes = storage.changes()
-        self._seen_generation = storage.generation()
+        self._seen_generation = storage.foreign_generation()
         self._embedder_recorded = storage.meta_get("embedder") == embedder_id(self.embedder)
         if self.options.reembed and not self._embedder_recorded:
             self._record_embedder()  # asked for: re-embed every atom in the background
@@ -162,23 +162,35 @@ class Engine(OperationsMixin):
         changes = self.storage.changes()
         if changes == self._seen_changes:
             return
-        with self._write_lock:
-            self._seen_changes = changes
-            generation = self.storage.generation()
-            if generation != self._seen_generation:
-                self._seen_generation = generation
-                self.generation += 1
-                self.forget_caches()
-            self._publish_upto(self.storage.max_seq())
+        self._seen_changes = changes
+        foreign = self.storage.foreign_generation()
+        if foreign != self._seen_generation:
+            self._seen_generation = foreign
+            self.generation += 1
+            self.forget_caches()
+        top = self.storage.max_seq()
+        self._saw_upto(top)
+        # Readers never wait for a writer here unless there are observers to feed.
+        if top > self._published_seq and self._write_lock.acquire(blocking=len(self.hub) > 0):
+            try:
+                self._publish_upto(top)
+            finally:
+                self._write_lock.release()
+
+    def _saw_upto(self, top: int) -> None:
+        """Atoms up to ``top`` exist; atoms this engine did not write may be policy or
+        lifecycle atoms, so the caches built from those are dropped."""
+        if top > self._cache_seq:
+            self._cache_seq = top
+            with self._cache_lock:
+                self._policies.clear()
+                self._status.clear()
 
     def _publish_upto(self, top: int) -> None:
-        """Publish stored atoms up to seq ``top`` that observers have not been offered yet
-        (written by other processes). Called under the write lock, so in seq order."""
+        """Offer observers the stored atoms up to seq ``top`` they have not been offered (those
+        other processes wrote). Called under the write lock, so always in seq order."""
         if top <= self._published_seq:
             return
-        with self._cache_lock:  # another process may have written policy or lifecycle atoms
-            self._policies.clear()
-            self._status.clear()
         if len(self.hub):
             for s in self.storage.scan_seqs(self._published_seq, top):
                 self.hub.publish(s.visible_atom(), s.seq)
@@ -463,6 +475,8 @@ class Engine(OperationsMixin):
             stored = self.storage.append(records)
             if stored:
                 # Atoms other processes stored before ours reach observers first, in order.
+                self._saw_upto(stored[0].seq - 1)
+                self._cache_seq = max(self._cache_seq, stored[-1].seq)
                 self._publish_upto(stored[0].seq - 1)
                 self._published_seq = max(self._published_seq, stored[-1].seq)
             for s in stored:
@@ -799,6 +813,7 @@ class Engine(OperationsMixin):
         backlog: list[tuple[Atom, int]] = []
         with self._write_lock:  # no remember can slip between the backlog and the live feed
             self._sync()
+            self._publish_upto(self.storage.max_seq())  # what is stored now goes to the backlog
             if after is not None:
                 if world is None:
                     raise InvalidInputError("after= needs a world", field="after")

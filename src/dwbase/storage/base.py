@@ -207,6 +207,11 @@ class Storage(Protocol):
         by the store itself so every process that reads it sees them."""
         ...
 
+    def foreign_generation(self) -> int:
+        """``generation()`` less the changes this store object made: moves only when another
+        process (or store object) changed what appends cannot show."""
+        ...
+
     def changes(self) -> int:
         """A cheap number that moves when another process commits (0 if none can)."""
         ...

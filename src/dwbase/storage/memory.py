@@ -348,6 +348,10 @@ class MemoryStorage:
         self._check_open()
         return self._generation
 
+    def foreign_generation(self) -> int:
+        self._check_open()
+        return 0  # nobody else changes an in-memory store
+
     def changes(self) -> int:
         # An in-memory store has no other writer than its own engine.
         self._check_open()

@@ -34,7 +34,6 @@ from .base import (
 from .lock import StoreLock
 from .sqlite_check import check_store, log_quarantine
 from .sqlite_health import WalWatch, WriteState
-from .sqlite_health import WalWatch, WriteState
 from .sqlite_schema import (
     COLS,
     HEADS_BACKFILL,
@@ -73,9 +72,6 @@ class SQLiteStorage(LexicalSearch):
         # Health: writes that failed for want of space or a writable file; checkpoint trouble.
         self.write_state = WriteState()
         self.wal_watch = WalWatch(path)
-        # Health: writes that failed for want of space or a writable file; checkpoint trouble.
-        self.write_state = WriteState()
-        self.wal_watch = WalWatch(path)
         self._write_lock = threading.RLock()
         # A bounded pool of reader connections (not one per thread: a node that runs for weeks
         # sees thousands of short-lived threads).
@@ -91,6 +87,9 @@ class SQLiteStorage(LexicalSearch):
         self._has_heads_table = True
         self._watch: sqlite3.Connection | None = None
         self._watch_lock = threading.Lock()
+        # Generation bumps this object committed, and those of the transaction under way.
+        self._own_bumps = 0
+        self._own_bumps_pending = 0
         # Read caches for ask. Score rows hold only immutable atom fields; the lexical ones
         # (stems, document counts) are described in sqlite_text.py.
         self._score_cache: dict[int, ScoreRow] = {}
@@ -272,6 +271,7 @@ class SQLiteStorage(LexicalSearch):
             raise StorageError("the store is closed")
         with self._write_lock:
             conn = self._writer
+            self._own_bumps_pending = 0
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
@@ -294,6 +294,7 @@ class SQLiteStorage(LexicalSearch):
                         conn.execute("ROLLBACK")
                     self.write_state.failed(exc)
                     raise StorageError(f"storage commit failed: {exc}") from exc
+                self._own_bumps += self._own_bumps_pending
                 self.write_state.succeeded()
                 self._dirty.set()
 
@@ -496,12 +497,18 @@ class SQLiteStorage(LexicalSearch):
             self._atoms_changed()  # again: a read during the delete may have cached a victim
         return n
 
-    @staticmethod
-    def _bump_generation(conn: sqlite3.Connection) -> None:
+    def _bump_generation(self, conn: sqlite3.Connection) -> None:
         conn.execute(
             "INSERT INTO meta(key, value) VALUES('generation', '1') ON CONFLICT(key) "
             "DO UPDATE SET value=CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
         )
+        self._own_bumps_pending += 1  # counted in _own_bumps once the transaction commits
+
+    def foreign_generation(self) -> int:
+        """The store's generation less the changes this store object made itself: it moves
+        only when another process (or another store object) deleted, held, released or
+        reindexed, which is when this process's caches must be dropped."""
+        return self.generation() - self._own_bumps
 
     def generation(self) -> int:
         """How many changes appends cannot show (deletes, quarantine changes, reindex) the
