@@ -124,6 +124,18 @@ def backup_create(
     )
 
 
+MaxBytesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-bytes",
+        metavar="N",
+        min=0,
+        help="Refuse an archive whose files declare more than N bytes (the free disk space "
+        "is always a limit).",
+    ),
+]
+
+
 @backup_app.command("restore")
 def backup_restore(
     ctx: typer.Context,
@@ -131,12 +143,15 @@ def backup_restore(
     force: Annotated[
         bool, typer.Option("--force", help="Replace a non-empty --data-dir (stop its node first).")
     ] = False,
+    max_bytes: MaxBytesOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Restore ARCHIVE into --data-dir after validating the whole archive.
 
-    Refuses a non-empty --data-dir without --force. Every checksum, SQLite's integrity check
-    and DWBase's record and hash-chain check pass before the target is touched.
+    Refuses a non-empty --data-dir without --force, and refuses while another process (a
+    node, the CLI) has the store open. Every checksum, the full storage check, and the
+    manifest's counts and world heads must match before the target is touched. Restored files
+    are private (mode 0600).
 
     \b
     Example:
@@ -146,7 +161,7 @@ def backup_restore(
 
     data_dir = state(ctx).require_data_dir("backup restore")
     with out().status("validating and restoring…") if not as_json else _nothing():
-        result = restore_backup(archive, data_dir, force=force)
+        result = restore_backup(archive, data_dir, force=force, max_bytes=max_bytes)
     if as_json:
         print_json(result)
         return
@@ -157,9 +172,10 @@ def backup_restore(
 @backup_app.command("verify")
 def backup_verify(
     archive: Annotated[Path, typer.Argument(metavar="ARCHIVE", help="A backup archive.")],
+    max_bytes: MaxBytesOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Validate ARCHIVE completely without restoring it.
+    """Validate ARCHIVE completely without restoring it (it is extracted to a temporary dir).
 
     \b
     Example:
@@ -167,7 +183,7 @@ def backup_verify(
     """
     from ..ops.backup import verify_backup
 
-    result = verify_backup(archive)
+    result = verify_backup(archive, max_bytes=max_bytes)
     if as_json:
         print_json(result)
         return

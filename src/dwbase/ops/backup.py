@@ -6,8 +6,16 @@ block writers). The archive holds ``manifest.json`` first (format version, per-f
 and size, index metadata, counts), then the files under ``data/``.
 
 ``restore_backup`` refuses a non-empty target without ``force`` before it reads anything, then
-extracts the whole archive next to the target, checks every checksum, runs SQLite's integrity
-check and DWBase's own record/hash-chain check, and only then moves the result into place.
+extracts the whole archive next to the target, checks every checksum, runs DWBase's full
+``storage check``, compares the restored store's counts and each world's head with the
+manifest, and only then moves the result into place, while no other process has the store
+open (:func:`~dwbase.storage.lock.exclusive_store`).
+
+Extraction is bounded: the manifest may be at most ``MANIFEST_MAX`` bytes, each file must be
+exactly the size the manifest declares, the declared total must fit the free disk space (and
+``max_bytes`` when given), and the decompressed stream may not run past the declared sizes, so
+a decompression bomb is refused before it writes more than it declared. Restored files are
+private (mode 0600): ``tokens.json`` holds token hashes and the store holds every memory.
 
 >>> import os, tempfile, dwbase
 >>> tmp = tempfile.mkdtemp()
@@ -39,6 +47,8 @@ import zstandard
 
 from ..errors import ConflictError, InvalidInputError, NotFoundError, StorageError
 from ..indexes import REEMBED_FILE
+from ..storage.lock import LOCK_FILE, exclusive_store
+from ..storage.sqlite_schema import STORE_MARKER
 
 FORMAT = "dwbase-backup"
 FORMAT_VERSION = 1
@@ -50,6 +60,10 @@ EXTRA_FILES = ("tokens.json", "swarm.json")
 # atoms re-embedded after an embedder change (a restore would otherwise embed them again).
 EXTRA_DATABASES = (REEMBED_FILE,)
 _CHUNK = 1 << 20
+MANIFEST_MAX = 1 << 20  # bytes a manifest may have
+# What a tar stream adds around its files: headers, pax records, padding, end blocks.
+_TAR_SLACK = 64 << 10
+_TAR_SLACK_PER_FILE = 4 << 10
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -119,6 +133,13 @@ def _store_metadata(db_path: Path) -> dict[str, Any]:
                 or 0
             ),
         }
+        heads = {
+            str(world): {"seq": int(seq), "chain": bytes(chain).hex(), "count": int(n)}
+            for world, seq, chain, n in conn.execute(
+                "SELECT world, max(seq), chain, count(*) FROM (SELECT world, seq, chain FROM "
+                "atoms UNION ALL SELECT world, seq, chain FROM tombstones) GROUP BY world"
+            )
+        }
         index = {
             "schema_version": meta.get("schema_version"),
             "embedder": meta.get("embedder"),
@@ -129,7 +150,7 @@ def _store_metadata(db_path: Path) -> dict[str, Any]:
         raise StorageError(f"cannot read the snapshot's metadata: {exc}") from exc
     finally:
         conn.close()
-    return {"counts": counts, "index": index}
+    return {"counts": counts, "index": index, "heads": heads}
 
 
 def create_backup(
@@ -229,16 +250,43 @@ class _Counting(io.RawIOBase):
         return data
 
 
-def _members(archive: Path) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]:
+class _TooLarge(Exception):
+    """The decompressed stream ran past what its manifest declared."""
+
+
+class _Capped(io.RawIOBase):
+    """The decompressed archive, refusing to give more than ``limit`` bytes in all."""
+
+    def __init__(self, inner: IO[bytes], limit: int) -> None:
+        self._inner = inner
+        self.limit = limit
+        self.consumed = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        room = self.limit - self.consumed
+        want = room + 1 if size < 0 else min(size, room + 1)
+        data = self._inner.read(want)
+        self.consumed += len(data)
+        if self.consumed > self.limit:
+            raise _TooLarge(self.limit)
+        return data
+
+
+@contextlib.contextmanager
+def _opened(archive: Path) -> Iterator[tuple[_Capped, tarfile.TarFile]]:
     try:
         raw = archive.open("rb")
     except OSError as exc:
         raise NotFoundError(f"cannot open backup {archive}: {exc}", path=str(archive)) from exc
     with raw:
         dctx = zstandard.ZstdDecompressor()
-        with dctx.stream_reader(raw) as zr, tarfile.open(fileobj=zr, mode="r|") as tar:
-            for member in tar:
-                yield member, tar.extractfile(member)
+        with dctx.stream_reader(raw) as zr:
+            capped = _Capped(zr, MANIFEST_MAX + _TAR_SLACK)  # raised once the manifest is read
+            with tarfile.open(fileobj=capped, mode="r|") as tar:
+                yield capped, tar
 
 
 def _corrupt(archive: Path, why: str) -> InvalidInputError:
@@ -263,51 +311,68 @@ def _check_manifest(archive: Path, manifest: Any) -> dict[str, Any]:
         ok_name = name in (STORE_FILE, *EXTRA_DATABASES, *EXTRA_FILES)
         if not ok_name or not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
             raise _corrupt(archive, f"the manifest entry {name!r} is not valid")
+        size = entry.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise _corrupt(archive, f"the manifest gives {name!r} no valid size")
+    if not isinstance(manifest.get("counts"), dict):
+        raise _corrupt(archive, "the manifest has no counts")
     return manifest
 
 
+def _room(archive: Path, out: Path, files: dict[str, Any], max_bytes: int | None) -> int:
+    """The bytes the manifest declares, refused at once if they cannot or may not be written."""
+    total = sum(int(entry["size"]) for entry in files.values())
+    if max_bytes is not None and total > max_bytes:
+        raise _corrupt(
+            archive, f"its files declare {total} bytes, more than the {max_bytes} allowed"
+        )
+    free = shutil.disk_usage(out).free
+    if total > free:
+        raise _corrupt(
+            archive, f"its files declare {total} bytes, more than the {free} bytes free in {out}"
+        )
+    return total
+
+
 def extract_verified(
-    archive: str | os.PathLike[str], dest: str | os.PathLike[str]
+    archive: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    *,
+    max_bytes: int | None = None,
 ) -> dict[str, Any]:
     """Extract ``archive`` into the empty directory ``dest``, verifying everything.
 
     Checks the zstd frame checksum, the tar structure, that the manifest comes first and lists
-    exactly the files present, every file's size and SHA-256, SQLite's integrity check and
-    DWBase's record checksums and hash chains. Raises ``InvalidInputError`` on any problem.
+    exactly the files present, every file's size and SHA-256 (never writing more than the
+    manifest declares), DWBase's full store check, and the store's counts and world heads
+    against the manifest. Raises ``InvalidInputError`` on any problem.
     """
     path = Path(archive)
     out = Path(dest)
     manifest: dict[str, Any] | None = None
     seen: set[str] = set()
     try:
-        for member, fh in _members(path):
-            if manifest is None:
-                if member.name != MANIFEST or fh is None:
-                    raise _corrupt(path, "manifest.json is not the first entry")
-                try:
-                    manifest = _check_manifest(path, json.loads(fh.read()))
-                except ValueError as exc:
-                    raise _corrupt(path, f"manifest.json is not JSON ({exc})") from exc
-                continue
-            name = member.name.removeprefix("data/")
-            files = manifest["files"]
-            if not member.name.startswith("data/") or name not in files or not member.isfile():
-                raise _corrupt(path, f"unexpected entry {member.name!r}")
-            if name in seen:
-                raise _corrupt(path, f"entry {member.name!r} appears twice")
-            seen.add(name)
-            if fh is None:
-                raise _corrupt(path, f"entry {member.name!r} has no data")
-            h = hashlib.sha256()
-            size = 0
-            with (out / name).open("wb") as dst:
-                while chunk := fh.read(_CHUNK):
-                    h.update(chunk)
-                    size += len(chunk)
-                    dst.write(chunk)
-            entry = files[name]
-            if size != entry.get("size") or h.hexdigest() != entry["sha256"]:
-                raise _corrupt(path, f"{name} does not match its checksum in the manifest")
+        with _opened(path) as (capped, tar):
+            for member in tar:
+                if manifest is None:
+                    manifest = _read_manifest(path, tar, member)
+                    files = manifest["files"]
+                    total = _room(path, out, files, max_bytes)
+                    capped.limit = (
+                        capped.consumed + total + _TAR_SLACK + _TAR_SLACK_PER_FILE * len(files)
+                    )
+                    continue
+                name = member.name.removeprefix("data/")
+                if not member.name.startswith("data/") or name not in files or not member.isfile():
+                    raise _corrupt(path, f"unexpected entry {member.name!r}")
+                if name in seen:
+                    raise _corrupt(path, f"entry {member.name!r} appears twice")
+                seen.add(name)
+                _extract(path, tar, member, files[name], out / name)
+    except _TooLarge as exc:
+        raise _corrupt(
+            path, f"it inflates past the {exc.args[0]} bytes its manifest allows (a bomb?)"
+        ) from None
     except (tarfile.TarError, zstandard.ZstdError, EOFError) as exc:
         raise _corrupt(path, f"cannot be read ({exc})") from exc
     if manifest is None:
@@ -319,7 +384,80 @@ def extract_verified(
         if extra in seen:
             _integrity(path, out / extra)
     check = _verify_store(path, out / STORE_FILE)
+    _compare_with_manifest(path, manifest, out / STORE_FILE)
     return {"manifest": manifest, "check": check}
+
+
+def _read_manifest(path: Path, tar: tarfile.TarFile, member: tarfile.TarInfo) -> dict[str, Any]:
+    if member.name != MANIFEST or not member.isfile():
+        raise _corrupt(path, "manifest.json is not the first entry")
+    if member.size > MANIFEST_MAX:
+        raise _corrupt(
+            path, f"manifest.json is {member.size} bytes, more than the {MANIFEST_MAX} allowed"
+        )
+    fh = tar.extractfile(member)
+    if fh is None:
+        raise _corrupt(path, "manifest.json has no data")
+    try:
+        return _check_manifest(path, json.loads(fh.read(MANIFEST_MAX)))
+    except ValueError as exc:
+        raise _corrupt(path, f"manifest.json is not JSON ({exc})") from exc
+
+
+def _extract(
+    path: Path, tar: tarfile.TarFile, member: tarfile.TarInfo, entry: dict[str, Any], to: Path
+) -> None:
+    """Write one file (mode 0600) of exactly its declared size, checking its SHA-256."""
+    declared = int(entry["size"])
+    if member.size != declared:
+        raise _corrupt(
+            path, f"entry {member.name!r} is {member.size} bytes, the manifest says {declared}"
+        )
+    fh = tar.extractfile(member)
+    if fh is None:
+        raise _corrupt(path, f"entry {member.name!r} has no data")
+    h = hashlib.sha256()
+    size = 0
+    fd = os.open(to, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as dst:
+        while chunk := fh.read(min(_CHUNK, declared - size + 1)):
+            size += len(chunk)
+            if size > declared:
+                raise _corrupt(path, f"entry {member.name!r} is longer than its manifest says")
+            h.update(chunk)
+            dst.write(chunk)
+    if size != declared or h.hexdigest() != entry["sha256"]:
+        raise _corrupt(path, f"{to.name} does not match its checksum in the manifest")
+
+
+def _compare_with_manifest(archive: Path, manifest: dict[str, Any], db_path: Path) -> None:
+    """The restored store holds what the manifest says was backed up: counts and heads.
+
+    A store with atoms removed (or replaced) after the backup was made, and a manifest whose
+    checksums were fixed to match, passes every file check; this does not let it through.
+    """
+    got = _store_metadata(db_path)
+    for key, want in sorted(manifest["counts"].items()):
+        have = got["counts"].get(key)
+        if have != want:
+            raise _corrupt(
+                archive, f"the store holds {have} {key.replace('_', ' ')}, its manifest says {want}"
+            )
+    heads = manifest.get("heads")  # backups made before heads were recorded have none
+    if isinstance(heads, dict):
+        for world in sorted(set(heads) | set(got["heads"])):
+            have, want = got["heads"].get(world), heads.get(world)
+            if have != want:
+                raise _corrupt(
+                    archive,
+                    f"world {world!r} ends at head {_head(have)}, its manifest says {_head(want)}",
+                )
+
+
+def _head(head: Any) -> str:
+    if not isinstance(head, dict):
+        return "none"
+    return f"seq {head.get('seq')} ({str(head.get('chain'))[:12]}…, {head.get('count')} records)"
 
 
 def _integrity(archive: Path, db_path: Path) -> None:
@@ -340,7 +478,7 @@ def _verify_store(archive: Path, db_path: Path) -> dict[str, Any]:
     from ..storage.sqlite import SQLiteStorage
 
     try:
-        storage = SQLiteStorage(str(db_path))
+        storage = SQLiteStorage(str(db_path), lock=False)  # a private copy: no one else
     except StorageError as exc:
         raise _corrupt(archive, exc.message) from exc
     try:
@@ -352,14 +490,17 @@ def _verify_store(archive: Path, db_path: Path) -> dict[str, Any]:
     return {"ok": True, "records": report.records, "worlds": report.worlds, "problems": []}
 
 
-def verify_backup(archive: str | os.PathLike[str]) -> dict[str, Any]:
+def verify_backup(
+    archive: str | os.PathLike[str], *, max_bytes: int | None = None
+) -> dict[str, Any]:
     """Validate a whole archive without restoring it (extracts into a temporary directory)."""
     with tempfile.TemporaryDirectory(prefix=".dwbase-verify-") as tmp:
-        return extract_verified(archive, tmp)
+        return extract_verified(archive, tmp, max_bytes=max_bytes)
 
 
 def _is_empty(path: Path) -> bool:
-    return not path.exists() or (path.is_dir() and not any(path.iterdir()))
+    # The lock file alone is what an opened and removed store leaves: nothing to lose.
+    return not path.exists() or (path.is_dir() and all(p.name == LOCK_FILE for p in path.iterdir()))
 
 
 def restore_backup(
@@ -367,11 +508,13 @@ def restore_backup(
     data_dir: str | os.PathLike[str],
     *,
     force: bool = False,
+    max_bytes: int | None = None,
 ) -> dict[str, Any]:
     """Restore ``archive`` into ``data_dir``; refuses a non-empty target unless ``force``.
 
     Nothing in ``data_dir`` changes unless the whole archive is valid. With ``force`` the old
-    contents are replaced (stop any node using ``data_dir`` first).
+    contents are replaced, and only while no other process (a node, the CLI, a notebook) has
+    the store open: otherwise ``ConflictError`` names the holders.
     """
     target = Path(data_dir)
     if target.exists() and not target.is_dir():
@@ -386,20 +529,45 @@ def restore_backup(
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".dwbase-restore-", dir=parent))
     try:
-        result = extract_verified(archive, staging)
+        result = extract_verified(archive, staging, max_bytes=max_bytes)
         for leftover in ("-wal", "-shm"):
             for db in (STORE_FILE, *EXTRA_DATABASES):
                 with contextlib.suppress(FileNotFoundError):
                     (staging / (db + leftover)).unlink()
-        old: Path | None = None
-        if target.exists():
-            old = parent / f".dwbase-old-{os.getpid()}-{time.time_ns()}"
-            target.rename(old)
-        staging.rename(target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+        _write_marker(staging)
+        with exclusive_store(str(target), "restore a backup over it"):
+            if not _is_empty(target) and not force:  # filled while we were verifying
+                raise ConflictError(
+                    f"{target} is not empty; pass --force to replace its contents",
+                    path=str(target),
+                )
+            _replace_contents(target, staging, parent)
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
     result["target"] = str(target)
     return result
+
+
+def _write_marker(staging: Path) -> None:
+    """The marker a data dir keeps once it holds a store (so a lost store file is noticed)."""
+    body = json.dumps({"store": "dwbase", "file": STORE_FILE}) + "\n"
+    (staging / STORE_MARKER).write_text(body, encoding="utf-8")
+
+
+def _replace_contents(target: Path, staging: Path, parent: Path) -> None:
+    """Move ``target``'s files aside and the staged ones in; the lock file stays in place,
+    so a process waiting on it sees the restored store."""
+    old = Path(tempfile.mkdtemp(prefix=".dwbase-old-", dir=parent))
+    try:
+        for entry in list(target.iterdir()):
+            if entry.name != LOCK_FILE:
+                entry.rename(old / entry.name)
+        for entry in list(staging.iterdir()):
+            if entry.name != LOCK_FILE:
+                entry.rename(target / entry.name)
+    except OSError as exc:
+        raise StorageError(
+            f"restore stopped half way ({exc}); the previous contents of {target} are in {old}",
+            path=str(old),
+        ) from exc
+    shutil.rmtree(old, ignore_errors=True)
