@@ -34,6 +34,9 @@ def source(tmp_path: Path) -> Path:
     tokens = data / "tokens.json"
     tokens.write_text('{"tokens": []}\n')
     tokens.chmod(0o600)
+    marker = data / "auth.json"  # the node has required tokens: a restore must keep requiring
+    marker.write_text('{"required": true}\n')
+    marker.chmod(0o600)
     return data
 
 
@@ -234,10 +237,12 @@ def test_an_oversized_manifest_is_refused_without_reading_it_whole(tmp_path: Pat
         extract_verified(bomb, dest)
 
 
-def test_restored_secret_files_stay_private(archive: Path, tmp_path: Path) -> None:
+def test_restored_secret_files_stay_private(archive: Path, source: Path, tmp_path: Path) -> None:
     target = tmp_path / "restored"
     restore_backup(archive, target)
-    assert (target / "tokens.json").stat().st_mode & 0o777 == 0o600
+    for secret in ("tokens.json", "auth.json"):
+        assert (target / secret).read_bytes() == (source / secret).read_bytes()
+        assert (target / secret).stat().st_mode & 0o777 == 0o600
     assert (target / STORE_FILE).stat().st_mode & 0o077 == 0  # a store holds memories too
 
 

@@ -54,8 +54,9 @@ FORMAT = "dwbase-backup"
 FORMAT_VERSION = 1
 STORE_FILE = "dwbase.sqlite3"
 MANIFEST = "manifest.json"
-# Small files of a node's data dir that travel with the store when present.
-EXTRA_FILES = ("tokens.json", "swarm.json")
+# Small files of a node's data dir that travel with the store when present (auth.json: the
+# node has required tokens, so the restored node keeps requiring them).
+EXTRA_FILES = ("tokens.json", "auth.json", "swarm.json")
 # SQLite files beside the store, snapshotted the same way when present: the vectors of older
 # atoms re-embedded after an embedder change (a restore would otherwise embed them again).
 EXTRA_DATABASES = (REEMBED_FILE,)
