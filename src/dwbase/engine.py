@@ -162,7 +162,6 @@ class Engine(OperationsMixin):
         changes = self.storage.changes()
         if changes == self._seen_changes:
             return
-        self._seen_changes = changes
         foreign = self.storage.foreign_generation()
         if foreign != self._seen_generation:
             self._seen_generation = foreign
@@ -170,12 +169,16 @@ class Engine(OperationsMixin):
             self.forget_caches()
         top = self.storage.max_seq()
         self._saw_upto(top)
-        # Readers never wait for a writer here unless there are observers to feed.
-        if top > self._published_seq and self._write_lock.acquire(blocking=len(self.hub) > 0):
+        if top > self._published_seq:
+            # Never wait for a writer here (an SSE stream polls from the event loop): a busy
+            # writer publishes what precedes its own atoms, and the next call looks again.
+            if not self._write_lock.acquire(blocking=False):
+                return
             try:
                 self._publish_upto(top)
             finally:
                 self._write_lock.release()
+        self._seen_changes = changes
 
     def _saw_upto(self, top: int) -> None:
         """Atoms up to ``top`` exist; atoms this engine did not write may be policy or
