@@ -156,17 +156,26 @@ class _SSE:
     def __init__(self) -> None:
         self.last_id: str | None = None
         self._data: list[str] = []
+        self._event = ""
 
     def feed(self, line: str) -> Atom | None:
         if line == "":
             data, self._data = self._data, []
-            return _atom(json.loads("\n".join(data))) if data else None
+            event, self._event = self._event, ""
+            if not data:
+                return None
+            body = json.loads("\n".join(data))
+            if event == "error":  # the node ended the stream (e.g. the token was revoked)
+                raise error_from_dict(body["error"])
+            return _atom(body)
         if line.startswith(":"):
             return None
         key, _, value = line.partition(":")
         value = value[1:] if value.startswith(" ") else value
         if key == "id":
             self.last_id = value
+        elif key == "event":
+            self._event = value
         elif key == "data":
             self._data.append(value)
         return None

@@ -22,6 +22,7 @@ from .errors import (
 )
 from .ids import IdGenerator
 from .indexes import IndexManager
+from .links import check_links
 from .model import (
     QUARANTINE_PREFIX,
     Answer,
@@ -403,6 +404,7 @@ class Engine(OperationsMixin):
                     exc.message = f"atom {i}: {exc.message}"
                     exc.args = (exc.message,)
                 raise
+        check_links(self.storage, [p.record.atom for p in prepared])
         for p in prepared:
             self._check_world_open(p.record.atom.world, p.record.atom.labels)
         records = [self._with_quarantine(p) for p in self._embed_pending(prepared)]
@@ -427,6 +429,7 @@ class Engine(OperationsMixin):
         for i, (data, caller) in enumerate(items):
             try:
                 p = self._prepare(data, caller or FULL_ACCESS, now_us)
+                check_links(self.storage, [p.record.atom])
                 self._check_world_open(p.record.atom.world, p.record.atom.labels)
             except DWBaseError as exc:
                 answers.append(exc)
@@ -529,15 +532,7 @@ class Engine(OperationsMixin):
             # A peer's worker is kept: the peer vouches for its own writers.
             p = self._prepare(
                 wire,
-                Caller(
-                    worker=None,
-                    read=who.read,
-                    write=who.write,
-                    kinds=who.kinds,
-                    labels=who.labels,
-                    importance_cap=who.importance_cap,
-                    name=who.name,
-                ),
+                replace(who, worker=None),
                 now_us,
                 atom_id=atom.id,
             )
@@ -545,6 +540,7 @@ class Engine(OperationsMixin):
                 refused[atom.id] = "replication denied by world policy"
                 continue
             prepared.append(p)
+        check_links(self.storage, [p.record.atom for p in prepared], allow_unknown=True)
         for p in prepared:
             self._check_world_open(p.record.atom.world, p.record.atom.labels)
         records = [self._with_quarantine(p) for p in self._embed_pending(prepared)]

@@ -115,13 +115,15 @@ class OperationsMixin:
 
     def archive_world(self, world: str, *, caller: Caller | None = None) -> AtomId:
         # Permission first: a 404 must not tell a caller which forbidden worlds exist.
-        (caller or FULL_ACCESS).require_write(validate_world(world))
+        (caller or FULL_ACCESS).require_write(
+            validate_world(world), labels=["world_status:archived"]
+        )
         if world not in self.storage.worlds():
             raise NotFoundError(f"world {world!r} has no atoms", world=world)
         return self._world_event(world, "archived", None, (), caller)
 
     def resume_world(self, world: str, *, caller: Caller | None = None) -> AtomId:
-        (caller or FULL_ACCESS).require_write(validate_world(world))
+        (caller or FULL_ACCESS).require_write(validate_world(world), labels=["world_status:active"])
         if world not in self.storage.worlds():
             raise NotFoundError(f"world {world!r} has no atoms", world=world)
         return self._world_event(world, "active", None, (), caller)
@@ -185,11 +187,13 @@ class OperationsMixin:
     def quarantine_list(
         self, world: str | None = None, *, limit: int = 1000, caller: Caller | None = None
     ) -> list[Atom]:
+        """Held atoms (of ``world``, or of every world the caller operates on)."""
         who = caller or FULL_ACCESS
+        who.require_operate(validate_world(world) if world is not None else None)
         return [
-            a
+            s.visible_atom()
             for s in self.storage.quarantined(world, limit)
-            if who.can_read((a := s.visible_atom()).world)
+            if who.can_operate(s.atom.world)
         ]
 
     def _quarantined(self, atom_id: str) -> StoredAtom:
@@ -198,27 +202,41 @@ class OperationsMixin:
             raise NotFoundError(f"no quarantined atom {atom_id!r}", id=atom_id)
         return s
 
-    def quarantine_release(self, atom_id: str) -> Atom:
-        """Move a held atom back into its world (it keeps its id and record)."""
+    def quarantine_release(self, atom_id: str, *, caller: Caller | None = None) -> Atom:
+        """Move a held atom back into its world (it keeps its id and record).
+
+        The caller needs the operator capability over the atom's world.
+        """
         s = self._quarantined(atom_id)
+        (caller or FULL_ACCESS).require_operate(s.atom.world)
         with self._write_lock:
             self.storage.set_quarantine(s.seq, None)
             self._drop_index(s.atom.world)
         return s.atom
 
-    def quarantine_drop(self, atom_id: str) -> None:
+    def quarantine_drop(self, atom_id: str, *, caller: Caller | None = None) -> None:
+        """Delete a held atom; the caller needs the operator capability over its world."""
         s = self._quarantined(atom_id)
+        (caller or FULL_ACCESS).require_operate(s.atom.world)
         with self._write_lock:
             self.storage.delete([s.seq])
             self._drop_index(s.atom.world)
 
     # ------------------------------------------------------------------ maintenance
 
-    def gc(self) -> GcReport:
-        """Apply retention, minimum importance and the disk budget now."""
+    def gc(self, *, caller: Caller | None = None) -> GcReport:
+        """Apply retention, minimum importance and the disk budget now.
+
+        An operator action: a caller gc's only the worlds it operates on, and the store-wide
+        disk budget only when it operates on every world (``*``).
+        """
+        who = caller or FULL_ACCESS
+        who.require_operate()
         report = GcReport()
         now = self._now()
         for world in self.storage.worlds():
+            if not who.can_operate(world):
+                continue
             pol = self.policy(world)
             days = pol.effective_retention_days
             cutoff = now - days * 86_400_000_000 if days is not None else None
@@ -234,7 +252,7 @@ class OperationsMixin:
                 report.add(world, "retention" if cutoff is not None else "min_importance", n)
                 if n == 0:
                     break
-        budget = self.options.max_disk_mb
+        budget = self.options.max_disk_mb if who.operates_everywhere else None
         if budget is not None:
             limit_bytes = int(budget * 1024 * 1024)
             while (used := self.storage.used_bytes()) > limit_bytes:
@@ -322,6 +340,7 @@ class OperationsMixin:
             who.require_read(world)
             worlds = [world]
         else:
+            who.require_operate()  # every world at once is an operator's call
             worlds = [w for w in self.storage.worlds() if who.can_read(w)]
         if not wait:
             self.indexes.rebuild_later(worlds)

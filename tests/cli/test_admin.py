@@ -127,6 +127,28 @@ def test_token_create_list_revoke(dw: Run, data_dir: Path) -> None:
     assert_error(dw("token", "create", "a", "--kind", "dream"), "invalid_input", 2, "dream")
 
 
+def test_token_create_grants_operator_policy_and_manage_scopes(dw: Run, data_dir: Path) -> None:
+    store = TokenStore.for_data_dir(str(data_dir))
+    ops = ok_json(
+        dw("token", "create", "ops", "--read", "*", "--write", "", "--operate", "*", "--json")
+    )
+    caller = store.authenticate(ops["token"]).caller()
+    assert caller.can_operate("secret") and not caller.can_write("demo")
+    assert not caller.can_set_policy("demo") and not caller.can_manage("demo")
+    admin = ok_json(dw("token", "create", "a", "--read", "demo", "--admin", "--json"))
+    assert (admin["operate"], admin["policy"], admin["manage"]) == (["demo"], ["demo"], ["demo"])
+    plain = ok_json(dw("token", "create", "p", "--read", "demo", "--policy", "demo", "--json"))
+    assert (plain["operate"], plain["policy"], plain["manage"]) == ([], ["demo"], [])
+    assert "operate" in dw("token", "list").stdout
+
+
+def test_token_commands_refuse_to_overwrite_a_corrupt_token_file(dw: Run, data_dir: Path) -> None:
+    ok_json(dw("token", "create", "agent-1", "--json"))
+    (data_dir / "tokens.json").write_text("{broken")
+    assert_error(dw("token", "create", "agent-2"), "unavailable", 1, "tokens.json")
+    assert (data_dir / "tokens.json").read_text() == "{broken"
+
+
 def test_observe_resumes_from_a_cursor_and_stops_after_count(dw: Run) -> None:
     first = remember(dw, "-w", "demo", "--text", "one")
     second = remember(dw, "-w", "demo", "--text", "two")

@@ -104,9 +104,14 @@ def test_writes_follow_write_patterns(
         if ok:
             assert engine.get(r.json()).worker == f"worker-{tok.name}"  # worker from the token
         check(tok, http.post("/remember/batch", json={"atoms": [atom]}), ok)
+        # Lifecycle and policy are capabilities of their own: an admin token has them over
+        # its write worlds; a plain writer has neither.
+        steward = ok and tok.admin
         for action in ("create", "archive", "resume"):
-            check(tok, http.post("/worlds/manage", json={"action": action, "world": world}), ok)
-        check(tok, http.post("/worlds/policy", json={"world": world, "retention_days": 9}), ok)
+            r = http.post("/worlds/manage", json={"action": action, "world": world})
+            check(tok, r, steward)
+        r = http.post("/worlds/policy", json={"world": world, "retention_days": 9})
+        check(tok, r, steward)
 
 
 def test_a_batch_with_one_forbidden_world_stores_nothing(
@@ -224,6 +229,27 @@ def test_operator_routes_need_an_admin_token(
     tok, admin = clients["admin"]
     check(tok, admin.get("/quarantine"), True)
     check(tok, admin.post(f"/quarantine/{held}/drop"), True)
+
+
+def test_a_scoped_admin_cannot_release_or_drop_held_atoms_of_other_worlds(
+    make_http: Callable[..., TestClient],
+    tokens: TokenStore,
+    engine: Engine,
+    seeded: dict[str, str],
+) -> None:
+    secret, _ = tokens.create("ops", read=["demo"], admin=True)
+    http = make_http(secret)
+    held = seeded["quarantine:secret"]
+    for action in ("release", "drop"):
+        r = http.post(f"/quarantine/{held}/{action}")
+        assert_error(r, 403, "capability_denied")
+        assert "NaN" not in r.text  # the held payload is not handed out
+    assert [a.id for a in engine.quarantine_list("secret")] == [held]
+    assert_error(http.get("/quarantine", params={"world": "secret"}), 403, "capability_denied")
+    assert http.get("/quarantine").json() == []  # nothing is held in demo
+    demo_held = engine.remember("demo", "seed", "observation", {"v": float("nan")})
+    assert [a["id"] for a in http.get("/quarantine").json()] == [demo_held]
+    assert http.post(f"/quarantine/{demo_held}/release").json()["world"] == "demo"
 
 
 def test_capability_limits_on_kind_label_and_importance(

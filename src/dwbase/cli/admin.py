@@ -389,6 +389,11 @@ TokensFileOpt = Annotated[
 ]
 
 
+def _scope(patterns: list[str] | None) -> list[str] | None:
+    """Repeatable world patterns (not given: None); ``--write ''`` stands for none."""
+    return [p for p in patterns if p] if patterns else None
+
+
 @token_app.command("create")
 def token_create(
     ctx: typer.Context,
@@ -416,7 +421,30 @@ def token_create(
     ask_rate: Annotated[
         float | None, typer.Option("--ask-rate", metavar="PER_S", help="Asks per second.")
     ] = None,
-    admin: Annotated[bool, typer.Option("--admin", help="May use operator routes.")] = False,
+    operate: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--operate",
+            metavar="PATTERN",
+            help="Worlds it may run operator actions on: quarantine release/drop, gc.",
+        ),
+    ] = None,
+    policy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--policy", metavar="PATTERN", help="Worlds whose policy it may set (retention...)."
+        ),
+    ] = None,
+    manage: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--manage", metavar="PATTERN", help="Worlds it may create, archive and resume."
+        ),
+    ] = None,
+    admin: Annotated[
+        bool,
+        typer.Option("--admin", help="Shorthand: --operate, --policy and --manage = --write."),
+    ] = False,
     name: Annotated[str, typer.Option("--name", metavar="TEXT", help="A note for people.")] = "",
     tokens_file: TokensFileOpt = None,
     as_json: JsonFlag = False,
@@ -427,19 +455,23 @@ def token_create(
     Example:
       dwbase --data-dir ./node-data token create agent-1 --read 'demo*' --write demo \\
           --kind observation --importance-cap 0.7 --remember-rate 50
+      dwbase --data-dir ./node-data token create ops --read '*' --write '' --operate '*'
     """
     from ..security.tokens import TokenStore
 
     secret, info = TokenStore(_tokens_file(ctx, tokens_file)).create(
         worker,
         read=list(read or ["*"]),
-        write=list(write) if write else None,
+        write=_scope(write),
         kinds=list(kinds) if kinds else None,
         labels=list(labels) if labels else None,
         importance_cap=importance_cap,
         remember_rate=remember_rate,
         ask_rate=ask_rate,
         admin=admin,
+        operate=_scope(operate),
+        policy=_scope(policy),
+        manage=_scope(manage),
         name=name,
     )
     if as_json:
@@ -476,7 +508,19 @@ def token_list(
         return
     out().print(
         rows_table(
-            ["id", "worker", "read", "write", "kinds", "cap", "admin", "status", "name"],
+            [
+                "id",
+                "worker",
+                "read",
+                "write",
+                "kinds",
+                "cap",
+                "operate",
+                "policy",
+                "manage",
+                "status",
+                "name",
+            ],
             (
                 [
                     t.id,
@@ -485,7 +529,9 @@ def token_list(
                     ",".join(t.write),
                     ",".join(t.kinds) if t.kinds is not None else "*",
                     t.importance_cap,
-                    "yes" if t.admin else "",
+                    ",".join(t.operate),
+                    ",".join(t.policy),
+                    ",".join(t.manage),
                     "active" if t.active else "revoked",
                     t.name,
                 ]

@@ -96,7 +96,6 @@ class Principal:
 
     key: str
     caller: Caller | None  # None: the store's owner (a node without tokens)
-    admin: bool
     remember_rate: float | None
     ask_rate: float | None
 
@@ -123,6 +122,9 @@ class NodeState:
         self.limiter = limiter
         self.metrics = metrics
         self.handles: dict[str, str] = {}  # observe handle -> principal key
+        self._tokens_seen = tokens.generation  # token file version the handles were checked at
+        if settings.auth_required:
+            tokens.mark_required()  # a node that required tokens once keeps requiring them
         self.reads = Lane("read", settings.read_threads)  # ask, inspect
         self.writes = WriteLane(engine)  # single remembers, group-committed
         self.asks = (
@@ -156,7 +158,8 @@ class NodeState:
 
     @property
     def auth_enabled(self) -> bool:
-        return self.settings.auth_required or self.tokens.has_tokens()
+        # Fails closed: once tokens were required (see TokenStore.required) they stay required.
+        return self.settings.auth_required or self.tokens.required()
 
     def principal(self, request: Request) -> Principal:
         header = request.headers.get("authorization")
@@ -164,7 +167,6 @@ class NodeState:
             p = Principal(
                 key="anonymous",
                 caller=None,
-                admin=True,
                 remember_rate=self.settings.auth_remember_rate or None,
                 ask_rate=self.settings.auth_ask_rate or None,
             )
@@ -180,18 +182,34 @@ class NodeState:
             p = Principal(
                 key="token:" + info.id,
                 caller=info.caller(),
-                admin=info.admin,
                 remember_rate=info.remember_rate or self.settings.auth_remember_rate or None,
                 ask_rate=info.ask_rate or self.settings.auth_ask_rate or None,
             )
+        if self.tokens.generation != self._tokens_seen:
+            self._end_revoked_handles()
         request.scope["dwbase.principal"] = p.key
         return p
 
-    def require_admin(self, p: Principal) -> None:
-        if not p.admin:
-            raise CapabilityDeniedError(
-                f"{p.key} is not an admin token; operator routes need one", principal=p.key
-            )
+    def recheck(self, p: Principal) -> None:
+        """Raise if ``p`` may no longer use what it opened (a revoked token, auth turned on)."""
+        if p.key.startswith("token:"):
+            self.tokens.recheck(p.key[len("token:") :])
+        elif self.auth_enabled:
+            raise UnauthenticatedError("this node now requires a bearer token")
+
+    def _end_revoked_handles(self) -> None:
+        """Stop the observe handles (and SSE streams) of principals the token file no longer
+        admits; called when the token file changed."""
+        self._tokens_seen = self.tokens.generation
+        for handle, key in list(self.handles.items()):
+            try:
+                self.recheck(Principal(key, None, None, None))
+            except DWBaseError:
+                try:
+                    self.engine.observe_stop(handle)
+                except InvalidHandleError:
+                    continue  # not a live subscription (expired, or not made yet)
+                self.handles.pop(handle, None)
 
     def own_handle(self, p: Principal, handle: str) -> None:
         if self.handles.get(handle) != p.key:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from ..engine import Engine
-from ..errors import InvalidHandleError, InvalidInputError
+from ..errors import DWBaseError, InvalidHandleError, InvalidInputError
 from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..model import Atom
 from ..results import AtomId
@@ -335,7 +336,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
             caller=p.caller,
         )
         return EventStream(
-            _stream(engine, handle, max_events, timeout_s),
+            _stream(engine, handle, max_events, timeout_s, functools.partial(st.recheck, p)),
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
@@ -356,7 +357,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
 
     @app.post(
         "/index/rebuild",
-        summary="Rebuild the vector index of one readable world, or of all (admin)",
+        summary="Rebuild the vector index of one readable world, or of all (operator)",
         responses={**_ok(S.IndexRebuilt), **_errors(*WRITE)},
         tags=["index"],
     )
@@ -364,16 +365,14 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
         request: Request, b: Annotated[S.IndexRebuildRequest | None, Body()] = None
     ) -> Response:
         p = st.principal(request)
-        world = b.world if b else None
-        if world is None:
-            st.require_admin(p)  # every world at once is an operator's call
+        world = b.world if b else None  # every world at once is an operator's call
         return _json(await run(engine.index_rebuild, world, caller=p.caller))
 
     # ------------------------------------------------------------------ operators
 
     @app.get(
         "/quarantine",
-        summary="Atoms held in quarantine (admin)",
+        summary="Atoms held in quarantine in the worlds the caller operates on",
         responses={**_ok(list[S.Atom]), **_errors(*READ)},
         tags=["operators"],
     )
@@ -383,30 +382,28 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
         limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
     ) -> Response:
         p = st.principal(request)
-        st.require_admin(p)
         return _atoms(await run(engine.quarantine_list, world, limit=limit, caller=p.caller))
 
     @app.post(
         "/quarantine/{atom_id}/release",
-        summary="Move a held atom back into its world (admin)",
+        summary="Move a held atom back into its world (operator of that world)",
         responses={**_ok(S.Atom), **_errors(*READ, 404)},
         tags=["operators"],
     )
     async def quarantine_release(request: Request, atom_id: str) -> Response:
         p = st.principal(request)
-        st.require_admin(p)
-        return _json((await run(engine.quarantine_release, atom_id)).to_dict())
+        atom = await run(engine.quarantine_release, atom_id, caller=p.caller)
+        return _json(atom.to_dict())
 
     @app.post(
         "/quarantine/{atom_id}/drop",
-        summary="Delete a held atom (admin)",
+        summary="Delete a held atom (operator of its world)",
         responses={**_ok(S.QuarantineDropped), **_errors(*READ, 404)},
         tags=["operators"],
     )
     async def quarantine_drop(request: Request, atom_id: str) -> Response:
         p = st.principal(request)
-        st.require_admin(p)
-        await run(engine.quarantine_drop, atom_id)
+        await run(engine.quarantine_drop, atom_id, caller=p.caller)
         return _json({"id": atom_id, "dropped": True})
 
     @app.get(
@@ -474,16 +471,43 @@ def _health(st: NodeState) -> dict[str, Any]:
     return out
 
 
+def _sse_error(exc: DWBaseError) -> bytes:
+    data = json.dumps({"error": exc.to_dict()}, ensure_ascii=False, separators=(",", ":"))
+    return f"event: error\ndata: {data}\n\n".encode()
+
+
 async def _stream(
-    engine: Engine, handle: str, max_events: int | None, idle_timeout: float | None
+    engine: Engine,
+    handle: str,
+    max_events: int | None,
+    idle_timeout: float | None,
+    recheck: Callable[[], None],
 ) -> AsyncIterator[bytes]:
+    """The SSE body. ``recheck`` raises once the caller's token is revoked (or auth turned
+    on): the stream then sends one ``event: error`` and ends. It is called every 0.25 s and
+    the token file is looked at every 0.5 s, so a revocation ends the stream within 1 s."""
     sent = 0
     loop = asyncio.get_running_loop()
-    last_activity = last_beat = loop.time()
+    last_activity = last_beat = last_check = loop.time()
     try:
         yield b": stream open\n\n"
         while True:
-            atoms = engine.observe_poll(handle, 200)
+            now = loop.time()
+            if now - last_check >= 0.25:
+                last_check = now
+                try:
+                    recheck()
+                except DWBaseError as exc:
+                    yield _sse_error(exc)
+                    return
+            try:
+                atoms = engine.observe_poll(handle, 200)
+            except InvalidHandleError:  # stopped under the stream: say why if it was auth
+                try:
+                    recheck()
+                except DWBaseError as exc:
+                    yield _sse_error(exc)
+                return
             now = loop.time()
             for atom in atoms:
                 yield _sse(atom)

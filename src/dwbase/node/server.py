@@ -79,7 +79,7 @@ def is_loopback(host: str) -> bool:
 
 def check_bind(settings: Settings, tokens: TokenStore) -> None:
     """Refuse a non-loopback address when nobody would need a token, unless insecure."""
-    auth = settings.auth_required or tokens.has_tokens()
+    auth = settings.auth_required or tokens.required()
     if not auth and not settings.insecure and not is_loopback(settings.host):
         raise NodeRefusedError(
             f"refusing to listen on {settings.listen} without authentication: create a token "
@@ -127,7 +127,7 @@ def serve(settings: Settings, *, engine: Engine | None = None) -> None:
             "fields": {
                 "url": f"http://{host}:{port}",
                 "data_dir": settings.data_dir,
-                "auth": settings.auth_required or tokens.has_tokens(),
+                "auth": settings.auth_required or tokens.required(),
             }
         },
     )

@@ -6,6 +6,12 @@ secret is 256 random bits, so a fast hash is enough and a stolen file yields no 
 The node re-reads the file when it changes, so tokens created or revoked with the CLI apply to
 a running node at once.
 
+Authentication fails closed. The first token created (or a node started with
+``auth.required``) leaves a marker, ``auth.json``, next to the token file; from then on the
+node demands a token even if ``tokens.json`` is deleted or emptied, and a token file that
+cannot be read or parsed refuses every request with :class:`UnavailableError` naming the
+file, never opening the node. A store that never had tokens has neither file.
+
 >>> import tempfile, os
 >>> store = TokenStore(os.path.join(tempfile.mkdtemp(), "tokens.json"))
 >>> secret, info = store.create("agent-1", read=["demo*"], write=["demo"])
@@ -20,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import threading
@@ -28,12 +35,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from ..errors import InvalidInputError, NotFoundError, UnauthenticatedError
+from ..errors import InvalidInputError, NotFoundError, UnauthenticatedError, UnavailableError
 from ..model import KINDS, validate_importance
 from .caps import Caller
 
+log = logging.getLogger("dwbase.security.tokens")
+
 TOKENS_FILE = "tokens.json"
+AUTH_MARKER = "auth.json"
+"""Next to the token file: ``{"required": true}`` once tokens were ever required."""
 _FORMAT = 1
+_CAPS = ("read", "write", "kinds", "labels", "operate", "policy", "manage")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +61,12 @@ class TokenInfo:
     importance_cap: float | None = None
     remember_rate: float | None = None  # atoms per second; None = the node's default
     ask_rate: float | None = None  # asks per second; None = the node's default
-    admin: bool = False  # quarantine, index rebuild, token-free operator routes
+    # Created with --admin (operate, policy and manage over its write worlds). Kept in the
+    # file so older readers see it; the capabilities below are what is checked.
+    admin: bool = False
+    operate: tuple[str, ...] = ()  # quarantine, gc, rebuilding every index
+    policy: tuple[str, ...] = ()  # policy:* atoms (retention, replication, ...)
+    manage: tuple[str, ...] = ()  # world_status:* atoms (create, archive, resume)
     name: str = ""
     created_at: float = 0.0
     revoked_at: float | None = None
@@ -68,11 +85,14 @@ class TokenInfo:
             labels=self.labels,
             importance_cap=self.importance_cap,
             name=f"token {self.name or self.id}",
+            operate=self.operate,
+            policy=self.policy,
+            manage=self.manage,
         )
 
     def to_dict(self, *, with_hash: bool = False) -> dict[str, Any]:
         out = asdict(self)
-        for key in ("read", "write", "kinds", "labels"):
+        for key in _CAPS:
             if out[key] is not None:
                 out[key] = list(out[key])
         if not with_hash:
@@ -82,19 +102,31 @@ class TokenInfo:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TokenInfo:
         def tup(v: Any) -> tuple[str, ...] | None:
-            return None if v is None else tuple(str(x) for x in v)
+            if v is None:
+                return None
+            if not isinstance(v, list | tuple):
+                raise TypeError(f"expected a list, got {v!r}")
+            return tuple(str(x) for x in v)
 
+        write = tup(data.get("write", ["*"])) or ()
+        admin = bool(data.get("admin", False))
+        # A file written before operate/policy/manage existed: its admin flag meant operator
+        # rights, which are now scoped to the worlds the token may write.
+        legacy = write if admin else ()
         return cls(
             id=str(data["id"]),
             worker=str(data["worker"]),
             read=tup(data.get("read", ["*"])) or (),
-            write=tup(data.get("write", ["*"])) or (),
+            write=write,
             kinds=tup(data.get("kinds")),
             labels=tup(data.get("labels")),
             importance_cap=data.get("importance_cap"),
             remember_rate=data.get("remember_rate"),
             ask_rate=data.get("ask_rate"),
-            admin=bool(data.get("admin", False)),
+            admin=admin,
+            operate=tup(data.get("operate", legacy)) or (),
+            policy=tup(data.get("policy", legacy)) or (),
+            manage=tup(data.get("manage", legacy)) or (),
             name=str(data.get("name", "")),
             created_at=float(data.get("created_at", 0.0)),
             revoked_at=data.get("revoked_at"),
@@ -129,11 +161,15 @@ class TokenStore:
 
     def __init__(self, path: str, *, clock: Callable[[], float] = time.time) -> None:
         self.path = path
+        self.marker_path = os.path.join(os.path.dirname(os.path.abspath(path)), AUTH_MARKER)
         self._clock = clock
         self._lock = threading.Lock()
         self._tokens: dict[str, TokenInfo] = {}
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int, int] | None = None
         self._checked = 0.0
+        self._error: str | None = None  # why the file cannot be used; requests are refused
+        self._required = False  # tokens were required once: never reopen (sticky)
+        self.generation = 0  # moves whenever what the file says changes
 
     @classmethod
     def for_data_dir(cls, data_dir: str) -> TokenStore:
@@ -145,20 +181,50 @@ class TokenStore:
         # No file (a node without tokens) is looked for on every request, so the first token
         # created counts at once; os.access answers that without raising.
         if self._stamp is None and not os.access(self.path, os.F_OK):
-            self._tokens = {}
+            self._forget()
             return
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
-            self._tokens, self._stamp = {}, None
+            self._forget()
             return
-        stamp = (st.st_mtime_ns, st.st_size)
+        except OSError as exc:
+            self._broken(None, exc)
+            return
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         if stamp == self._stamp:
             return
-        with open(self.path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-        self._tokens = {t["id"]: TokenInfo.from_dict(t) for t in doc.get("tokens", [])}
-        self._stamp = stamp
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                doc = json.load(fh)
+            if not isinstance(doc, dict) or not isinstance(doc.get("tokens", []), list):
+                raise ValueError("expected an object with a 'tokens' list")
+            tokens = {str(t["id"]): TokenInfo.from_dict(t) for t in doc.get("tokens", [])}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            self._broken(stamp, exc)
+            return
+        self._tokens, self._stamp, self._error = tokens, stamp, None
+        self.generation += 1
+        self._required = True  # a token file exists: tokens are required from now on
+        if tokens:
+            self._mark_required()
+
+    def _forget(self) -> None:
+        if self._tokens or self._stamp is not None or self._error is not None:
+            self.generation += 1
+            log.warning("token file %s disappeared; tokens stay required", self.path)
+        self._tokens, self._stamp, self._error = {}, None, None
+
+    def _broken(self, stamp: tuple[int, int, int] | None, exc: Exception) -> None:
+        self._error = (
+            f"token file {self.path} cannot be read ({type(exc).__name__}: {exc}); every "
+            "request is refused until it is repaired or restored"
+        )
+        if stamp is None or stamp != self._stamp:
+            log.error("%s", self._error)
+        self._tokens, self._stamp = {}, stamp
+        self._required = True
+        self.generation += 1
 
     def _refresh(self) -> None:
         # A stat per request is cheap, but not free: look at most every 0.5 s.
@@ -167,21 +233,33 @@ class TokenStore:
             self._checked = now
             self._load()
 
+    def _mark_required(self) -> None:
+        """Leave the marker that keeps authentication on (best effort, logged on failure)."""
+        self._required = True
+        if os.access(self.marker_path, os.F_OK):
+            return
+        try:
+            os.makedirs(os.path.dirname(self.marker_path), exist_ok=True)
+            _write_private(self.marker_path, {"required": True, "since": self._clock()})
+        except OSError as exc:
+            log.error("cannot write %s: %s", self.marker_path, exc)
+
     def _save(self) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        self._mark_required()
         doc = {
             "format": _FORMAT,
             "tokens": [t.to_dict(with_hash=True) for t in self._tokens.values()],
         }
-        tmp = f"{self.path}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        _write_private(self.path, doc)
         self._stamp = None
         self._load()
+
+    def _usable(self) -> None:
+        """Raise when the file cannot be used (a broken file is never overwritten)."""
+        self._load()
+        if self._error is not None:
+            raise UnavailableError(self._error, file=self.path)
 
     # ------------------------------------------------------------------ management
 
@@ -197,9 +275,17 @@ class TokenStore:
         remember_rate: float | None = None,
         ask_rate: float | None = None,
         admin: bool = False,
+        operate: Sequence[str] | None = None,
+        policy: Sequence[str] | None = None,
+        manage: Sequence[str] | None = None,
         name: str = "",
     ) -> tuple[str, TokenInfo]:
-        """Create a token; returns ``(secret, info)``. The secret is shown only here."""
+        """Create a token; returns ``(secret, info)``. The secret is shown only here.
+
+        ``operate``, ``policy`` and ``manage`` are world patterns for operator actions,
+        policy atoms and world lifecycle; ``admin=True`` gives each of them the token's write
+        patterns unless it is given explicitly.
+        """
         if not isinstance(worker, str) or not worker.strip():
             raise InvalidInputError("a token needs a worker name", field="worker")
         if kinds is not None:
@@ -208,13 +294,20 @@ class TokenStore:
                     raise InvalidInputError(
                         f"kind {k!r} is not one of {', '.join(KINDS)}", field="kinds"
                     )
+        writes = _patterns(read if write is None else write, "write")
+
+        def scoped(values: Sequence[str] | None, field: str) -> tuple[str, ...]:
+            if values is None:
+                return writes if admin else ()
+            return _patterns(values, field)
+
         token_id = secrets.token_hex(6)
         secret = f"dwb_{token_id}_{secrets.token_urlsafe(32)}"
         info = TokenInfo(
             id=token_id,
             worker=worker,
             read=_patterns(read, "read"),
-            write=_patterns(read if write is None else write, "write"),
+            write=writes,
             kinds=tuple(kinds) if kinds is not None else None,
             labels=tuple(labels) if labels is not None else None,
             importance_cap=(
@@ -223,24 +316,27 @@ class TokenStore:
             remember_rate=_rate(remember_rate, "remember_rate"),
             ask_rate=_rate(ask_rate, "ask_rate"),
             admin=bool(admin),
+            operate=scoped(operate, "operate"),
+            policy=scoped(policy, "policy"),
+            manage=scoped(manage, "manage"),
             name=name,
             created_at=self._clock(),
             secret_sha256=_hash(secret),
         )
         with self._lock:
-            self._load()
+            self._usable()
             self._tokens[token_id] = info
             self._save()
         return secret, info
 
     def list(self, *, include_revoked: bool = True) -> list[TokenInfo]:
         with self._lock:
-            self._load()
+            self._usable()
             return [t for t in self._tokens.values() if include_revoked or t.active]
 
     def revoke(self, token_id: str) -> TokenInfo:
         with self._lock:
-            self._load()
+            self._usable()
             info = self._tokens.get(token_id)
             if info is None:
                 raise NotFoundError(f"no token with id {token_id!r}", id=token_id)
@@ -252,24 +348,60 @@ class TokenStore:
 
     # ------------------------------------------------------------------ requests
 
-    def has_tokens(self) -> bool:
-        """True once any token was ever created (revoking all does not reopen the node)."""
+    def mark_required(self) -> None:
+        """Record that this node requires tokens (``auth.required``): it never reopens."""
+        with self._lock:
+            self._mark_required()
+
+    def required(self) -> bool:
+        """True once tokens were ever required: a token was created, the token file exists
+        (even empty or unreadable), or the ``auth.json`` marker says so. Deleting or emptying
+        the token file, or revoking every token, does not reopen the node."""
         with self._lock:
             self._refresh()
-            return bool(self._tokens)
+            if not self._required and os.access(self.marker_path, os.F_OK):
+                self._required = True
+            return self._required
 
     def authenticate(self, secret: str) -> TokenInfo:
         parts = secret.split("_", 2) if isinstance(secret, str) else []
-        if len(parts) != 3 or parts[0] != "dwb":
-            raise UnauthenticatedError("malformed token; expected 'Bearer dwb_<id>_<secret>'")
         with self._lock:
             self._refresh()
-            info = self._tokens.get(parts[1])
+            error = self._error
+            info = self._tokens.get(parts[1]) if len(parts) == 3 else None
+        if error is not None:
+            raise UnavailableError(error, file=self.path)
+        if len(parts) != 3 or parts[0] != "dwb":
+            raise UnauthenticatedError("malformed token; expected 'Bearer dwb_<id>_<secret>'")
         if info is None or not hmac.compare_digest(info.secret_sha256, _hash(secret)):
             raise UnauthenticatedError("unknown token")
         if info.revoked_at is not None:
             raise UnauthenticatedError(f"token {info.id} was revoked")
         return info
+
+    def recheck(self, token_id: str) -> None:
+        """Raise unless token ``token_id`` is still usable (for streams opened earlier)."""
+        with self._lock:
+            self._refresh()
+            error = self._error
+            info = self._tokens.get(token_id)
+        if error is not None:
+            raise UnavailableError(error, file=self.path)
+        if info is None:
+            raise UnauthenticatedError(f"token {token_id} no longer exists")
+        if info.revoked_at is not None:
+            raise UnauthenticatedError(f"token {token_id} was revoked")
+
+
+def _write_private(path: str, doc: dict[str, Any]) -> None:
+    """Write JSON atomically (temp file, fsync, rename) with mode 0600."""
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh, indent=2)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def create_token(data_dir: str, worker: str, **caps: Any) -> tuple[str, TokenInfo]:
