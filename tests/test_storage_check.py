@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import sqlite3
 import struct
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+import dwbase
+from dwbase.embed import HashingEmbedder
 from dwbase.model import FilterSpec, StoredAtom
 from dwbase.storage.sqlite import SQLiteStorage
 from dwbase.vector import pack
@@ -307,3 +310,39 @@ def test_a_released_atom_checks_clean_and_a_re_hold_behind_its_back_does_not(
     )
     problems = _check(store_file)
     assert any("quarantine" in p and held.atom.id in p for p in problems), problems
+
+
+def test_check_reads_one_snapshot_while_the_store_is_written(tmp_path: Path) -> None:
+    # Atoms, their index rows and world heads land together; a check that read them at
+    # different moments would report rows of atoms it had not seen as strays.
+    with dwbase.open(tmp_path / "live", embedder=HashingEmbedder(dim=8)) as db:
+        stop, started = threading.Event(), threading.Event()
+
+        def write() -> None:
+            i = 0
+            while not stop.is_set():
+                db.remember_batch(
+                    [
+                        {
+                            "world": f"w{j % 3}",
+                            "worker": "a",
+                            "payload": {"text": f"n {i} {j}"},
+                            "labels": [f"l{j % 2}"],
+                        }
+                        for j in range(20)
+                    ]
+                )
+                i += 1
+                started.set()
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        try:
+            assert started.wait(10)
+            reports = [db.check() for _ in range(4)]
+        finally:
+            stop.set()
+            writer.join()
+        assert db.check().ok
+    assert [r.problems for r in reports if not r.ok] == []
+    assert reports[-1].records > reports[0].records  # the writes did run meanwhile

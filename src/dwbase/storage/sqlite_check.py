@@ -69,7 +69,8 @@ def check_store(conn: sqlite3.Connection, *, quick: bool = False) -> CheckReport
         try:
             _Checker(conn, report).run()
         finally:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # the connection goes back to a pool: end the snapshot
+                conn.execute("ROLLBACK")
     except (sqlite3.Error, UnicodeDecodeError) as exc:
         report.problem(f"storage could not be read: {exc}")
     except Exception as exc:  # a value no DWBase writes (damage): report it, never crash
