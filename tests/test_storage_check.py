@@ -346,3 +346,30 @@ def test_check_reads_one_snapshot_while_the_store_is_written(tmp_path: Path) -> 
         assert db.check().ok
     assert [r.problems for r in reports if not r.ok] == []
     assert reports[-1].records > reports[0].records  # the writes did run meanwhile
+
+
+def test_a_store_made_before_the_quarantine_log_starts_it_at_its_first_release(
+    store_file: Path,
+) -> None:
+    def drop_log(c: sqlite3.Connection) -> None:
+        c.execute("DROP TRIGGER quarantine_held")
+        c.execute("DROP TABLE quarantine_log")
+
+    _tamper(store_file, drop_log)
+    assert _check(store_file) == []  # nothing to compare with yet
+    store = SQLiteStorage(str(store_file))
+    try:
+        held = store.quarantined()
+        store.set_quarantine(held[0].seq, None)  # starts the log from the held atoms as they are
+        assert store.check().ok
+    finally:
+        store.close()
+    with dwbase.open(store_file.parent, embedder=HashingEmbedder(dim=8)) as db:
+        assert db.remember("alpha", "a", payload_json='{"v": NaN}').held  # logged as it lands
+        assert db.check().ok
+    _tamper(
+        store_file,
+        lambda c: c.execute("UPDATE atoms SET quarantine=NULL WHERE seq=?", (held[1].seq,)),
+    )
+    problems = _check(store_file)
+    assert any("quarantine" in p and held[1].atom.id in p for p in problems), problems
