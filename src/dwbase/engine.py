@@ -51,6 +51,7 @@ from .results import AtomId, Counters, IngestResult
 from .security.caps import FULL_ACCESS, Caller
 from .storage.base import NewRecord, Storage
 from .stream import Hub, SubscriptionStats
+from .stream.feed import Feed, StoreWatch
 from .timeutil import format_instant, now_micros, parse_instant
 from .vector import pack
 from .vector.exact import pack_unit
@@ -114,9 +115,9 @@ class Engine(OperationsMixin):
         self._gc_thread: threading.Thread | None = None
         # What this engine has seen of the store (other processes write it too): the highest
         # seq published to observers, and the store's changes and generation last read.
-        self._published_seq = self._cache_seq = storage.max_seq()
-        self._seen_changes = storage.changes()
-        self._seen_generation = storage.foreign_generation()
+        self._watch = StoreWatch(storage)
+        self.feed = Feed(storage, self.hub, self._write_lock)
+        self._cache_seq = self.feed.published_seq
         self._embedder_recorded = storage.meta_get("embedder") == embedder_id(self.embedder)
         if self.options.reembed and not self._embedder_recorded:
             self._record_embedder()  # asked for: re-embed every atom in the background
@@ -160,26 +161,17 @@ class Engine(OperationsMixin):
         generation (a delete, quarantine change or reindex elsewhere) drops every cache; new
         atoms drop the policy and world-state caches and go to this engine's observers.
         """
-        changes = self.storage.changes()
-        if changes == self._seen_changes:
+        seen = self._watch.look()
+        if seen is None:
             return
-        foreign = self.storage.foreign_generation()
-        if foreign != self._seen_generation:
-            self._seen_generation = foreign
+        if seen.generation_moved:
             self.generation += 1
             self.forget_caches()
-        top = self.storage.max_seq()
-        self._saw_upto(top)
-        if top > self._published_seq:
-            # Never wait for a writer here (an SSE stream polls from the event loop): a busy
-            # writer publishes what precedes its own atoms, and the next call looks again.
-            if not self._write_lock.acquire(blocking=False):
-                return
-            try:
-                self._publish_upto(top)
-            finally:
-                self._write_lock.release()
-        self._seen_changes = changes
+        self._saw_upto(seen.top)
+        # Never waits for a writer (an SSE stream polls from the event loop): a busy writer
+        # offers what precedes its own atoms, and the next look tries again.
+        if self.feed.catch_up(seen.top):
+            self._watch.settle(seen)
 
     def _saw_upto(self, top: int) -> None:
         """Atoms up to ``top`` exist; atoms this engine did not write may be policy or
@@ -189,16 +181,6 @@ class Engine(OperationsMixin):
             with self._cache_lock:
                 self._policies.clear()
                 self._status.clear()
-
-    def _publish_upto(self, top: int) -> None:
-        """Offer observers the stored atoms up to seq ``top`` they have not been offered (those
-        other processes wrote). Called under the write lock, so always in seq order."""
-        if top <= self._published_seq:
-            return
-        if len(self.hub):
-            for s in self.storage.scan_seqs(self._published_seq, top):
-                self.hub.publish(s.visible_atom(), s.seq)
-        self._published_seq = top
 
     def _now(self) -> int:
         return now_micros(self.clock)
@@ -480,13 +462,11 @@ class Engine(OperationsMixin):
             self._fix_dims(records)
             stored = self.storage.append(records)
             if stored:
-                # Atoms other processes stored before ours reach observers first, in order.
-                self._saw_upto(stored[0].seq - 1)
+                self._saw_upto(stored[0].seq - 1)  # others' atoms stored before ours
                 self._cache_seq = max(self._cache_seq, stored[-1].seq)
-                self._publish_upto(stored[0].seq - 1)
-                self._published_seq = max(self._published_seq, stored[-1].seq)
             for s in stored:
                 self._after_store(s)
+            self.feed.stored(stored)
         return stored
 
     def _fix_dims(self, records: Sequence[NewRecord]) -> None:
@@ -510,7 +490,6 @@ class Engine(OperationsMixin):
                 self.generation += 1
                 self._policies.clear()
                 self._status.pop(s.atom.world, None)
-        self.hub.publish(s.visible_atom(), s.seq)
 
     def ingest(
         self, atoms: Iterable[Atom | Mapping[str, Any]], *, caller: Caller | None = None
@@ -809,26 +788,21 @@ class Engine(OperationsMixin):
             )
             return spec.matches(fake)
 
-        backlog: list[tuple[Atom, int]] = []
-        with self._write_lock:  # no remember can slip between the backlog and the live feed
-            self._sync()
-            self._publish_upto(self.storage.max_seq())  # what is stored now goes to the backlog
-            if after is not None:
-                if world is None:
-                    raise InvalidInputError("after= needs a world", field="after")
-                base, quarantined = self._split_world(world)
-                cursor_seq = self._cursor_seq(after, base)
-                # Up to what observers were offered; later atoms come through the live feed.
-                backlog = [
-                    (s.visible_atom(), s.seq)
-                    for s in self.storage.scan(
-                        base, spec, quarantined=quarantined, after_seq=cursor_seq
-                    )
-                    if s.seq <= self._published_seq
-                ]
-            return self.hub.subscribe(
-                accepts, capacity=capacity, drop_policy=drop_policy, backlog=backlog
-            )
+        backlog_after = None
+        if after is not None:
+            if world is None:
+                raise InvalidInputError("after= needs a world", field="after")
+            base, quarantined = self._split_world(world)
+            cursor_seq = self._cursor_seq(after, base)
+
+            def backlog_after(top: int) -> list[StoredAtom]:
+                rows = self.storage.scan(base, spec, quarantined=quarantined, after_seq=cursor_seq)
+                return [s for s in rows if s.seq <= top]
+
+        self._sync()
+        return self.feed.subscribe(
+            accepts, backlog_after, capacity=capacity, drop_policy=drop_policy
+        )
 
     def observe_poll(self, handle: str, max: int = 100) -> list[Atom]:
         """Up to ``max`` atoms queued for ``handle``, whichever process stored them."""

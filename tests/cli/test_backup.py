@@ -50,7 +50,12 @@ def test_backup_then_restore_gives_identical_atoms(
     made = ok_json(cli("--data-dir", str(populated), "backup", "create", str(archive), "--json"))
     manifest = made["manifest"]
     assert manifest["format_version"] == FORMAT_VERSION
-    assert set(manifest["files"]) == {"dwbase.sqlite3", "vectors-reembedded.sqlite", "tokens.json"}
+    assert set(manifest["files"]) == {
+        "dwbase.sqlite3",
+        "vectors-reembedded.sqlite",
+        "tokens.json",
+        "auth.json",  # the store has required tokens: so does the restored one
+    }
     assert all(len(f["sha256"]) == 64 for f in manifest["files"].values())
     assert manifest["counts"]["atoms"] == 6 and manifest["counts"]["quarantined"] == 1
     assert manifest["index"]["embedder"] and manifest["index"]["worlds"]["demo"]["dim"]
@@ -59,7 +64,8 @@ def test_backup_then_restore_gives_identical_atoms(
     done = ok_json(cli("--data-dir", str(target), "backup", "restore", str(archive), "--json"))
     assert done["check"]["ok"] and done["check"]["records"] == 6
     assert _everything(target) == _everything(populated)
-    assert (target / "tokens.json").read_bytes() == (populated / "tokens.json").read_bytes()
+    for secret in ("tokens.json", "auth.json"):
+        assert (target / secret).read_bytes() == (populated / secret).read_bytes()
     report = ok_json(cli("--data-dir", str(target), "storage", "check", "--json"))
     assert report["ok"] and report["problems"] == []
     answer = ok_json(cli("--data-dir", str(target), "ask", "-w", "demo", "checkout", "--json"))
