@@ -373,7 +373,8 @@ def memory_atoms(draw: st.DrawFn) -> dict[str, Any]:
         "kind": draw(st.sampled_from(KINDS)),
         "timestamp": format_instant(T0 + draw(st.integers(0, HOURS)) * HOUR),
         "importance": draw(st.sampled_from([0.0, 0.3, 0.7, 1.0])),
-        "payload": {"text": " ".join(words)},
+        # The word "NaN" is prose; an atom that has it also carries a real NaN, which is held.
+        "payload": {"text": " ".join(words), **({"v": math.nan} if "NaN" in words else {})},
         "labels": draw(st.lists(st.sampled_from(LABELS), max_size=2, unique=True)),
         "flags": draw(st.lists(st.sampled_from(FLAGS), max_size=2, unique=True)),
     }

@@ -6,6 +6,7 @@ ranks the same atoms with the same scores and parts, and every listing is equal.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,9 @@ def _build(db: Engine) -> dict[str, AtomId]:
         importance=0.5,
         timestamp="2024-05-31T13:00:00Z",
     )
-    put("nan", "ops", "latency NaN ms", importance=0.3)
+    ids["nan"] = db.remember(
+        "ops", "agent-1", payload={"text": "latency", "ms": math.nan}, importance=0.3
+    )
     assert db.get(ids["nan"]).world == "quarantine:ops"
     ids["policy"] = db.set_policy(
         "ops", retention_days=30, min_importance=0.1, replication_deny=["secret*"]

@@ -13,7 +13,9 @@ reached raises ``UnavailableError``. :class:`AsyncClient` offers the same method
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from .errors import (
     UnavailableError,
     error_from_dict,
 )
+from .ids import new_id
 from .model import Answer, Atom, AtomFilter, Hit
 from .results import AtomId
 from .stream import SubscriptionStats
@@ -36,6 +39,12 @@ T = TypeVar("T")
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 
+# Writes carry ids chosen here, so a write whose answer was lost (a reset connection, a
+# timeout) is sent again: the node stores nothing twice and answers the same ids.
+WRITE_RETRIES = 2
+RETRY_BACKOFF_S = (0.05, 0.25)
+
+
 @dataclass(frozen=True, slots=True)
 class _Req(Generic[T]):
     method: str
@@ -43,6 +52,7 @@ class _Req(Generic[T]):
     parse: Callable[[Any, httpx.Headers], T]
     body: Any = None
     params: Mapping[str, Any] = field(default_factory=dict)
+    retries: int = 0  # how often to resend after a transport error (idempotent requests only)
 
 
 def _atom(d: Any) -> Atom:
@@ -71,21 +81,21 @@ def _answer(d: Any, _h: httpx.Headers) -> Answer:
     )
 
 
-def _held(headers: httpx.Headers) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for part in filter(None, headers.get("x-dwbase-quarantined", "").split(",")):
-        aid, _, reason = part.partition("=")
-        out[aid] = reason
+def _id(d: Any, _h: httpx.Headers) -> AtomId:
+    # A held write answers an object that says so (docs/node.md), a normal one the id string.
+    return AtomId.from_wire(d)
+
+
+def _ids(d: Any, _h: httpx.Headers) -> list[AtomId]:
+    return [AtomId.from_wire(i) for i in d]
+
+
+def _with_id(atom: Mapping[str, Any]) -> dict[str, Any]:
+    """``atom`` with an id of its own, so that sending it again stores nothing twice."""
+    out = dict(atom)
+    if out.get("id") is None:
+        out["id"] = new_id()
     return out
-
-
-def _id(d: Any, h: httpx.Headers) -> AtomId:
-    return AtomId.make(str(d), _held(h).get(str(d)))
-
-
-def _ids(d: Any, h: httpx.Headers) -> list[AtomId]:
-    held = _held(h)
-    return [AtomId.make(str(i), held.get(str(i))) for i in d]
 
 
 def _raw(d: Any, _h: httpx.Headers) -> Any:
@@ -208,10 +218,16 @@ class Client:
     # ------------------------------------------------------------------ plumbing
 
     def _send(self, req: _Req[T]) -> T:
-        try:
-            resp = self._http.request(req.method, req.path, **_body(req))
-        except httpx.TransportError as exc:
-            raise UnavailableError(f"cannot reach DWBase node at {self.url}: {exc}") from exc
+        for attempt in range(req.retries + 1):
+            try:
+                resp = self._http.request(req.method, req.path, **_body(req))
+                break
+            except httpx.TransportError as exc:
+                if attempt == req.retries:
+                    raise UnavailableError(
+                        f"cannot reach DWBase node at {self.url}: {exc}"
+                    ) from exc
+                time.sleep(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
         if resp.status_code >= 400:
             _raise_for(resp)
         return req.parse(resp.json(), resp.headers)
@@ -244,6 +260,7 @@ class Client:
     ) -> AtomId:
         body = _drop_none(
             {
+                "id": new_id(),
                 "world": world,
                 "worker": worker,
                 "kind": kind,
@@ -257,16 +274,22 @@ class Client:
                 "links": [_link(x) for x in links],
             }
         )
-        return self._send(_Req("POST", "/remember", _id, body))
+        return self._send(_Req("POST", "/remember", _id, body, retries=WRITE_RETRIES))
 
     def remember_atom(self, new_atom: Mapping[str, Any]) -> AtomId:
-        return self._send(_Req("POST", "/remember", _id, dict(new_atom)))
+        """Store one NewAtom; an ``id`` is chosen here unless it has one (see remember_batch)."""
+        return self._send(_Req("POST", "/remember", _id, _with_id(new_atom), retries=WRITE_RETRIES))
 
     def remember_batch(self, atoms: Sequence[Mapping[str, Any]]) -> list[AtomId]:
-        """All atoms are stored, or none."""
-        return self._send(
-            _Req("POST", "/remember/batch", _ids, {"atoms": [dict(a) for a in atoms]})
-        )
+        """All atoms are stored, or none.
+
+        Each atom without an ``id`` gets one chosen here (a UUIDv7), and a batch whose answer
+        is lost to a transport error is sent again, up to ``WRITE_RETRIES`` times: the node
+        stores nothing twice and answers the same ids. Held writes come back with
+        ``aid.held`` set.
+        """
+        body = {"atoms": [_with_id(a) for a in atoms]}
+        return self._send(_Req("POST", "/remember/batch", _ids, body, retries=WRITE_RETRIES))
 
     # ------------------------------------------------------------------ reads
 
@@ -504,10 +527,16 @@ class AsyncClient(Client):
 
     def _send(self, req: _Req[T]) -> Any:
         async def go() -> T:
-            try:
-                resp = await self._ahttp.request(req.method, req.path, **_body(req))
-            except httpx.TransportError as exc:
-                raise UnavailableError(f"cannot reach DWBase node at {self.url}: {exc}") from exc
+            for attempt in range(req.retries + 1):
+                try:
+                    resp = await self._ahttp.request(req.method, req.path, **_body(req))
+                    break
+                except httpx.TransportError as exc:
+                    if attempt == req.retries:
+                        raise UnavailableError(
+                            f"cannot reach DWBase node at {self.url}: {exc}"
+                        ) from exc
+                    await asyncio.sleep(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
             if resp.status_code >= 400:
                 _raise_for(resp)
             return req.parse(resp.json(), resp.headers)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from . import chosen_ids
 from .background import BackgroundFailures
 from .embed import embedder_id, resolve_embedder
 from .errors import (
@@ -33,6 +34,7 @@ from .model import (
     parse_payload,
     payload_text,
     validate_atom,
+    validate_client_id,
     validate_importance,
     validate_kind,
     validate_links,
@@ -247,6 +249,9 @@ class Engine(OperationsMixin):
         labels = validate_tags(data.get("labels"), "labels")
         validate_policy_labels(labels)
         links = validate_links(data.get("links"))
+        chosen = data.get("id") if atom_id is None else None
+        if chosen is not None:
+            atom_id = validate_client_id(chosen)  # an id the writer chose (see chosen_ids)
         caller.require_write(world, kind=kind, labels=labels, importance=importance)
         dim = self._world_dim(world)
         if vector is not None and len(vector) != dim:
@@ -389,9 +394,19 @@ class Engine(OperationsMixin):
         check_links(self.storage, [p.record.atom for p in prepared])
         for p in prepared:
             self._check_world_open(p.record.atom.world, p.record.atom.labels)
-        records = [self._with_quarantine(p) for p in self._embed_pending(prepared)]
-        self._store(records)
-        return [AtomId.make(r.atom.id, r.quarantine) for r in records]
+        # Ids the writer chose may exist already: those atoms are answered, not stored again.
+        chosen = [i for i, d in enumerate(atoms) if d.get("id") is not None]
+        known = chosen_ids.known(self.storage, [p.record.atom for p in prepared], chosen)
+        fresh = [p for i, p in enumerate(prepared) if i not in known]
+        records = [self._with_quarantine(p) for p in self._embed_pending(fresh)]
+        settled = iter(chosen_ids.settle(self.storage, records, self._store(records)))
+        out: list[AtomId] = []
+        for i in range(len(prepared)):
+            a = known.get(i) or next(settled)
+            if isinstance(a, ConflictError):  # taken since known() looked: a rare race
+                raise chosen_ids.taken(a.details["id"], i, stored_others=len(records) > 1)
+            out.append(a)
+        return out
 
     def remember_each(
         self, items: Sequence[tuple[Mapping[str, Any], Caller | None]]
@@ -413,8 +428,12 @@ class Engine(OperationsMixin):
                 p = self._prepare(data, caller or FULL_ACCESS, now_us)
                 check_links(self.storage, [p.record.atom])
                 self._check_world_open(p.record.atom.world, p.record.atom.labels)
+                hit = chosen_ids.known(self.storage, [p.record.atom], [0] if data.get("id") else [])
             except DWBaseError as exc:
                 answers.append(exc)
+                continue
+            if hit:  # an id the writer chose, already stored in this world: answered, not stored
+                answers.append(hit[0])
                 continue
             answers.append(None)
             ready.append((i, p))
@@ -427,23 +446,24 @@ class Engine(OperationsMixin):
                     embedded.append(((i, p), self._embed_pending([p])[0]))
                 except DWBaseError as exc:
                     answers[i] = exc
-        pending: list[tuple[int, NewRecord]] = []
-        for (i, _), p in embedded:
-            rec = self._with_quarantine(p)
-            answers[i] = AtomId.make(rec.atom.id, rec.quarantine)
-            pending.append((i, rec))
+        pending = [(i, self._with_quarantine(p)) for (i, _), p in embedded]
         if pending:
+            stored: list[StoredAtom] = []
             try:
-                self._store([rec for _, rec in pending])
+                stored = self._store([rec for _, rec in pending])
             except DWBaseError as exc:
                 if len(pending) == 1:
                     answers[pending[0][0]] = exc
                 else:
                     for i, rec in pending:
                         try:
-                            self._store([rec])
+                            stored += self._store([rec])
                         except DWBaseError as one:
                             answers[i] = one
+            settled = chosen_ids.settle(self.storage, [rec for _, rec in pending], stored)
+            for (i, _), answer in zip(pending, settled, strict=True):
+                if answers[i] is None:  # stored (or its id taken meanwhile): settle says which
+                    answers[i] = answer
         out: list[AtomId | DWBaseError] = []
         for a in answers:
             assert a is not None  # every item was answered above

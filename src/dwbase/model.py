@@ -24,10 +24,16 @@ MAX_TAGS = 64
 MAX_LINKS = 64
 MAX_VECTOR_DIMS = 4096
 DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
+# Objects and arrays nest at most this deep in a payload. Deeper JSON is refused as invalid
+# input: every walker of a payload (quarantine, text extraction, encoders) stays far from
+# Python's recursion limit, and no real record needs more.
+MAX_PAYLOAD_DEPTH = 100
 MAX_POLICY_DAYS = 3_650_000  # 10,000 years; larger values overflow SQLite's 64-bit integers
 
 _WORLD_RE = re.compile(r"\A[A-Za-z0-9:/._\-]{1,256}\Z")  # \Z: "$" accepts a final "\n"
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# An id chosen by the writer: a UUID in canonical form (dwbase.ids.new_id() makes UUIDv7 ones).
+_CLIENT_ID_RE = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 _POLICY_INT_KEYS = ("retention_days", "retention_min_days")
 _POLICY_FLOAT_KEYS = ("min_importance",)
 _POLICY_STR_KEYS = ("replication_allow", "replication_deny")
@@ -268,6 +274,22 @@ def _is_utf8(value: str) -> bool:
     return True
 
 
+def validate_client_id(value: Any) -> str:
+    """An atom id chosen by the writer (``NewAtom.id``): a UUID in canonical lowercase form.
+
+    Peers keep the ids their atoms already have (:func:`validate_atom`); a new atom's id made
+    elsewhere must look like the ones DWBase makes, so it is safe in URLs, logs and cursors.
+    """
+    if not isinstance(value, str) or not _CLIENT_ID_RE.match(value):
+        shown = repr(value)[:60]
+        raise InvalidInputError(
+            f"id {shown} is not a UUID in canonical form (lowercase 8-4-4-4-12 hex digits, "
+            "e.g. from dwbase.ids.new_id()); leave id out to let DWBase choose one",
+            field="id",
+        )
+    return value
+
+
 def validate_kind(kind: Any) -> str:
     if kind not in KINDS:
         raise InvalidInputError(
@@ -442,6 +464,8 @@ def parse_payload(
             raise InvalidInputError("payload must be a JSON object", field="payload")
         try:
             text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        except RecursionError as exc:
+            raise _too_deep("payload") from exc
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(
                 f"payload is not JSON-serialisable: {exc}", field="payload"
@@ -465,10 +489,15 @@ def parse_payload(
         )
     try:
         parsed = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
+    except RecursionError as exc:
+        raise _too_deep("payload_json") from exc
+    except ValueError as exc:
         raise InvalidInputError(
             f"payload_json is not valid JSON: {exc}", field="payload_json"
         ) from exc
+    # Fewer brackets than the limit cannot nest past it: most payloads skip the walk.
+    if text.count("{") + text.count("[") > MAX_PAYLOAD_DEPTH and _depth(parsed) > MAX_PAYLOAD_DEPTH:
+        raise _too_deep("payload_json")
     if _SURROGATE_ESCAPE_RE.search(text) and _has_lone_surrogate(parsed):
         raise InvalidInputError(
             "payload_json holds an unpaired surrogate escape (\\ud800-\\udfff); "
@@ -479,6 +508,36 @@ def parse_payload(
 
 
 _SURROGATE_ESCAPE_RE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _too_deep(field: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"payload is nested too deeply: objects and arrays may nest at most "
+        f"{MAX_PAYLOAD_DEPTH} levels",
+        field=field,
+        limit=MAX_PAYLOAD_DEPTH,
+    )
+
+
+def _depth(value: Any) -> int:
+    """How deeply objects and arrays nest in ``value`` (a scalar is 0), without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            children: Iterable[Any] = v.values()
+        elif isinstance(v, list):
+            children = v
+        else:
+            continue
+        d += 1
+        if d > deepest:
+            deepest = d
+            if d > MAX_PAYLOAD_DEPTH:
+                return d
+        stack.extend((c, d) for c in children)
+    return deepest
 
 
 def _has_lone_surrogate(value: Any) -> bool:

@@ -5,9 +5,11 @@ Three rules, each configurable:
 * **burst** — one worker writing more than ``burst_count`` atoms to a world within
   ``burst_window_s`` seconds; the atoms past the limit are held. Off by default in the
   embedded library (a bulk import by its owner is not spam); a node enables it in config.
-* **impossible numbers** — a payload holding a real NaN/Infinity number, or a string whose
-  *word* is NaN/Inf/Infinity (``"latency NaN ms"``, ``"-inf"``). Substrings never count:
-  "tenant", "finance", "infinite", "infinity-pool" are fine.
+* **impossible numbers** — a payload holding a non-finite *number*: ``NaN``, ``Infinity`` or
+  ``-Infinity`` written as JSON numbers (Python's ``json`` accepts them), a number too large
+  for a float (``1e999``), or ``float("nan")`` in a ``payload`` mapping. Text is never a
+  number: "loss became NaN at step 1200", ``{"loss": "NaN"}`` and "accuracy went to inf"
+  are ordinary prose and are stored in their world.
 * **low trust** — a worker whose trust is below ``low_trust`` writing with importance above
   ``low_trust_importance``.
 """
@@ -15,7 +17,6 @@ Three rules, each configurable:
 from __future__ import annotations
 
 import math
-import re
 import threading
 from collections import deque
 from collections.abc import Mapping
@@ -23,8 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from .timeutil import Clock
-
-_NUMERIC_WORD = re.compile(r"(?<![\w.-])[-+]?(?:nan|inf|infinity)(?![\w-])", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +36,13 @@ class QuarantineConfig:
 
 
 def has_impossible_number(value: Any) -> bool:
+    """Whether a parsed payload holds a non-finite number anywhere in its structure.
+
+    Strings and keys never count. Payloads reach this check already bounded in depth
+    (``dwbase.model.MAX_PAYLOAD_DEPTH``), so the recursion is shallow.
+    """
     if isinstance(value, float):
         return not math.isfinite(value)
-    if isinstance(value, str):
-        return _NUMERIC_WORD.search(value) is not None
     if isinstance(value, Mapping):
         return any(has_impossible_number(v) for v in value.values())
     if isinstance(value, list):

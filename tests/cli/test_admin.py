@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
+
+from typer.testing import Result
 
 import dwbase
 from dwbase.security.tokens import TokenStore
@@ -42,10 +45,15 @@ def test_world_policy_drives_gc(dw: Run, data_dir: Path) -> None:
     )
 
 
+def held_json(result: Result) -> Any:
+    assert result.exit_code == 3, (result.stdout, result.stderr)  # held in quarantine
+    return json.loads(result.stdout)
+
+
 def test_quarantine_list_release_and_drop(dw: Run) -> None:
-    held = ok_json(dw("remember", "-w", "demo", "--payload", '{"v": NaN}', "--json"))
+    held = held_json(dw("remember", "-w", "demo", "--payload", '{"v": NaN}', "--json"))
     assert held["quarantined"]
-    other = ok_json(dw("remember", "-w", "demo", "--payload", '{"w": Infinity}', "--json"))
+    other = held_json(dw("remember", "-w", "demo", "--payload", '{"w": Infinity}', "--json"))
     listed = ok_json(dw("quarantine", "list", "--world", "demo", "--json"))
     assert ids(listed) == [held["id"], other["id"]]
     assert all(a["world"] == "quarantine:demo" and "suspect" in a["flags"] for a in listed)

@@ -51,7 +51,7 @@ TOKENS = [
 def seeded(engine: Engine) -> dict[str, str]:
     """One atom per world written by the store's owner, plus one held in quarantine."""
     ids = {w: engine.remember(w, "seed", "observation", {"text": f"seed of {w}"}) for w in WORLDS}
-    ids["quarantine:secret"] = engine.remember("secret", "seed", "observation", {"v": "NaN"})
+    ids["quarantine:secret"] = engine.remember("secret", "seed", payload_json='{"v": NaN}')
     assert ids["quarantine:secret"].quarantined
     return ids
 
@@ -165,7 +165,7 @@ def test_world_free_observers_never_see_forbidden_atoms(
     }
     for w in WORLDS:
         engine.remember(w, "owner", "observation", {"text": "live"})
-    engine.remember("secret", "owner", "observation", {"v": "Infinity"})  # quarantined
+    engine.remember("secret", "owner", payload_json='{"v": Infinity}')  # quarantined
     for name, (tok, http) in clients.items():
         got = http.post("/observe/poll", json={"handle": handles[name], "max": 100}).json()
         assert {a["world"] for a in got} == {

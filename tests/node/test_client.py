@@ -93,11 +93,11 @@ def test_batch_worlds_policy_index_and_quarantine(client: Client, engine: Engine
     assert engine.policy("ops").retention_days == 7
     assert {s["world"] for s in client.index_status()} == {"ops", "new"}
     assert client.index_rebuild("ops")["worlds"] == ["ops"]
-    held = client.remember("ops", "a", payload={"v": "NaN"})
+    held = client.remember("ops", "a", payload_json='{"v": NaN}')
     assert held.quarantined == "impossible_number"
     assert [a.id for a in client.quarantine_list()] == [held]
     assert client.quarantine_release(held).world == "ops"
-    held2 = client.remember("ops", "a", payload={"v": "Infinity"})
+    held2 = client.remember("ops", "a", payload_json='{"v": Infinity}')
     assert client.quarantine_drop(held2) is None
     assert client.health()["storage_ok"] is True
     assert client.metrics_snapshot()["dwbase_atoms_total"] >= 5

@@ -44,7 +44,7 @@ _TMP = Path(tempfile.mkdtemp(prefix="dwbase-fuzz-"))
 _SETTINGS = make_settings(_TMP)
 _ENGINE = _SETTINGS.open_engine()
 _ENGINE.remember("demo", "seed", "observation", {"text": "seed atom"})
-_ENGINE.remember("demo", "seed", "observation", {"text": "held NaN"})  # one in quarantine
+_ENGINE.remember("demo", "seed", payload_json='{"text": "held", "v": NaN}')  # one in quarantine
 schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(_ENGINE, _SETTINGS))
 
 

@@ -69,10 +69,19 @@ def test_remember_accepts_payload_json_links_and_all_fields(
     ]
 
 
-def test_remember_reports_a_quarantined_write_in_a_header(http: TestClient) -> None:
-    resp = http.post("/remember", json=new_atom(text="latency NaN ms"))
+def test_remember_reports_a_quarantined_write_in_body_and_header(http: TestClient) -> None:
+    resp = http.post(
+        "/remember",
+        json={
+            "world": "demo",
+            "worker": "agent-1",
+            "payload_json": '{"text": "latency", "ms": NaN}',
+        },
+    )
     assert resp.status_code == 200
-    assert resp.headers["x-dwbase-quarantined"] == f"{resp.json()}=impossible_number"
+    body = resp.json()
+    assert body["quarantined"] is True and body["reason"] == "impossible_number"
+    assert resp.headers["x-dwbase-quarantined"] == f"{body['id']}=impossible_number"
 
 
 def test_batch_stores_all_or_nothing(http: TestClient, engine: Engine) -> None:
@@ -254,8 +263,16 @@ def test_index_status_and_rebuild(http: TestClient) -> None:
 
 
 def test_quarantine_list_release_and_drop(http: TestClient, engine: Engine) -> None:
-    a = http.post("/remember", json=new_atom(text="latency NaN ms")).json()
-    b = http.post("/remember", json=new_atom(text="value Infinity")).json()
+    a = http.post(
+        "/remember",
+        json={
+            "world": "demo",
+            "worker": "agent-1",
+            "payload_json": '{"text": "latency", "ms": NaN}',
+        },
+    ).json()["id"]
+    b = http.post("/remember", json=new_atom(payload_json='{"v": Infinity}', payload=None))
+    b = b.json()["id"]
     held = http.get("/quarantine").json()
     assert {x["id"] for x in held} == {a, b}
     assert all(x["world"] == "quarantine:demo" and "suspect" in x["flags"] for x in held)

@@ -2,7 +2,8 @@
 
 Every command is a translation: parse the options, call one engine/client method, print.
 Errors never show a traceback: they print ``error[<code>]: message`` on stderr and exit 2 for
-invalid input (including bad command lines) and 1 for everything else.
+invalid input (including bad command lines) and 1 for everything else. ``remember`` exits 3
+when its atom was held in quarantine (see ``atoms.EXIT_HELD``).
 """
 
 from __future__ import annotations

@@ -10,10 +10,9 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import InvalidInputError
-from ..model import KINDS, LINK_KINDS, Atom
+from ..model import KINDS, LINK_KINDS, QUARANTINE_PREFIX, Atom
 from .context import open_backend
 from .render import (
-    err,
     note,
     out,
     payload_summary,
@@ -24,6 +23,8 @@ from .render import (
     print_json_line,
     rows_table,
 )
+
+EXIT_HELD = 3  # remember: stored, but held in quarantine:<world> (see --help)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 WorldOpt = Annotated[
@@ -168,6 +169,9 @@ def remember(
 ) -> None:
     """Store one atom and print its id.
 
+    A write held in quarantine (e.g. a payload with a NaN number) is stored in
+    quarantine:WORLD instead: the command says so and exits with status 3.
+
     \b
     Examples:
       dwbase --data-dir ./mem remember --world demo --text "checkout latency 820ms" \\
@@ -197,13 +201,27 @@ def remember(
         kwargs["vector"] = read_json_arg(vector, "--vector")
     with open_backend(ctx, create=True) as db:
         aid = db.remember(world, worker, kind, body, **kwargs)
-    quarantined = getattr(aid, "quarantined", None)
+    held_world = aid.held_world or (QUARANTINE_PREFIX + world if aid.held else None)
     if as_json:
-        print_json({"id": str(aid), "world": world, "quarantined": quarantined})
-        return
-    note(f"remembered [cyan]{aid}[/] in {world}")
-    if quarantined:
-        err().print(f"[yellow]warning:[/] held in quarantine:{world} ({quarantined})")
+        print_json(
+            {
+                "id": str(aid),
+                "world": world,
+                "quarantined": aid.quarantined,
+                "held": aid.held,
+                "held_world": held_world,
+            }
+        )
+    elif aid.held:
+        note(
+            f"[yellow]held[/] [cyan]{aid}[/] in {held_world} ({aid.quarantined}): "
+            f"readers of {world} do not see it until an admin runs "
+            f"'dwbase quarantine release {aid}'"
+        )
+    else:
+        note(f"remembered [cyan]{aid}[/] in {world}")
+    if aid.held:
+        raise typer.Exit(EXIT_HELD)
 
 
 def ask(

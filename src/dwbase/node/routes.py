@@ -65,9 +65,15 @@ def _sse(atom: Atom) -> bytes:
     return f"id: {atom.id}\nevent: atom\ndata: {data}\n\n".encode()
 
 
-def _quarantine_header(ids: list[AtomId]) -> dict[str, str]:
-    held = [f"{i}={i.quarantined}" for i in ids if getattr(i, "quarantined", None)]
-    return {"X-DWBase-Quarantined": ",".join(held)} if held else {}
+def _held_header(aid: AtomId) -> dict[str, str]:
+    # One id, so the header stays small; the body says the same (see docs/node.md).
+    return {"X-DWBase-Quarantined": f"{aid}={aid.quarantined}"} if aid.held else {}
+
+
+def _held_count_header(ids: list[AtomId]) -> dict[str, str]:
+    # A count, never the ids: a batch of 10,000 held atoms once made a 420 KB header.
+    held = sum(1 for i in ids if i.held)
+    return {"X-DWBase-Quarantined-Count": str(held)} if held else {}
 
 
 def add_routes(app: FastAPI, st: NodeState) -> None:
@@ -79,8 +85,14 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
 
     @app.post(
         "/remember",
-        summary="Store one atom; returns its id",
-        responses={**_ok(str, "the new atom's id"), **_errors(*WRITE, 409, 429)},
+        summary="Store one atom; returns its id (an object when the write is held)",
+        responses={
+            **_ok(
+                str | S.HeldWrite,
+                "the atom's id; for a write held in quarantine, an object that says so",
+            ),
+            **_errors(*WRITE, 409, 429),
+        },
         tags=["atoms"],
     )
     async def remember(request: Request, atom: S.NewAtom) -> Response:
@@ -90,12 +102,18 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
         t0 = time.perf_counter()
         aid = await st.writes.remember(data, p.caller)
         metrics.remember_seconds.observe(time.perf_counter() - t0)
-        return _json(str(aid), headers=_quarantine_header([aid]))
+        return _json(aid.to_wire(), headers=_held_header(aid))
 
     @app.post(
         "/remember/batch",
         summary="Store several atoms in one transaction (all or nothing)",
-        responses={**_ok(list[str], "the new ids, in order"), **_errors(*WRITE, 409, 429)},
+        responses={
+            **_ok(
+                list[str | S.HeldWrite],
+                "the ids, in order; an object for each write held in quarantine",
+            ),
+            **_errors(*WRITE, 409, 429),
+        },
         tags=["atoms"],
     )
     async def remember_batch(request: Request, batch: S.RememberBatch) -> Response:
@@ -105,7 +123,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
         t0 = time.perf_counter()
         ids = await run(engine.remember_batch, data, caller=p.caller)
         metrics.remember_seconds.observe(time.perf_counter() - t0)
-        return _json([str(i) for i in ids], headers=_quarantine_header(ids))
+        return _json([i.to_wire() for i in ids], headers=_held_count_header(ids))
 
     # ------------------------------------------------------------------ reads
 

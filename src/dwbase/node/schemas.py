@@ -26,9 +26,20 @@ class LinkRef(_In):
     kind: LinkKind = "references"
 
 
+ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
 class NewAtom(_In):
     """An atom to store. ``worker`` is taken from the token on an authenticated node."""
 
+    # The engine checks the form (its error names it); the pattern documents it.
+    id: str | None = Field(
+        None,
+        description="an id chosen by the writer (a UUID, e.g. UUIDv7): writing it again in "
+        "the same world stores nothing and answers the same id; an id taken in another world "
+        "is 409",
+        json_schema_extra={"pattern": ID_PATTERN},
+    )
     world: World
     worker: Tag | None = None
     kind: Kind = "observation"
@@ -40,6 +51,15 @@ class NewAtom(_In):
     flags: list[Tag] | None = None
     labels: list[Tag] | None = None
     links: list[LinkRef | Tag] | None = None
+
+
+class HeldWrite(BaseModel):
+    """The answer for a write held in quarantine instead of being stored in its world."""
+
+    id: str
+    quarantined: Literal[True]
+    world: str = Field(description="quarantine:<world>, where readers find the atom")
+    reason: str = Field(description="impossible_number, low_trust or burst")
 
 
 class RememberBatch(_In):
