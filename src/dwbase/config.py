@@ -78,6 +78,35 @@ class Settings:
         "ask_workers", 0, "processes answering asks over the same store (0 = in the node)"
     )
 
+    limits_max_connections: int = _s(
+        "limits.max_connections", 1000, "open HTTP connections; one more is answered 503, closed"
+    )
+    limits_keep_alive_s: int = _s(
+        "limits.keep_alive_s", 5, "close a kept-alive connection idle this many seconds"
+    )
+    limits_header_timeout_s: float = _s(
+        "limits.header_timeout_s", 10.0, "a request's head must arrive within this (408, closed)"
+    )
+    limits_body_timeout_s: float = _s(
+        "limits.body_timeout_s", 30.0, "a request's body must follow its head within this (408)"
+    )
+    limits_observe_per_token: int = _s(
+        "limits.observe_per_token", 32, "observe handles and SSE streams of one token (429 above)"
+    )
+    limits_observe_total: int = _s(
+        "limits.observe_total", 512, "observe handles and SSE streams of all tokens (429 above)"
+    )
+    limits_observe_queue_per_token: int = _s(
+        "limits.observe_queue_per_token",
+        320_000,
+        "atoms one token's observe queues may hold, their capacities summed (429 above)",
+    )
+    limits_observe_queue_total: int = _s(
+        "limits.observe_queue_total",
+        1_000_000,
+        "atoms all observe queues may hold, their capacities summed (429 above)",
+    )
+
     security_max_payload_bytes: int = _s(
         "security.max_payload_bytes", 256 * 1024, "largest payload_json of one atom (413 above)"
     )
@@ -449,6 +478,26 @@ def _validate(s: Settings) -> None:
     if not 1 <= s.read_threads <= 64:
         raise InvalidInputError(
             f"read_threads {s.read_threads} must be between 1 and 64", field="read_threads"
+        )
+    for name in (
+        "limits_max_connections",
+        "limits_keep_alive_s",
+        "limits_header_timeout_s",
+        "limits_body_timeout_s",
+        "limits_observe_per_token",
+        "limits_observe_total",
+        "limits_observe_queue_per_token",
+        "limits_observe_queue_total",
+    ):
+        if getattr(s, name) <= 0:
+            key = name.replace("_", ".", 1)
+            raise InvalidInputError(f"{key} must be positive", field=key)
+    if s.storage_observe_capacity > s.limits_observe_queue_per_token:
+        raise InvalidInputError(
+            f"storage.observe_capacity {s.storage_observe_capacity} is above "
+            f"limits.observe_queue_per_token {s.limits_observe_queue_per_token}: no token "
+            "could open a subscription with the default capacity",
+            field="storage.observe_capacity",
         )
     for name in ("auth_remember_rate", "auth_ask_rate", "storage_max_disk_mb"):
         if getattr(s, name) < 0:

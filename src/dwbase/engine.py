@@ -39,6 +39,7 @@ from .model import (
     validate_kind,
     validate_links,
     validate_policy_labels,
+    validate_question,
     validate_tags,
     validate_timestamp,
     validate_vector,
@@ -754,8 +755,7 @@ class Engine(OperationsMixin):
         validate_world(world)
         (caller or FULL_ACCESS).require_read(world)
         self._sync()
-        if not isinstance(text, str):
-            raise InvalidInputError("question text must be a string", field="text")
+        validate_question(text)
         if rank not in RANK_MODES:
             raise InvalidInputError(f"rank must be one of {', '.join(RANK_MODES)}", field="rank")
         flt = self._merge_filter(world, filter, None, None, None, None, None, None)

@@ -67,6 +67,16 @@ class RateLimitedError(DWBaseError):
         self.retry_after = retry_after
 
 
+class LimitExceededError(RateLimitedError):
+    """A resource cap is reached (e.g. observe subscriptions per token); ``details`` name it.
+
+    Answered 429 with ``Retry-After`` like :class:`RateLimitedError`, of which it is a kind:
+    retrying helps once the caller (or the others) released what holds the limit.
+    """
+
+    code = "limit_exceeded"
+
+
 class UnavailableError(DWBaseError):
     code = "unavailable"
 
@@ -92,6 +102,7 @@ ERRORS_BY_CODE: dict[str, type[DWBaseError]] = {
         ConflictError,
         PayloadTooLargeError,
         RateLimitedError,
+        LimitExceededError,
         UnavailableError,
         StorageError,
         InternalError,
@@ -105,9 +116,9 @@ def error_from_dict(data: dict[str, Any]) -> DWBaseError:
     message = str(data.get("message", code))
     details = dict(data.get("details") or {})
     cls = ERRORS_BY_CODE.get(code, DWBaseError)
-    if cls is RateLimitedError:
+    if issubclass(cls, RateLimitedError):
         retry = float(details.pop("retry_after", 1.0))
-        return RateLimitedError(message, retry_after=retry, **details)
+        return cls(message, retry_after=retry, **details)
     err = cls(message, **details)
     if cls is DWBaseError:
         err.code = code

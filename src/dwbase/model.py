@@ -23,6 +23,9 @@ MAX_KEY_LEN = 256
 MAX_TAGS = 64
 MAX_LINKS = 64
 MAX_VECTOR_DIMS = 4096
+# Longest question ``ask`` takes. A question costs time in proportion to its length, and
+# every ask shares the same threads: a bound keeps one caller from holding them all.
+MAX_QUESTION_CHARS = 8192
 DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
 # Objects and arrays nest at most this deep in a payload. Deeper JSON is refused as invalid
 # input: every walker of a payload (quarantine, text extraction, encoders) stays far from
@@ -398,6 +401,21 @@ def validate_links(values: Any) -> tuple[Link, ...]:
     if len(out) > MAX_LINKS:
         raise InvalidInputError(f"at most {MAX_LINKS} links per atom", field="links")
     return tuple(dict.fromkeys(out))
+
+
+def validate_question(text: Any) -> str:
+    """The text of an ask: a string of at most :data:`MAX_QUESTION_CHARS` characters."""
+    if not isinstance(text, str):
+        raise InvalidInputError("question text must be a string", field="text")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise PayloadTooLargeError(
+            f"question text is {len(text)} characters; the limit is {MAX_QUESTION_CHARS} "
+            "(ask about the gist, or split the question)",
+            field="text",
+            limit=MAX_QUESTION_CHARS,
+            size=len(text),
+        )
+    return text
 
 
 def validate_vector(values: Any) -> tuple[float, ...] | None:

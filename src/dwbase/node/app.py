@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
@@ -52,6 +53,7 @@ from ..security.tokens import TokenStore
 from .askpool import AskPool
 from .lanes import Lane, WriteLane
 from .lean import LeanDispatch, LeanRoute
+from .limits import ObserveLimits
 
 log = logging.getLogger("dwbase.node")
 access_log = logging.getLogger("dwbase.node.access")
@@ -100,6 +102,17 @@ class Principal:
     ask_rate: float | None
 
 
+AUTH_FIRST_BYTES = 64 * 1024
+"""A request body larger than this (or of unknown length) is read only after its token is
+checked: an unauthenticated client cannot make the node read and parse a large body."""
+
+
+ASK_MAX_BODY_BYTES = 256 * 1024
+"""The largest ``POST /ask`` body: room for a question of ``MAX_QUESTION_CHARS`` characters
+(even all escaped), a vector of ``MAX_VECTOR_DIMS`` floats and a filter, so a larger one is
+refused by its length before the node reads and parses it."""
+
+
 class _BodyTooLarge(HTTPException):
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"request body is larger than {limit} bytes")
@@ -122,6 +135,7 @@ class NodeState:
         self.limiter = limiter
         self.metrics = metrics
         self.handles: dict[str, str] = {}  # observe handle -> principal key
+        self.observe_limits = ObserveLimits(settings, self.handles, self._observe_alive)
         self._tokens_seen = tokens.generation  # token file version the handles were checked at
         if settings.auth_required:
             tokens.mark_required()  # a node that required tokens once keeps requiring them
@@ -218,11 +232,12 @@ class NodeState:
                 handle=handle,
             )
 
-    def add_handle(self, p: Principal, handle: str) -> None:
-        if len(self.handles) >= 20_000:
-            live = set(self.engine.hub._subs)  # forget handles the hub has expired
-            self.handles = {h: k for h, k in self.handles.items() if h in live}
-        self.handles[handle] = p.key
+    def _observe_alive(self, handle: str) -> bool:
+        try:
+            self.engine.observe_stats(handle)
+        except InvalidHandleError:
+            return False
+        return True
 
 
 async def run(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
@@ -270,11 +285,42 @@ class NodeMiddleware:
         self.app = app
         self.state = state
         self.limit = state.settings.max_body_bytes
+        self.ask_limit = min(self.limit, ASK_MAX_BODY_BYTES)
         # New request ids: 16 random hex digits for this process, then a counter (no
         # urandom call per request, and still unique across restarts and nodes).
         self._rid_prefix = os.urandom(8).hex()
         self._rid_next = itertools.count(1).__next__
         self._dispatch: LeanDispatch | None = None
+
+    def _refuse_unread(
+        self, scope: Scope, length: bytes | None, chunked: bool, limit: int, rid: str
+    ) -> Response | None:
+        """The answer to a request refused before its body is read, if it is refused.
+
+        A body over ``limit`` is refused by its Content-Length; one over
+        :data:`AUTH_FIRST_BYTES`, or of unknown length, only after the caller's token is
+        checked, so nobody without a valid token makes the node read and parse megabytes.
+        """
+        size = int(length) if length is not None and length.isdigit() else None
+        if size is not None and size > limit:
+            resp = error_response(
+                "payload_too_large",
+                f"request body is {size} bytes; the limit for {scope['path']} is {limit}",
+                {"limit": limit},
+                413,
+                rid,
+            )
+        elif (chunked or (size or 0) > AUTH_FIRST_BYTES) and self.state.auth_enabled:
+            try:
+                self.state.principal(Request(scope))
+            except DWBaseError as exc:
+                resp = error_response(exc.code, exc.message, exc.details, status_for(exc), rid)
+            else:
+                return None
+        else:
+            return None
+        resp.headers["connection"] = "close"  # the unread body must not be taken for a request
+        return resp
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -282,6 +328,7 @@ class NodeMiddleware:
             return
         rid = ""
         length = None
+        chunked = False
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 text = value.decode("latin-1")
@@ -289,6 +336,8 @@ class NodeMiddleware:
                     rid = text
             elif name == b"content-length":
                 length = value
+            elif name == b"transfer-encoding":
+                chunked = True
         rid = rid or f"{self._rid_prefix}{self._rid_next():016x}"
         scope["dwbase.request_id"] = rid
         start = time.perf_counter()
@@ -304,25 +353,20 @@ class NodeMiddleware:
             await send(message)
 
         received = [0]
+        limit = self.ask_limit if scope["path"] == "/ask" else self.limit
 
         async def limited_receive() -> Message:
             message = await receive()
             if message["type"] == "http.request":
                 received[0] += len(message.get("body", b""))
-                if received[0] > self.limit:
-                    raise _BodyTooLarge(self.limit)
+                if received[0] > limit:
+                    raise _BodyTooLarge(limit)
             return message
 
         try:
-            if length is not None and length.isdigit() and int(length) > self.limit:
-                resp = error_response(
-                    "payload_too_large",
-                    f"request body is {int(length)} bytes; the limit is {self.limit}",
-                    {"limit": self.limit},
-                    413,
-                    rid,
-                )
-                await resp(scope, receive, send_wrapper)
+            refusal = self._refuse_unread(scope, length, chunked, limit, rid)
+            if refusal is not None:
+                await refusal(scope, receive, send_wrapper)
             else:
                 dispatch = self._dispatch
                 if dispatch is None:  # the app's routes are complete by its first request
@@ -332,6 +376,11 @@ class NodeMiddleware:
                     await dispatch(route, scope, limited_receive, send_wrapper)
                 else:
                     await self.app(scope, limited_receive, send_wrapper)
+        except ClientDisconnect:
+            # The client left before its body was read (or the node closed the connection:
+            # limits.body_timeout_s); nobody is there to answer.
+            if not started[0]:
+                status[0] = 499
         finally:
             elapsed = time.perf_counter() - start
             route = scope.get("route")

@@ -16,7 +16,7 @@ from fastapi.responses import Response, StreamingResponse
 from ..engine import Engine
 from ..errors import DWBaseError, InvalidHandleError, InvalidInputError
 from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from ..model import Atom
+from ..model import Atom, validate_question
 from ..results import AtomId
 from . import schemas as S
 from .app import NodeState, _atoms, _json, run
@@ -30,7 +30,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "not found (or not readable by this caller)",
         409: "conflict (e.g. the world is archived)",
         413: "payload or request body too large",
-        429: "rate limited; see Retry-After",
+        429: "a rate or resource limit is reached; see Retry-After and details.limit",
         500: "internal fault",
         503: "storage unusable",
     }
@@ -135,6 +135,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
     )
     async def ask(request: Request, q: S.AskRequest) -> Response:
         p = st.principal(request)
+        validate_question(q.text)  # before the ask lane: a huge question never queues there
         st.limiter.check(p.key, "ask", rate=p.ask_rate)
         t0 = time.perf_counter()
         body = await st.ask_json(
@@ -250,22 +251,27 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
     @app.post(
         "/observe/start",
         summary="Subscribe to new atoms matching a filter",
-        responses={**_ok(S.Handle), **_errors(*READ, 404, 413)},
+        responses={**_ok(S.Handle), **_errors(*READ, 404, 413, 429)},
         tags=["observe"],
     )
     async def observe_start(request: Request, f: S.ObserveStartRequest) -> Response:
         p = st.principal(request)
         flt = f.model_dump(exclude_unset=True, exclude={"after", "capacity", "drop_policy"})
-        handle = await run(
-            engine.observe_start,
-            f.world,
-            filter=flt,
-            after=f.after,
-            capacity=f.capacity,
-            drop_policy=f.drop_policy,
-            caller=p.caller,
-        )
-        st.add_handle(p, handle)
+        ticket = st.observe_limits.reserve(p.key, f.capacity)
+        try:
+            handle = await run(
+                engine.observe_start,
+                f.world,
+                filter=flt,
+                after=f.after,
+                capacity=f.capacity,
+                drop_policy=f.drop_policy,
+                caller=p.caller,
+            )
+        except BaseException:
+            st.observe_limits.release(ticket)
+            raise
+        st.observe_limits.bind(ticket, handle)
         return _json({"handle": handle})
 
     @app.post(
@@ -314,7 +320,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
                 "description": "event stream: `id: <atom id>`, `event: atom`, `data: <Atom>`",
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
             },
-            **_errors(*READ, 404),
+            **_errors(*READ, 404, 429),
         },
         tags=["observe"],
     )
@@ -345,16 +351,25 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
         ):
             if value:
                 flt[key] = value
-        handle = await run(
-            engine.observe_start,
-            world,
-            filter=flt,
-            after=last_event_id or after,
-            capacity=capacity,
-            caller=p.caller,
-        )
+        ticket = st.observe_limits.reserve(p.key, capacity)
+        try:
+            handle = await run(
+                engine.observe_start,
+                world,
+                filter=flt,
+                after=last_event_id or after,
+                capacity=capacity,
+                caller=p.caller,
+            )
+        except BaseException:
+            st.observe_limits.release(ticket)
+            raise
+        st.observe_limits.bind(ticket, handle)
         return EventStream(
-            _stream(engine, handle, max_events, timeout_s, functools.partial(st.recheck, p)),
+            _finally(
+                _stream(engine, handle, max_events, timeout_s, functools.partial(st.recheck, p)),
+                functools.partial(st.observe_limits.release, handle),
+            ),
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
@@ -487,6 +502,15 @@ def _health(st: NodeState) -> dict[str, Any]:
     out["ask_workers"] = pool.size if pool is not None else 0
     out["ask_workers_ready"] = pool.ready_count if pool is not None else 0
     return out
+
+
+async def _finally(chunks: AsyncIterator[bytes], then: Callable[[], None]) -> AsyncIterator[bytes]:
+    """``chunks``, then ``then()`` however they end (the client left, the stream finished)."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        then()
 
 
 def _sse_error(exc: DWBaseError) -> bytes:

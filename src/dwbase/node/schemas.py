@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..model import MAX_QUESTION_CHARS
+
 WORLD_PATTERN = r"^[A-Za-z0-9:/._\-]{1,256}$"
 
 World = Annotated[str, Field(pattern=WORLD_PATTERN, min_length=1, max_length=256)]
@@ -80,7 +82,15 @@ class AtomFilter(_In):
 
 class AskRequest(_In):
     world: World
-    text: str
+    # The limit is the engine's (413 payload_too_large above it, on every surface); the schema
+    # states it for clients without enforcing it, so the node answers as the library does.
+    text: Annotated[
+        str,
+        Field(
+            description=f"the question, at most {MAX_QUESTION_CHARS} characters (413 above)",
+            json_schema_extra={"maxLength": MAX_QUESTION_CHARS},
+        ),
+    ]
     filter: AtomFilter | None = None
     limit: Annotated[int, Field(ge=1, le=1000)] | None = None
     as_of: str | None = None

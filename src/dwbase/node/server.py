@@ -28,6 +28,7 @@ from ..engine import Engine
 from ..errors import DWBaseError
 from ..security.tokens import TokenStore
 from .app import NodeState, create_app
+from .guard import ConnectionLimits, ensure_descriptors, guarded_protocol
 
 log = logging.getLogger("dwbase.node")
 
@@ -101,8 +102,15 @@ def _socket(settings: Settings) -> socket.socket:
 
 def _server(settings: Settings, engine: Engine, tokens: TokenStore) -> uvicorn.Server:
     app = create_app(engine, settings, tokens=tokens)
+    limits = ConnectionLimits(
+        max_connections=ensure_descriptors(settings.limits_max_connections),
+        header_timeout_s=settings.limits_header_timeout_s,
+        body_timeout_s=settings.limits_body_timeout_s,
+    )
     config = uvicorn.Config(
         app,
+        http=guarded_protocol(limits),  # connection cap, head and body deadlines
+        timeout_keep_alive=settings.limits_keep_alive_s,
         log_config=None,
         access_log=False,
         lifespan="on",  # its shutdown stops the node's lanes before the engine closes
