@@ -212,6 +212,10 @@ class Storage(Protocol):
         process (or store object) changed what appends cannot show."""
         ...
 
+    def position(self) -> tuple[int, int]:
+        """``(max_seq(), foreign_generation())`` read together (one statement on SQLite)."""
+        ...
+
     def changes(self) -> int:
         """A cheap number that moves when another process commits (0 if none can)."""
         ...

@@ -352,6 +352,9 @@ class MemoryStorage:
         self._check_open()
         return 0  # nobody else changes an in-memory store
 
+    def position(self) -> tuple[int, int]:
+        return self.max_seq(), 0
+
     def changes(self) -> int:
         # An in-memory store has no other writer than its own engine.
         self._check_open()

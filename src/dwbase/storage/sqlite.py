@@ -516,22 +516,44 @@ class SQLiteStorage(LexicalSearch):
         raw = self.meta_get("generation")
         return int(raw) if raw else 0
 
+    def _watch_conn(self) -> sqlite3.Connection:
+        """The connection ``changes`` and ``position`` use (held under ``_watch_lock``)."""
+        if self._closed:
+            raise StorageError("the store is closed")
+        if self._watch is None:
+            self._watch = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=30.0
+            )
+        return self._watch
+
     def changes(self) -> int:
         """A number that moves whenever another connection (another process) commits.
 
         Cheap (no table is read): the engine asks it before reads to notice other writers.
         """
         with self._watch_lock:
-            if self._closed:
-                raise StorageError("the store is closed")
             try:
-                if self._watch is None:
-                    self._watch = sqlite3.connect(
-                        self.path, check_same_thread=False, isolation_level=None, timeout=30.0
-                    )
-                return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
+                return int(self._watch_conn().execute("PRAGMA data_version").fetchone()[0])
             except sqlite3.Error as exc:
                 raise StorageError(f"storage read failed: {exc}") from exc
+
+    def position(self) -> tuple[int, int]:
+        """``(max_seq(), foreign_generation())`` read together, in one statement."""
+        with self._watch_lock:
+            try:
+                top, gen = (
+                    self._watch_conn()
+                    .execute(
+                        "SELECT (SELECT max(m) FROM (SELECT max(seq) m FROM atoms "
+                        "UNION ALL SELECT max(seq) FROM tombstones)), "
+                        "(SELECT value FROM meta WHERE key='generation')"
+                    )
+                    .fetchone()
+                )
+            except sqlite3.Error as exc:
+                raise StorageError(f"storage read failed: {exc}") from exc
+        self._size_hint = int(top or 0)
+        return self._size_hint, int(gen or 0) - self._own_bumps
 
     def scan_seqs(self, after_seq: int, upto_seq: int) -> list[StoredAtom]:
         """Every stored atom (any world, held ones too) with ``after_seq < seq <= upto_seq``."""

@@ -46,10 +46,10 @@ class StoreWatch:
         changes = self._storage.changes()
         if changes == self._changes:
             return None
-        foreign = self._storage.foreign_generation()
+        top, foreign = self._storage.position()
         moved = foreign != self._foreign
         self._foreign = foreign
-        return Seen(changes, moved, self._storage.max_seq())
+        return Seen(changes, moved, top)
 
     def settle(self, seen: Seen) -> None:
         """Everything ``seen`` showed was handled: the next look starts from there."""
