@@ -9,9 +9,7 @@ import pytest
 
 import dwbase
 from dwbase.errors import InvalidInputError
-from dwbase.model import parse_payload
-
-MAX_PAYLOAD_DEPTH = 100  # dwbase.model.MAX_PAYLOAD_DEPTH, once it exists
+from dwbase.model import MAX_PAYLOAD_DEPTH, parse_payload
 
 
 def nested_json(depth: int) -> str:
