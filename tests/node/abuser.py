@@ -9,6 +9,7 @@ Kinds:
 
 * ``observe``: open observe subscriptions as fast as the node answers, never poll them;
 * ``big_ask``: three threads sending 10 MB asks, one sending 10 MB bodies with no token;
+* ``long_asks``: three threads sending asks of the longest question allowed;
 * ``connections``: hold idle connections, dribble request heads and bodies byte by byte,
   and reopen every connection the node closes.
 """
@@ -85,6 +86,14 @@ def big_ask(host: str, port: int, token: str) -> list[Callable[[], None]]:
     ]
 
 
+def long_asks(host: str, port: int, token: str) -> list[Callable[[], None]]:
+    words = " ".join(f"latency{i} step{i}" for i in range(2000))
+    body = json.dumps({"world": "demo", "text": words[:8192]}).encode()  # the longest allowed
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    # Three at a time, each thread's next 20 ms after its last was answered.
+    return [lambda: post_loop(host, port, "/ask", body, auth, pause=0.02) for _ in range(3)]
+
+
 def connections(host: str, port: int, token: str) -> list[Callable[[], None]]:
     head = b"POST /ask HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
     slow_body = head + f"authorization: Bearer {token}\r\ncontent-length: 100000\r\n\r\n".encode()
@@ -139,6 +148,7 @@ def connections(host: str, port: int, token: str) -> list[Callable[[], None]]:
 KINDS: dict[str, Callable[[str, int, str], list[Callable[[], None]]]] = {
     "observe": observe,
     "big_ask": big_ask,
+    "long_asks": long_asks,
     "connections": connections,
 }
 

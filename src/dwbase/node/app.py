@@ -8,6 +8,7 @@ which checks it, and turns the engine's errors into ``{"error": {...}}`` with th
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import itertools
@@ -118,6 +119,12 @@ class _BodyTooLarge(HTTPException):
         super().__init__(413, f"request body is larger than {limit} bytes")
 
 
+@dataclass(slots=True)
+class _Turn:
+    slots: asyncio.Semaphore
+    users: int = 0  # asks holding or awaiting a slot
+
+
 class NodeState:
     """What the routes share: the engine, settings, tokens, limits, metrics, handles."""
 
@@ -146,6 +153,8 @@ class NodeState:
             if settings.ask_workers
             else None
         )
+        self.ask_share = max(settings.read_threads, settings.ask_workers)
+        self._ask_turns: dict[str, _Turn] = {}
 
     def open(self) -> None:
         self.writes.open()
@@ -160,8 +169,29 @@ class NodeState:
         self.writes.close()
         self.reads.close()
 
-    async def ask_json(self, kwargs: dict[str, Any], caller: Caller | None) -> bytes:
-        """``engine.ask(**kwargs)`` as response JSON: by an ask worker when one is ready."""
+    async def ask_json(
+        self, kwargs: dict[str, Any], caller: Caller | None, key: str = "anonymous"
+    ) -> bytes:
+        """``engine.ask(**kwargs)`` as response JSON: by an ask worker when one is ready.
+
+        Principal ``key`` has at most :attr:`ask_share` asks in the read lane or at the ask
+        workers at once; its others wait here, in order. So one caller's many (or long) asks
+        queue behind each other, and another caller's ask waits for at most the ones already
+        running, not for everything the first caller sent.
+        """
+        turn = self._ask_turns.get(key)
+        if turn is None:
+            turn = self._ask_turns[key] = _Turn(asyncio.Semaphore(self.ask_share))
+        turn.users += 1
+        try:
+            async with turn.slots:
+                return await self._ask_json(kwargs, caller)
+        finally:
+            turn.users -= 1
+            if not turn.users:  # nobody holds or awaits it: a new one next time, on any loop
+                del self._ask_turns[key]
+
+    async def _ask_json(self, kwargs: dict[str, Any], caller: Caller | None) -> bytes:
         if self.asks is not None:
             body = await self.asks.ask(kwargs, caller)
             if body is not None:

@@ -151,6 +151,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
                 "vector": q.vector,
             },
             p.caller,
+            p.key,
         )
         metrics.ask_seconds.observe(time.perf_counter() - t0)
         return Response(body, media_type="application/json")
