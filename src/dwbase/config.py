@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
+from .config_compat import translate_original
 from .errors import InvalidInputError
 from .ranking import RankingWeights
 
@@ -408,6 +409,7 @@ def load_settings(
             raise InvalidInputError(f"{path}: node must be a table", field="node")
         flat: dict[str, Any] = {}
         _flatten(node, "", flat, set(rows))
+        flat, _ = translate_original(flat, path)  # the original DWBase's keys, with warnings
         if "swarm" in node:
             named = next((k for k in flat if k.startswith("swarm.")), "swarm")
             _refuse_swarm(f"node.{named}", path)

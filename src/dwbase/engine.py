@@ -558,7 +558,9 @@ class Engine(OperationsMixin):
         built = (
             atom
             if isinstance(atom, Atom)
-            else validate_atom(atom, max_payload_bytes=self.options.max_payload_bytes)
+            else validate_atom(
+                atom, max_payload_bytes=self.options.max_payload_bytes, now_us=self._now()
+            )
         )
         who.require_write(
             built.world, kind=built.kind, labels=built.labels, importance=built.importance

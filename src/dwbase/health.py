@@ -10,6 +10,13 @@
 * ``index_rebuild_lag_ms`` / ``index_freshness_seconds`` — ages of the oldest stored vectors
   not yet in their index (see :meth:`dwbase.indexes.IndexManager.health`); 0 when caught up.
 * ``background_failures`` — per background task, failures so far and whether it is failing.
+* ``disk_used_bytes`` / ``disk_free_bytes`` / ``disk_total_bytes`` / ``disk_used_percent`` — the
+  filesystem holding the store, also served as the original DWBase node's ``disk_usage``
+  object ``{used_bytes, total_bytes, percent_used}`` (null when unknown, e.g. in memory).
+* ``disk_budget_bytes`` / ``disk_budget_used_percent`` — with a disk budget
+  (``max_disk_mb``), the store's bytes against it, as in the original component.
+  ``disk_pressure`` is the higher of the filesystem's and the budget's percentages, judged
+  against the warn and degraded percentages.
 * ``sync_lag_ms`` is absent: there is no swarm to lag behind yet (absent, not 0).
 
 ``status`` is ``ready`` only when storage and indexes are ok, the disk is below the degraded
@@ -44,6 +51,7 @@ def engine_health(
     warn_pct: float,
     degraded_pct: float,
     min_free_mb: float,
+    max_disk_mb: float | None = None,
 ) -> dict[str, Any]:
     problems: list[str] = []
     storage_ok = not closed
@@ -77,14 +85,24 @@ def engine_health(
             f"{min_free_mb:g} MiB (health.min_free_mb)"
         )
     percent = disk["disk_used_percent"]
+    budget_bytes = int(max_disk_mb * _MIB) if max_disk_mb else None
+    budget_pct = round(100.0 * store_bytes / budget_bytes, 2) if budget_bytes else None
     pressure = "unknown"
-    if percent is not None:
+    levels = [p for p in (percent, budget_pct) if p is not None]
+    if levels:
         pressure = "ok"
-        if percent >= degraded_pct:
+        if max(levels) >= degraded_pct:
             pressure = "degraded"
-            problems.append(f"disk {percent:.1f}% used (degraded at {degraded_pct:g}%)")
-        elif percent >= warn_pct:
+        elif max(levels) >= warn_pct:
             pressure = "warn"
+    if percent is not None and percent >= degraded_pct:
+        problems.append(f"disk {percent:.1f}% used (degraded at {degraded_pct:g}%)")
+    if budget_pct is not None and budget_pct >= degraded_pct:
+        problems.append(
+            f"disk budget {budget_pct:.1f}% used: the store holds {store_bytes / _MIB:.1f} MiB "
+            f"of {max_disk_mb:g} MiB (storage.max_disk_mb; gc evicts down to it, degraded at "
+            f"{degraded_pct:g}%)"
+        )
 
     index: dict[str, Any] = {"problems": [], "lag_us": 0, "rebuild_lag_us": 0}
     if not closed:
@@ -112,6 +130,18 @@ def engine_health(
         "storage_ok": storage_ok,
         "index_ok": index_ok,
         **disk,
+        # The original DWBase node's shape of the same figures (null when unknown).
+        "disk_usage": (
+            {
+                "used_bytes": disk["disk_used_bytes"],
+                "total_bytes": disk["disk_total_bytes"],
+                "percent_used": percent,
+            }
+            if percent is not None
+            else None
+        ),
+        "disk_budget_bytes": budget_bytes,
+        "disk_budget_used_percent": budget_pct,
         "disk_pressure": pressure,
         "disk_min_free_bytes": int(min_free_mb * _MIB),
         "store_bytes": store_bytes,

@@ -617,9 +617,17 @@ def validate_timestamp(value: Any, now_us: int) -> int:
 
 
 def validate_atom(
-    data: Mapping[str, Any], *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    data: Mapping[str, Any],
+    *,
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    now_us: int | None = None,
 ) -> Atom:
-    """Validate a complete atom (with id and record time), e.g. from a peer or a wire form."""
+    """Validate a complete atom (with id and record time), e.g. from a peer or a wire form.
+
+    With ``now_us`` (an atom published but not stored, as ``observe`` does), an empty or
+    missing ``timestamp`` means now, as it does for ``remember``; without it (a stored atom
+    from a peer) the timestamp is required.
+    """
     if not isinstance(data, Mapping):
         raise InvalidInputError("an atom must be a JSON object")
     atom_id = _validate_name(data.get("id"), "id")
@@ -627,9 +635,12 @@ def validate_atom(
     worker = _validate_name(data.get("worker"), "worker")
     kind = validate_kind(data.get("kind"))
     ts = data.get("timestamp")
-    if not isinstance(ts, str) or not ts:
+    if now_us is not None:
+        ts_us = validate_timestamp(ts, now_us)
+    elif not isinstance(ts, str) or not ts:
         raise InvalidInputError("timestamp is required on a stored atom", field="timestamp")
-    ts_us = parse_stored_instant(ts)
+    else:
+        ts_us = parse_stored_instant(ts)
     importance = validate_importance(data.get("importance"))
     payload_json, _ = parse_payload(
         data.get("payload_json"), data.get("payload"), max_bytes=max_payload_bytes

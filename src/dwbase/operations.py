@@ -386,4 +386,5 @@ class OperationsMixin:
             warn_pct=warn_pct,
             degraded_pct=degraded_pct,
             min_free_mb=min_free_mb,
+            max_disk_mb=self.options.max_disk_mb,
         )

@@ -3,7 +3,8 @@
 Sources, least to most specific: ``tenant:<id>/policy`` (for ``tenant:<id>/…`` worlds),
 ``policy:<world>``, then the world itself. Within a source the latest atom wins per key;
 a more specific source overrides a less specific one. ``retention_min_days`` is a floor: the
-largest floor from any source bounds ``retention_days`` from below.
+largest floor from any source bounds ``retention_days`` from below. ``retention_days=0``
+means no expiry (as in the original DWBase), not "expire everything".
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ class Policy:
 
     @property
     def effective_retention_days(self) -> int | None:
-        if self.retention_days is None:
+        """Days atoms are kept, or None for no expiry.
+
+        ``retention_days=0`` means no expiry, as in the original DWBase: a label must never
+        delete data on a reading other than the original's (there, 0 deleted nothing), so a
+        floor does not turn it into an expiry either.
+        """
+        if not self.retention_days:
             return None
         return max(self.retention_days, self.retention_min_days or 0)
 

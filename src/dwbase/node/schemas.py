@@ -211,6 +211,14 @@ class BackgroundTask(BaseModel):
     last_failure: str | None
 
 
+class DiskUsage(BaseModel):
+    """The original DWBase node's disk figures: the filesystem holding the store."""
+
+    used_bytes: int
+    total_bytes: int
+    percent_used: float
+
+
 class Health(BaseModel):
     """Operator health; ``/readyz`` answers 503 while ``storage_ok`` is false."""
 
@@ -222,6 +230,15 @@ class Health(BaseModel):
     disk_free_bytes: int | None
     disk_total_bytes: int | None
     disk_used_percent: float | None
+    disk_usage: DiskUsage | None = Field(
+        description="the disk_* figures in the original DWBase node's shape (null: unknown)"
+    )
+    disk_budget_bytes: int | None = Field(
+        description="the disk budget (storage.max_disk_mb) in bytes; null: no budget"
+    )
+    disk_budget_used_percent: float | None = Field(
+        description="store_bytes as a percentage of the disk budget; counts toward disk_pressure"
+    )
     disk_pressure: Literal["unknown", "ok", "warn", "degraded"]
     disk_min_free_bytes: int = Field(description="below this much free disk storage_ok is false")
     store_bytes: int
