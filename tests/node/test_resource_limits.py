@@ -272,6 +272,18 @@ def test_a_connection_that_sends_its_head_slowly_is_closed(guarded: RunningNode)
     sock.close()
 
 
+def test_a_kept_alive_connection_that_sends_its_next_head_slowly_is_closed(
+    guarded: RunningNode,
+) -> None:
+    sock = _raw(guarded)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+    assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+    sock.sendall(b"GET /healthz HTTP/1.1\r\n")  # the next request's head, never finished
+    took, data = _closed_after(sock, 3)
+    assert 0.2 < took < 0.9  # limits.header_timeout_s, not keep_alive_s (1 s)
+    assert data.startswith(b"HTTP/1.1 408 ")
+
+
 def test_a_connection_that_sends_its_body_slowly_is_answered_408_and_closed(
     guarded: RunningNode,
 ) -> None:

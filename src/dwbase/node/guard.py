@@ -77,6 +77,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     limits = ConnectionLimits(max_connections=1000, header_timeout_s=10.0, body_timeout_s=30.0)
     refusals = _Refusals()  # one per server: guarded_protocol() makes a class per server
 
+    # The deadline's phase ("head": waiting for a request head; "body": reading a body;
+    # "idle": between requests, where uvicorn's keep-alive timeout applies), when the phase
+    # began, and its timer. A timer is armed only when a read ends inside a request (and at
+    # connect), so a request that arrives whole costs no timer at all.
+    _phase = "idle"
+    _since = 0.0
     _deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -95,31 +101,40 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             )
             self.transport.close()
             return
-        self._arm("head")
+        self._phase, self._since = "head", self.loop.time()
+        self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
 
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._phase != "idle" and self._deadline is None and not self.transport.is_closing():
+            self._arm()
+
     # httptools parser callbacks: where a request's head and body begin and end.
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._deadline is None:  # the first request's deadline runs from the connection
-            self._arm("head")
+        if self._deadline is None:  # else: the first request's deadline runs from the connect
+            self._phase, self._since = "head", self.loop.time()
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        self._arm("body")
+        self._disarm()
+        self._phase, self._since = "body", self.loop.time()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._disarm()
+        self._phase = "idle"
 
-    def _arm(self, phase: str) -> None:
-        self._disarm()
-        delay = self.limits.header_timeout_s if phase == "head" else self.limits.body_timeout_s
-        self._deadline = self.loop.call_later(delay, self._expired, phase)
+    def _arm(self) -> None:
+        head = self._phase == "head"
+        limit = self.limits.header_timeout_s if head else self.limits.body_timeout_s
+        delay = max(0.0, self._since + limit - self.loop.time())
+        self._deadline = self.loop.call_later(delay, self._expired, self._phase)
 
     def _disarm(self) -> None:
         if self._deadline is not None:
