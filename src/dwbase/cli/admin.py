@@ -102,7 +102,8 @@ def world_policy(
     ctx: typer.Context,
     world: WorldArg,
     retention_days: Annotated[
-        int | None, typer.Option("--retention-days", metavar="N", help="Keep atoms N days.")
+        int | None,
+        typer.Option("--retention-days", metavar="N", help="Keep atoms N days (0: no expiry)."),
     ] = None,
     retention_min_days: Annotated[
         int | None,

@@ -2,7 +2,8 @@
 
 Every command is a translation: parse the options, call one engine/client method, print.
 Errors never show a traceback: they print ``error[<code>]: message`` on stderr and exit 2 for
-invalid input (including bad command lines) and 1 for everything else. ``remember`` exits 3
+invalid input (including bad command lines) and 1 for everything else. The global options
+(``--data-dir``, ``--api``, ``--token``) may also follow the command. ``remember`` exits 3
 when its atom was held in quarantine (see ``atoms.EXIT_HELD``).
 """
 
@@ -16,6 +17,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from .. import __version__
 from ..errors import DWBaseError
 from .context import State
 from .render import print_error
@@ -23,6 +25,14 @@ from .render import print_error
 EXIT_INVALID = 2
 EXIT_FAILURE = 1
 INVALID_CODES = frozenset({"invalid_input", "payload_too_large"})
+# Options of the `dwbase` group itself, each with a value; accepted after the command too.
+GLOBAL_OPTIONS = ("--data-dir", "--api", "--token")
+HINTS = {
+    "unauthenticated": (
+        "the node needs a token: give it with --token TOKEN or DWBASE_TOKEN (whoever runs "
+        "the node makes one with `dwbase --data-dir DIR token create NAME ...`)"
+    ),
+}
 
 CONTEXT_SETTINGS: dict[str, Any] = {
     "help_option_names": ["-h", "--help"],
@@ -47,9 +57,11 @@ class DWBaseGroup(TyperGroup):
         windows_expand_args: bool = True,
         **extra: Any,
     ) -> Any:
+        if args is None:
+            args = sys.argv[1:]
         try:
             rv = super().main(
-                args=args,
+                args=hoist_global_options(self, list(args)),
                 prog_name=prog_name or "dwbase",
                 complete_var=complete_var,
                 standalone_mode=False,
@@ -57,7 +69,7 @@ class DWBaseGroup(TyperGroup):
                 **extra,
             )
         except DWBaseError as exc:
-            code = fail(exc.code, exc.message, "", exit_code_for(exc.code))
+            code = fail(exc.code, exc.message, HINTS.get(exc.code, ""), exit_code_for(exc.code))
             return _finish(code, standalone_mode)
         except typer.Abort:
             print_error("aborted", "interrupted")
@@ -75,6 +87,56 @@ class DWBaseGroup(TyperGroup):
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def hoist_global_options(group: Any, args: list[str]) -> list[str]:
+    """Move ``--data-dir``/``--api``/``--token`` given after the command to before it.
+
+    ``dwbase ask --world demo "q" --data-dir ./mem`` then means ``dwbase --data-dir ./mem ask
+    ...``. An option the command defines itself, and the value of another option (``--text
+    --api``), stay where they are.
+    """
+    i = 0
+    while i < len(args) and args[i].startswith("-"):  # global options before the command
+        i += 2 if args[i] in GLOBAL_OPTIONS else 1
+    start = i
+    # Typer's click may be its own copy: look at commands and options by their attributes.
+    cmd = group
+    while i < len(args) and args[i] in getattr(cmd, "commands", {}):
+        cmd = cmd.commands[args[i]]
+        i += 1
+    if cmd is group:
+        return args
+    values: dict[str, int] = {}  # the command's own options -> how many values each takes
+    for param in cmd.params:
+        if param.param_type_name == "option":
+            n = 0 if param.is_flag or param.count else param.nargs
+            values.update(dict.fromkeys([*param.opts, *param.secondary_opts], n))
+    moved: list[str] = []
+    kept: list[str] = []
+    rest = args[i:]
+    j = 0
+    while j < len(rest):
+        arg = rest[j]
+        if arg == "--":
+            kept.extend(rest[j:])
+            break
+        name, eq, _ = arg.partition("=")
+        if name in GLOBAL_OPTIONS and name not in values:
+            step = 1 if eq else 2
+            moved.extend(rest[j : j + step])
+            j += step
+            continue
+        step = 1 + (values.get(name, 0) if not eq else 0)
+        kept.extend(rest[j : j + step])
+        j += step
+    return args[:start] + moved + args[start:i] + kept
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"dwbase {__version__}\n")
+        raise typer.Exit()
 
 
 def _is_usage_error(exc: Exception) -> bool:
@@ -158,8 +220,18 @@ def _global(
             show_envvar=True,
         ),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version and exit.",
+            is_eager=True,
+            callback=_print_version,
+        ),
+    ] = False,
 ) -> None:
     ctx.obj = State(data_dir=data_dir, api=api, token=token)
+    del version  # handled by its eager callback
 
 
 def _register() -> None:

@@ -18,10 +18,12 @@ HEADER = """# `dwbase` command line
 
 The CLI works on an embedded store (`--data-dir DIR` or `DWBASE_DATA_DIR`) or on a running
 node (`--api URL` or `DWBASE_API`, with `--token` or `DWBASE_TOKEN`). Output is a table for
-people and JSON with `--json`. Errors print `error[<code>]: message` on stderr (the codes of
-DESIGN §3.2) and exit with status 2 for invalid input, 1 for anything else. `remember` exits
-with status 3 when the atom was held in quarantine (stored in `quarantine:<world>`, not in its
-world) and says so.
+people and JSON with `--json`. The global options may also follow the command
+(`dwbase ask --world demo "q" --data-dir ./mem`); `dwbase --version` prints the version.
+Errors print `error[<code>]: message` on stderr (the codes of the node's errors, see
+[node.md](node.md#errors)) and exit with status 2 for invalid input, 1 for anything else.
+`remember` exits with status 3 when the atom was held in quarantine (stored in
+`quarantine:<world>`, not in its world) and says so.
 
 """
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import logging
@@ -25,7 +26,7 @@ from fastapi import FastAPI
 
 from ..config import Settings
 from ..engine import Engine
-from ..errors import DWBaseError
+from ..errors import ConflictError, DWBaseError
 from ..security.tokens import TokenStore
 from .app import NodeState, create_app
 from .guard import ConnectionLimits, ensure_descriptors, guarded_protocol
@@ -94,7 +95,19 @@ def _socket(settings: Settings) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        other = f"{host}:{port + 1 if port < 65535 else 8081}"
+        raise ConflictError(
+            f"{settings.listen} is already in use (another dwbase node, or another program); "
+            f"pick another address with --listen {other}, DWBASE_LISTEN={other} or listen = "
+            f'"{other}" under [node]',
+            listen=settings.listen,
+        ) from None
     sock.listen(2048)
     sock.setblocking(False)
     return sock
@@ -126,8 +139,8 @@ def serve(settings: Settings, *, engine: Engine | None = None) -> None:
     configure_logging(settings.log_level)
     tokens = TokenStore(settings.tokens_path)
     check_bind(settings, tokens)
+    sock = _socket(settings)  # before the store opens: a taken port leaves nothing open
     engine = engine or settings.open_engine()
-    sock = _socket(settings)
     host, port = sock.getsockname()[:2]
     log.info(
         "node listening",
@@ -153,8 +166,8 @@ class RunningNode:
         self.settings = settings
         self.tokens = TokenStore(settings.tokens_path)
         check_bind(settings, self.tokens)
-        self.engine = engine or settings.open_engine()
         self._sock = _socket(settings)
+        self.engine = engine or settings.open_engine()
         host, port = self._sock.getsockname()[:2]
         self.url = f"http://{host}:{port}"
         self.server = _server(settings, self.engine, self.tokens)
