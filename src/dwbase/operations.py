@@ -10,11 +10,12 @@ import logging
 import math
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from . import policy as policy_mod
 from .background import BackgroundFailures
-from .errors import InvalidInputError, NotFoundError
+from .errors import CapabilityDeniedError, InvalidInputError, NotFoundError
 from .health import MIN_FREE_MB, engine_health
 from .model import Atom, StoredAtom, validate_world
 from .options import Options
@@ -149,7 +150,13 @@ class OperationsMixin:
         replication_deny: Sequence[str] | None = None,
         caller: Caller | None = None,
     ) -> AtomId:
-        """Write a policy atom into ``world`` (it applies to that world, see ``policy.py``)."""
+        """Record a policy for ``world`` as an atom of ``policy:<world>`` (see ``policy.py``).
+
+        The atom goes to ``policy:<world>``, as in the original DWBase, so the world's own
+        memory (``replay``, ``ask``) holds only what its agents wrote. A policy world itself
+        (``policy:<w>``, ``tenant:<id>/policy``) takes the atom directly. The caller needs the
+        policy capability for ``world``.
+        """
         labels = policy_mod.policy_labels(
             retention_days=retention_days,
             retention_min_days=retention_min_days,
@@ -159,13 +166,21 @@ class OperationsMixin:
         )
         if not labels:
             raise InvalidInputError("give at least one policy setting", field="policy")
+        validate_world(world)
+        who = caller or FULL_ACCESS
+        if not who.can_set_policy(world):
+            raise CapabilityDeniedError(
+                f"{who.name} may not change the policy of world {world!r}", world=world
+            )
+        target = world if policy_mod.is_policy_world(world) else validate_world("policy:" + world)
         return self.remember(
-            world,
+            target,
             caller.worker if caller and caller.worker else SYSTEM_WORKER,
             "observation",
-            {"policy": labels},
+            {"policy": labels, "world": world},
             labels=labels,
-            caller=caller,
+            # The policy capability for ``world`` is what lets a caller write its policy world.
+            caller=replace(FULL_ACCESS, worker=who.worker, name=who.name),
         )
 
     def policy(self, world: str) -> Policy:

@@ -53,6 +53,17 @@ class Policy:
         }
 
 
+def is_policy_world(world: str) -> bool:
+    """Whether ``world`` holds policy for other worlds (``policy:<w>``, ``tenant:<id>/policy``).
+
+    >>> is_policy_world("policy:demo"), is_policy_world("tenant:acme/policy")
+    (True, True)
+    """
+    if world.startswith("policy:"):
+        return True
+    return world.startswith("tenant:") and world.count("/") == 1 and world.endswith("/policy")
+
+
 def policy_sources(world: str) -> list[str]:
     """Worlds whose policy atoms apply to ``world``, least specific first."""
     sources: list[str] = []

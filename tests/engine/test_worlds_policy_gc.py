@@ -57,7 +57,8 @@ def test_retention_evicts_old_atoms_but_keeps_policy_and_link_targets(
     assert report.evicted == 1 and report.by_reason == {"retention": 1}
     left = {a.id for a in db.replay("demo")}
     assert old not in left
-    assert {target, fresh, pol} <= left
+    assert {target, fresh} <= left
+    assert db.get(pol).world == "policy:demo"
     assert db.check().ok
     assert all(h.atom.id != old for h in db.ask("demo", "old").hits)
 

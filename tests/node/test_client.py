@@ -91,7 +91,7 @@ def test_batch_worlds_policy_index_and_quarantine(client: Client, engine: Engine
     client.resume_world("ops")
     client.set_policy("ops", retention_days=7, replication_deny=["x*"])
     assert engine.policy("ops").retention_days == 7
-    assert {s["world"] for s in client.index_status()} == {"ops", "new"}
+    assert {s["world"] for s in client.index_status()} == {"ops", "new", "policy:ops"}
     assert client.index_rebuild("ops")["worlds"] == ["ops"]
     held = client.remember("ops", "a", payload_json='{"v": NaN}')
     assert held.quarantined == "impossible_number"
