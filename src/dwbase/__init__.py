@@ -30,6 +30,7 @@ from .errors import (
 from .model import KINDS, LINK_KINDS, Answer, Atom, AtomFilter, Hit, Link
 from .options import Options
 from .policy import Policy
+from .protocol import AsyncDWBaseAPI, DWBaseAPI
 from .results import AtomId, GcReport, IngestResult
 from .security import Caller
 
@@ -40,10 +41,14 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> object:
     # The HTTP client pulls in httpx; load it only when asked for, so ``import dwbase``
     # stays light (and works inside the WASI component).
-    if name in ("Client", "AsyncClient"):
-        from . import client
+    if name == "Client":
+        from .client import Client
 
-        return getattr(client, name)
+        return Client
+    if name == "AsyncClient":
+        from .aclient import AsyncClient
+
+        return AsyncClient
     raise AttributeError(f"module 'dwbase' has no attribute {name!r}")
 
 
@@ -53,6 +58,7 @@ __all__ = [
     "Answer",
     "AsyncClient",
     "AsyncDWBase",
+    "AsyncDWBaseAPI",
     "Atom",
     "AtomFilter",
     "AtomId",
@@ -61,6 +67,7 @@ __all__ = [
     "Client",
     "ConflictError",
     "DWBase",
+    "DWBaseAPI",
     "DWBaseError",
     "Engine",
     "GcReport",

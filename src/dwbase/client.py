@@ -8,187 +8,31 @@ True
 
 Errors arrive as the same classes the engine raises (``CapabilityDeniedError``,
 ``NotFoundError``, ``RateLimitedError`` with ``retry_after`` ...); a node that cannot be
-reached raises ``UnavailableError``. :class:`AsyncClient` offers the same methods, awaited.
+reached raises ``UnavailableError``. :class:`~dwbase.aclient.AsyncClient` (also importable
+from here) offers the same methods as coroutines. Both implement :class:`dwbase.DWBaseAPI`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 import httpx
 
-from .errors import (
-    DWBaseError,
-    InternalError,
-    UnavailableError,
-    error_from_dict,
-)
+from . import wire
+from .aclient import AsyncClient
+from .errors import UnavailableError
 from .ids import new_id
-from .model import Answer, Atom, AtomFilter, Hit
-from .results import AtomId
+from .model import Answer, Atom, AtomFilter
+from .results import AtomId, GcReport
 from .stream import SubscriptionStats
+from .wire import DEFAULT_URL, RETRY_BACKOFF_S, WRITE_RETRIES
 
 T = TypeVar("T")
 
-DEFAULT_URL = "http://127.0.0.1:8080"
-
-
-# Writes carry ids chosen here, so a write whose answer was lost (a reset connection, a
-# timeout) is sent again: the node stores nothing twice and answers the same ids.
-WRITE_RETRIES = 2
-RETRY_BACKOFF_S = (0.05, 0.25)
-
-
-@dataclass(frozen=True, slots=True)
-class _Req(Generic[T]):
-    method: str
-    path: str
-    parse: Callable[[Any, httpx.Headers], T]
-    body: Any = None
-    params: Mapping[str, Any] = field(default_factory=dict)
-    retries: int = 0  # how often to resend after a transport error (idempotent requests only)
-
-
-def _atom(d: Any) -> Atom:
-    return Atom.from_dict(d)
-
-
-def _atoms(d: Any, _h: httpx.Headers | None = None) -> list[Atom]:
-    return [_atom(a) for a in d]
-
-
-def _answer(d: Any, _h: httpx.Headers) -> Answer:
-    return Answer(
-        world=d["world"],
-        text=d["text"],
-        supporting_atoms=[_atom(a) for a in d["supporting_atoms"]],
-        hits=[
-            Hit(
-                atom=_atom(h["atom"]),
-                score=float(h["score"]),
-                parts={k: float(v) for k, v in h["parts"].items()},
-                sources=tuple(h["sources"]),
-            )
-            for h in d["hits"]
-        ],
-        warnings=list(d["warnings"]),
-    )
-
-
-def _id(d: Any, _h: httpx.Headers) -> AtomId:
-    # A held write answers an object that says so (docs/node.md), a normal one the id string.
-    return AtomId.from_wire(d)
-
-
-def _ids(d: Any, _h: httpx.Headers) -> list[AtomId]:
-    return [AtomId.from_wire(i) for i in d]
-
-
-def _with_id(atom: Mapping[str, Any]) -> dict[str, Any]:
-    """``atom`` with an id of its own, so that sending it again stores nothing twice."""
-    out = dict(atom)
-    if out.get("id") is None:
-        out["id"] = new_id()
-    return out
-
-
-def _raw(d: Any, _h: httpx.Headers) -> Any:
-    return d
-
-
-def _none(_d: Any, _h: httpx.Headers) -> None:
-    return None
-
-
-def _stats(d: Any, _h: httpx.Headers) -> SubscriptionStats:
-    return SubscriptionStats(
-        handle=d["handle"],
-        queued_count=d["queued_count"],
-        dropped_count=d["dropped_count"],
-        last_event_ms=d["last_event_ms"],
-        warnings=list(d["warnings"]),
-        cursor=d.get("cursor"),
-    )
-
-
-def _filter(flt: AtomFilter | Mapping[str, Any] | None, **extra: Any) -> dict[str, Any] | None:
-    out: dict[str, Any] = {}
-    if isinstance(flt, AtomFilter):
-        out = {k: v for k, v in flt.to_dict().items() if v not in (None, [])}
-    elif flt is not None:
-        out = dict(flt)
-    for key, value in extra.items():
-        if value is not None:
-            out[key] = list(value) if isinstance(value, list | tuple) else value
-    return out or None
-
-
-def _drop_none(d: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if v is not None}
-
-
-def _body(req: _Req[Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"params": _drop_none(req.params)}
-    if req.body is not None:
-        # NaN/Infinity are sent as written so the node, like the engine, rejects them with
-        # invalid_input (httpx's own encoder would raise ValueError here instead).
-        out["content"] = json.dumps(req.body, separators=(",", ":")).encode()
-        out["headers"] = {"content-type": "application/json"}
-    return out
-
-
-def _raise_for(resp: httpx.Response) -> None:
-    try:
-        body = resp.json()
-        err = body["error"]
-        if not isinstance(err, dict):
-            raise TypeError
-    except (ValueError, KeyError, TypeError):
-        cls = UnavailableError if resp.status_code in (502, 503, 504) else InternalError
-        raise cls(
-            f"node answered {resp.status_code} without an error body", status=resp.status_code
-        ) from None
-    details = err.get("details")
-    if isinstance(details, dict):
-        details.pop("request_id", None)  # keep the engine's details; the id is in the header
-    raise error_from_dict(err)
-
-
-class _SSE:
-    """Incremental Server-Sent Events parser: feed lines, get atoms at event ends."""
-
-    def __init__(self) -> None:
-        self.last_id: str | None = None
-        self._data: list[str] = []
-        self._event = ""
-
-    def feed(self, line: str) -> Atom | None:
-        if line == "":
-            data, self._data = self._data, []
-            event, self._event = self._event, ""
-            if not data:
-                return None
-            body = json.loads("\n".join(data))
-            if event == "error":  # the node ended the stream (e.g. the token was revoked)
-                raise error_from_dict(body["error"])
-            return _atom(body)
-        if line.startswith(":"):
-            return None
-        key, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if key == "id":
-            self.last_id = value
-        elif key == "event":
-            self._event = value
-        elif key == "data":
-            self._data.append(value)
-        return None
+__all__ = ["DEFAULT_URL", "AsyncClient", "Client"]
 
 
 class Client:
@@ -217,10 +61,10 @@ class Client:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _send(self, req: _Req[T]) -> T:
+    def _send(self, req: wire.Request[T]) -> T:
         for attempt in range(req.retries + 1):
             try:
-                resp = self._http.request(req.method, req.path, **_body(req))
+                resp = self._http.request(req.method, req.path, **wire.send_kwargs(req))
                 break
             except httpx.TransportError as exc:
                 if attempt == req.retries:
@@ -229,7 +73,7 @@ class Client:
                     ) from exc
                 time.sleep(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
         if resp.status_code >= 400:
-            _raise_for(resp)
+            wire.raise_for(resp)
         return req.parse(resp.json(), resp.headers)
 
     def close(self) -> None:
@@ -258,7 +102,7 @@ class Client:
         labels: Sequence[str] = (),
         links: Sequence[Any] = (),
     ) -> AtomId:
-        body = _drop_none(
+        body = wire.drop_none(
             {
                 "id": new_id(),
                 "world": world,
@@ -271,14 +115,20 @@ class Client:
                 "vector": list(vector) if vector is not None else None,
                 "flags": list(flags),
                 "labels": list(labels),
-                "links": [_link(x) for x in links],
+                "links": [wire.link(x) for x in links],
             }
         )
-        return self._send(_Req("POST", "/remember", _id, body, retries=WRITE_RETRIES))
+        return self._send(
+            wire.Request("POST", "/remember", wire.atom_id, body, retries=WRITE_RETRIES)
+        )
 
     def remember_atom(self, new_atom: Mapping[str, Any]) -> AtomId:
         """Store one NewAtom; an ``id`` is chosen here unless it has one (see remember_batch)."""
-        return self._send(_Req("POST", "/remember", _id, _with_id(new_atom), retries=WRITE_RETRIES))
+        return self._send(
+            wire.Request(
+                "POST", "/remember", wire.atom_id, wire.with_id(new_atom), retries=WRITE_RETRIES
+            )
+        )
 
     def remember_batch(self, atoms: Sequence[Mapping[str, Any]]) -> list[AtomId]:
         """All atoms are stored, or none.
@@ -288,8 +138,10 @@ class Client:
         stores nothing twice and answers the same ids. Held writes come back with
         ``aid.held`` set.
         """
-        body = {"atoms": [_with_id(a) for a in atoms]}
-        return self._send(_Req("POST", "/remember/batch", _ids, body, retries=WRITE_RETRIES))
+        body = {"atoms": [wire.with_id(a) for a in atoms]}
+        return self._send(
+            wire.Request("POST", "/remember/batch", wire.atom_ids, body, retries=WRITE_RETRIES)
+        )
 
     # ------------------------------------------------------------------ reads
 
@@ -306,11 +158,11 @@ class Client:
         current_only: bool = False,
         vector: Sequence[float] | None = None,
     ) -> Answer:
-        body = _drop_none(
+        body = wire.drop_none(
             {
                 "world": world,
                 "text": text,
-                "filter": _filter(filter),
+                "filter": wire.filter_body(filter),
                 "limit": limit,
                 "as_of": as_of,
                 "rank": rank,
@@ -319,7 +171,7 @@ class Client:
                 "vector": list(vector) if vector is not None else None,
             }
         )
-        return self._send(_Req("POST", "/ask", _answer, body))
+        return self._send(wire.Request("POST", "/ask", wire.answer, body))
 
     def replay(
         self,
@@ -337,7 +189,7 @@ class Client:
         current_only: bool = False,
         after: str | None = None,
     ) -> list[Atom]:
-        flt = _filter(
+        flt = wire.filter_body(
             filter,
             kinds=kinds,
             labels=labels,
@@ -346,7 +198,7 @@ class Client:
             until=until,
             limit=limit,
         )
-        body = _drop_none(
+        body = wire.drop_none(
             {
                 "world": world,
                 "filter": flt,
@@ -356,18 +208,23 @@ class Client:
                 "after": after,
             }
         )
-        return self._send(_Req("POST", "/replay", _atoms, body))
+        return self._send(wire.Request("POST", "/replay", wire.atoms, body))
 
     def get(self, atom_id: str) -> Atom:
         """The atom; ``NotFoundError`` if absent or not readable with this token."""
         path = "/atoms/" + urllib.parse.quote(atom_id, safe="")
-        return self._send(_Req("GET", path, lambda d, _h: _atom(d)))
+        return self._send(wire.Request("GET", path, wire.one_atom))
 
     inspect = get
 
     def list_worlds(self, *, include_archived: bool = False) -> list[str]:
         return self._send(
-            _Req("GET", "/worlds", _raw, params={"include_archived": str(include_archived).lower()})
+            wire.Request(
+                "GET",
+                "/worlds",
+                wire.raw,
+                params={"include_archived": str(include_archived).lower()},
+            )
         )
 
     # ------------------------------------------------------------------ worlds & policy
@@ -375,18 +232,24 @@ class Client:
     def create_world(
         self, world: str, *, description: str | None = None, labels: Sequence[str] = ()
     ) -> AtomId:
-        body = _drop_none(
+        body = wire.drop_none(
             {"action": "create", "world": world, "description": description, "labels": list(labels)}
         )
-        return self._send(_Req("POST", "/worlds/manage", _id, body))
+        return self._send(wire.Request("POST", "/worlds/manage", wire.atom_id, body))
 
     def archive_world(self, world: str) -> AtomId:
         return self._send(
-            _Req("POST", "/worlds/manage", _id, {"action": "archive", "world": world})
+            wire.Request(
+                "POST", "/worlds/manage", wire.atom_id, {"action": "archive", "world": world}
+            )
         )
 
     def resume_world(self, world: str) -> AtomId:
-        return self._send(_Req("POST", "/worlds/manage", _id, {"action": "resume", "world": world}))
+        return self._send(
+            wire.Request(
+                "POST", "/worlds/manage", wire.atom_id, {"action": "resume", "world": world}
+            )
+        )
 
     def set_policy(
         self,
@@ -398,7 +261,7 @@ class Client:
         replication_allow: Sequence[str] | None = None,
         replication_deny: Sequence[str] | None = None,
     ) -> AtomId:
-        body = _drop_none(
+        body = wire.drop_none(
             {
                 "world": world,
                 "retention_days": retention_days,
@@ -408,7 +271,7 @@ class Client:
                 "replication_deny": list(replication_deny) if replication_deny else None,
             }
         )
-        return self._send(_Req("POST", "/worlds/policy", _id, body))
+        return self._send(wire.Request("POST", "/worlds/policy", wire.atom_id, body))
 
     # ------------------------------------------------------------------ observe
 
@@ -421,20 +284,24 @@ class Client:
         capacity: int | None = None,
         drop_policy: str = "drop_oldest",
     ) -> str:
-        body = _filter(filter) or {}
+        body = wire.filter_body(filter) or {}
         if world is not None:
             body["world"] = world
-        body.update(_drop_none({"after": after, "capacity": capacity, "drop_policy": drop_policy}))
-        return self._send(_Req("POST", "/observe/start", lambda d, _h: str(d["handle"]), body))
+        body.update(
+            wire.drop_none({"after": after, "capacity": capacity, "drop_policy": drop_policy})
+        )
+        return self._send(wire.Request("POST", "/observe/start", wire.handle, body))
 
     def observe_poll(self, handle: str, max: int = 100) -> list[Atom]:
-        return self._send(_Req("POST", "/observe/poll", _atoms, {"handle": handle, "max": max}))
+        return self._send(
+            wire.Request("POST", "/observe/poll", wire.atoms, {"handle": handle, "max": max})
+        )
 
     def observe_stop(self, handle: str) -> None:
-        return self._send(_Req("POST", "/observe/stop", _none, {"handle": handle}))
+        return self._send(wire.Request("POST", "/observe/stop", wire.nothing, {"handle": handle}))
 
     def observe_stats(self, handle: str) -> SubscriptionStats:
-        return self._send(_Req("GET", f"/observe/{handle}/stats", _stats))
+        return self._send(wire.Request("GET", f"/observe/{handle}/stats", wire.stats))
 
     def observe_stream(
         self,
@@ -448,7 +315,7 @@ class Client:
     ) -> Iterator[Atom]:
         """Atoms as the node streams them (Server-Sent Events), resuming after
         ``last_event_id``; ends after ``max_events`` atoms or ``timeout_s`` idle seconds."""
-        params = _drop_none(
+        params = wire.drop_none(
             {
                 "world": world,
                 "kinds": list(kinds) if kinds else None,
@@ -464,8 +331,8 @@ class Client:
             ) as resp:
                 if resp.status_code >= 400:
                     resp.read()
-                    _raise_for(resp)
-                parser = _SSE()
+                    wire.raise_for(resp)
+                parser = wire.SSEParser()
                 for line in resp.iter_lines():
                     atom = parser.feed(line)
                     if atom is not None:
@@ -476,116 +343,34 @@ class Client:
     # ------------------------------------------------------------------ index & operators
 
     def index_status(self, world: str | None = None) -> list[dict[str, Any]]:
-        return self._send(_Req("GET", "/index/status", _raw, params={"world": world}))
+        return self._send(wire.Request("GET", "/index/status", wire.raw, params={"world": world}))
 
     def index_rebuild(self, world: str | None = None) -> dict[str, Any]:
-        return self._send(_Req("POST", "/index/rebuild", _raw, _drop_none({"world": world})))
+        return self._send(
+            wire.Request("POST", "/index/rebuild", wire.raw, wire.drop_none({"world": world}))
+        )
 
     def quarantine_list(self, world: str | None = None, *, limit: int = 1000) -> list[Atom]:
         return self._send(
-            _Req("GET", "/quarantine", _atoms, params={"world": world, "limit": limit})
+            wire.Request("GET", "/quarantine", wire.atoms, params={"world": world, "limit": limit})
         )
 
     def quarantine_release(self, atom_id: str) -> Atom:
-        return self._send(_Req("POST", f"/quarantine/{atom_id}/release", lambda d, _h: _atom(d)))
+        return self._send(wire.Request("POST", f"/quarantine/{atom_id}/release", wire.one_atom))
 
     def quarantine_drop(self, atom_id: str) -> None:
-        return self._send(_Req("POST", f"/quarantine/{atom_id}/drop", _none))
+        return self._send(wire.Request("POST", f"/quarantine/{atom_id}/drop", wire.nothing))
+
+    def gc(self) -> GcReport:
+        """Apply retention, minimum importance and the disk budget now (``POST /gc``).
+
+        An operator action: the token needs the operate capability, and gc's only the worlds
+        it operates on (see docs/security.md).
+        """
+        return self._send(wire.Request("POST", "/gc", wire.gc_report))
 
     def health(self) -> dict[str, Any]:
-        return self._send(_Req("GET", "/health", _raw))
+        return self._send(wire.Request("GET", "/health", wire.raw))
 
     def metrics_snapshot(self) -> dict[str, Any]:
-        return self._send(_Req("GET", "/metrics/snapshot", _raw))
-
-
-def _link(value: Any) -> Any:
-    to_dict = getattr(value, "to_dict", None)
-    return to_dict() if callable(to_dict) else value
-
-
-class AsyncClient(Client):
-    """:class:`Client` with every method awaited (``await db.remember(...)``).
-
-    ``observe_stream`` is an async iterator: ``async for atom in db.observe_stream(...)``.
-    """
-
-    def __init__(
-        self,
-        url: str = DEFAULT_URL,
-        *,
-        token: str | None = None,
-        timeout: float = 30.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(url, token=token, timeout=timeout, headers=headers)
-        self._http.close()
-        self._ahttp = httpx.AsyncClient(
-            base_url=self.url, headers=self._headers, timeout=timeout, transport=transport
-        )
-
-    def _send(self, req: _Req[T]) -> Any:
-        async def go() -> T:
-            for attempt in range(req.retries + 1):
-                try:
-                    resp = await self._ahttp.request(req.method, req.path, **_body(req))
-                    break
-                except httpx.TransportError as exc:
-                    if attempt == req.retries:
-                        raise UnavailableError(
-                            f"cannot reach DWBase node at {self.url}: {exc}"
-                        ) from exc
-                    await asyncio.sleep(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
-            if resp.status_code >= 400:
-                _raise_for(resp)
-            return req.parse(resp.json(), resp.headers)
-
-        return go()
-
-    async def aclose(self) -> None:
-        await self._ahttp.aclose()
-
-    def close(self) -> None:  # pragma: no cover - async users call aclose()
-        raise DWBaseError("use 'await client.aclose()' (or 'async with') for AsyncClient")
-
-    async def __aenter__(self) -> AsyncClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def observe_stream(  # type: ignore[override]
-        self,
-        world: str | None = None,
-        *,
-        kinds: Sequence[str] | None = None,
-        labels: Sequence[str] | None = None,
-        last_event_id: str | None = None,
-        max_events: int | None = None,
-        timeout_s: float | None = None,
-    ) -> AsyncIterator[Atom]:
-        params = _drop_none(
-            {
-                "world": world,
-                "kinds": list(kinds) if kinds else None,
-                "labels": list(labels) if labels else None,
-                "max_events": max_events,
-                "timeout_s": timeout_s,
-            }
-        )
-        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
-        try:
-            async with self._ahttp.stream(
-                "GET", "/observe/stream", params=params, headers=headers, timeout=None
-            ) as resp:
-                if resp.status_code >= 400:
-                    await resp.aread()
-                    _raise_for(resp)
-                parser = _SSE()
-                async for line in resp.aiter_lines():
-                    atom = parser.feed(line)
-                    if atom is not None:
-                        yield atom
-        except httpx.TransportError as exc:
-            raise UnavailableError(f"cannot reach DWBase node at {self.url}: {exc}") from exc
+        return self._send(wire.Request("GET", "/metrics/snapshot", wire.raw))

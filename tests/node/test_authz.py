@@ -224,11 +224,13 @@ def test_operator_routes_need_an_admin_token(
         check(tok, http.post(f"/quarantine/{held}/release"), False)
         check(tok, http.post(f"/quarantine/{held}/drop"), False)
         check(tok, http.post("/index/rebuild"), False)
+        check(tok, http.post("/gc"), False)
         check(tok, http.get("/health"), True)
         check(tok, http.get("/metrics/snapshot"), True)
     tok, admin = clients["admin"]
     check(tok, admin.get("/quarantine"), True)
     check(tok, admin.post(f"/quarantine/{held}/drop"), True)
+    check(tok, admin.post("/gc"), True)
 
 
 def test_a_scoped_admin_cannot_release_or_drop_held_atoms_of_other_worlds(
@@ -284,6 +286,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("get", "/quarantine", None),
     ("post", "/quarantine/x/release", None),
     ("post", "/quarantine/x/drop", None),
+    ("post", "/gc", None),
     ("get", "/health", None),
     ("get", "/metrics", None),
     ("get", "/metrics/snapshot", None),

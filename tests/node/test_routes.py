@@ -475,6 +475,7 @@ def test_openapi_describes_every_route(http: TestClient) -> None:
         ("get", "/quarantine"),
         ("post", "/quarantine/{atom_id}/release"),
         ("post", "/quarantine/{atom_id}/drop"),
+        ("post", "/gc"),
         ("get", "/health"),
         ("get", "/healthz"),
         ("get", "/readyz"),

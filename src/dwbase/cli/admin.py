@@ -8,7 +8,7 @@ import typer
 
 from ..errors import StorageError
 from .atoms import JsonFlag
-from .context import open_backend, state
+from .context import open_backend, open_local, state
 from .render import (
     note,
     out,
@@ -290,8 +290,7 @@ def storage_check(
     Example:
       dwbase --data-dir ./mem storage check --json
     """
-    state(ctx).require_data_dir("storage check")
-    with out().status("checking every record…"), open_backend(ctx) as db:
+    with out().status("checking every record…"), open_local(ctx, "storage check") as db:
         report = db.check(quick=quick)
     data = {
         "ok": report.ok,
@@ -318,8 +317,7 @@ def storage_reindex(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     Example:
       dwbase --data-dir ./mem storage reindex
     """
-    state(ctx).require_data_dir("storage reindex")
-    with out().status("reindexing…"), open_backend(ctx) as db:
+    with out().status("reindexing…"), open_local(ctx, "storage reindex") as db:
         n = db.reindex()
     _done(as_json, {"reindexed": n}, f"reindexed {n} atom(s)")
 
@@ -332,8 +330,7 @@ def storage_compact(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     Example:
       dwbase --data-dir ./mem storage compact
     """
-    state(ctx).require_data_dir("storage compact")
-    with out().status("compacting…"), open_backend(ctx) as db:
+    with out().status("compacting…"), open_local(ctx, "storage compact") as db:
         result: dict[str, Any] = db.compact()
     _done(
         as_json,
@@ -348,13 +345,17 @@ def storage_compact(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 def gc(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Apply retention, minimum importance and the disk budget now.
 
+    On a node (--api) the token needs the operate capability, and only the worlds it
+    operates on are collected.
+
     \b
-    Example:
+    Examples:
       dwbase --data-dir ./mem gc --json
+      dwbase --api http://127.0.0.1:8080 --token "$OPS_TOKEN" gc
     """
     with open_backend(ctx) as db:
         report = db.gc()
-    data = report.to_dict() if hasattr(report, "to_dict") else dict(report)
+    data = report.to_dict()
     if as_json:
         print_json(data)
         return

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import typer
 
+from ..engine import Engine
 from ..errors import InvalidInputError, NotFoundError, UnavailableError
+from ..protocol import DWBaseAPI
 
 STORE_FILE = "dwbase.sqlite3"
 
-# The engine (embedded) and ``dwbase.Client`` (a node) offer the same methods by contract
-# (DESIGN §3.1); the CLI calls them by name, so a backend is typed loosely here.
-Backend = Any
+Backend = DWBaseAPI
+"""What a command talks to: the embedded engine or ``dwbase.Client`` (a node), which offer
+the same methods (:class:`dwbase.DWBaseAPI`), so every store command runs on either."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,22 +55,12 @@ def open_backend(ctx: typer.Context, *, create: bool = False) -> Iterator[Backen
     holds no store, so a typo in ``--data-dir`` is reported instead of creating a new store.
     """
     st = state(ctx)
-    if st.api and st.data_dir is not None:
-        raise InvalidInputError(
-            "give --data-dir (embedded store) or --api (node), not both", field="api"
-        )
+    _one_store(st)
+    backend: Backend
     if st.api:
         backend = _client(st.api, st.token)
     elif st.data_dir is not None:
-        if not create and not store_exists(st.data_dir):
-            raise NotFoundError(
-                f"no DWBase store in {st.data_dir} (no {STORE_FILE}); check --data-dir, or "
-                "create one with `dwbase --data-dir DIR remember ...`",
-                path=str(st.data_dir),
-            )
-        import dwbase
-
-        backend = dwbase.open(st.data_dir)
+        backend = _embedded(st.data_dir, create=create)
     else:
         raise InvalidInputError(
             "no store given: use --data-dir DIR (or DWBASE_DATA_DIR) for an embedded store, "
@@ -83,11 +73,43 @@ def open_backend(ctx: typer.Context, *, create: bool = False) -> Iterator[Backen
         backend.close()
 
 
+@contextmanager
+def open_local(ctx: typer.Context, what: str) -> Iterator[Engine]:
+    """The embedded store of ``--data-dir``, for commands that work on its files (``what``
+    names the command in the error given with ``--api`` or without a data dir)."""
+    st = state(ctx)
+    _one_store(st)
+    engine = _embedded(st.require_data_dir(what), create=False)
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+def _one_store(st: State) -> None:
+    if st.api and st.data_dir is not None:
+        raise InvalidInputError(
+            "give --data-dir (embedded store) or --api (node), not both", field="api"
+        )
+
+
+def _embedded(data_dir: Path, *, create: bool) -> Engine:
+    if not create and not store_exists(data_dir):
+        raise NotFoundError(
+            f"no DWBase store in {data_dir} (no {STORE_FILE}); check --data-dir, or "
+            "create one with `dwbase --data-dir DIR remember ...`",
+            path=str(data_dir),
+        )
+    import dwbase
+
+    return dwbase.open(data_dir)
+
+
 def _client(url: str, token: str | None) -> Backend:
     try:
-        module = importlib.import_module("dwbase.client")
+        from ..client import Client
     except ImportError as exc:
         raise UnavailableError(
             f"the HTTP client is not available in this installation ({exc})"
         ) from exc
-    return module.Client(url, token=token)
+    return Client(url, token=token)

@@ -440,6 +440,17 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
         await run(engine.quarantine_drop, atom_id, caller=p.caller)
         return _json({"id": atom_id, "dropped": True})
 
+    @app.post(
+        "/gc",
+        summary="Apply retention, minimum importance and the disk budget now (operator)",
+        responses={**_ok(S.GcReport), **_errors(*READ)},
+        tags=["operators"],
+    )
+    async def gc(request: Request) -> Response:
+        p = st.principal(request)  # the engine gc's only the worlds the caller operates on
+        report = await run(engine.gc, caller=p.caller)
+        return _json(report.to_dict())
+
     @app.get(
         "/health",
         summary="Operator health (DESIGN §6)",

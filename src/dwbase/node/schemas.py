@@ -288,6 +288,12 @@ class QuarantineDropped(BaseModel):
     dropped: bool
 
 
+class GcReport(BaseModel):
+    evicted: int = Field(description="Atoms removed.")
+    by_reason: dict[str, int] = Field(description="retention, min_importance or disk_budget.")
+    by_world: dict[str, int]
+
+
 class ErrorBody(BaseModel):
     code: str
     message: str

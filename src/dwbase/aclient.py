@@ -1,0 +1,376 @@
+"""``dwbase.AsyncClient``: :class:`dwbase.Client`'s methods as coroutines, on ``httpx.AsyncClient``.
+
+>>> import asyncio, dwbase
+>>> async def main() -> None:
+...     async with dwbase.AsyncClient("http://127.0.0.1:8080", token="dwb_...") as db:
+...         aid = await db.remember("demo", "agent-1", "observation", {"text": "disk full"})
+...         print((await db.ask("demo", "what is full?")).hits[0].atom.id == aid)
+>>> asyncio.run(main())  # doctest: +SKIP
+True
+
+A class of its own (not a subclass of the sync client): both build their requests and read
+the answers with :mod:`dwbase.wire`, and both implement the one DWBase API
+(:class:`dwbase.AsyncDWBaseAPI` here, :class:`dwbase.DWBaseAPI` there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.parse
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+import httpx
+
+from . import wire
+from .errors import UnavailableError
+from .ids import new_id
+from .model import Answer, Atom, AtomFilter
+from .results import AtomId, GcReport
+from .stream import SubscriptionStats
+from .wire import DEFAULT_URL, RETRY_BACKOFF_S, WRITE_RETRIES
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """A DWBase node over HTTP, awaited: ``await db.remember(...)``, ``await db.ask(...)``.
+
+    The same methods, types, errors and retries as :class:`dwbase.Client`; use it with
+    ``async with`` or call ``await db.close()`` (``aclose()`` is the same, as in httpx).
+    ``observe_stream`` is an async iterator: ``async for atom in db.observe_stream(...)``.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        token: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._headers = dict(headers or {})
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.AsyncClient(
+            base_url=self.url, headers=self._headers, timeout=timeout, transport=transport
+        )
+
+    # ------------------------------------------------------------------ plumbing
+
+    async def _send(self, req: wire.Request[T]) -> T:
+        for attempt in range(req.retries + 1):
+            try:
+                resp = await self._http.request(req.method, req.path, **wire.send_kwargs(req))
+                break
+            except httpx.TransportError as exc:
+                if attempt == req.retries:
+                    raise UnavailableError(
+                        f"cannot reach DWBase node at {self.url}: {exc}"
+                    ) from exc
+                await asyncio.sleep(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
+        if resp.status_code >= 400:
+            wire.raise_for(resp)
+        return req.parse(resp.json(), resp.headers)
+
+    async def close(self) -> None:
+        """Close the connections (what ``async with`` does on the way out)."""
+        await self._http.aclose()
+
+    async def aclose(self) -> None:
+        """The same as :meth:`close` (httpx's name)."""
+        await self.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ writes
+
+    async def remember(
+        self,
+        world: str,
+        worker: str | None = None,
+        kind: str = "observation",
+        payload: Mapping[str, Any] | None = None,
+        *,
+        payload_json: str | None = None,
+        importance: float = 0.5,
+        timestamp: str = "",
+        vector: Sequence[float] | None = None,
+        flags: Sequence[str] = (),
+        labels: Sequence[str] = (),
+        links: Sequence[Any] = (),
+    ) -> AtomId:
+        body = wire.drop_none(
+            {
+                "id": new_id(),
+                "world": world,
+                "worker": worker,
+                "kind": kind,
+                "payload": dict(payload) if payload is not None else None,
+                "payload_json": payload_json,
+                "importance": importance,
+                "timestamp": timestamp,
+                "vector": list(vector) if vector is not None else None,
+                "flags": list(flags),
+                "labels": list(labels),
+                "links": [wire.link(x) for x in links],
+            }
+        )
+        return await self._send(
+            wire.Request("POST", "/remember", wire.atom_id, body, retries=WRITE_RETRIES)
+        )
+
+    async def remember_atom(self, new_atom: Mapping[str, Any]) -> AtomId:
+        """Store one NewAtom; an ``id`` is chosen here unless it has one (see remember_batch)."""
+        return await self._send(
+            wire.Request(
+                "POST", "/remember", wire.atom_id, wire.with_id(new_atom), retries=WRITE_RETRIES
+            )
+        )
+
+    async def remember_batch(self, atoms: Sequence[Mapping[str, Any]]) -> list[AtomId]:
+        """All atoms are stored, or none; retried like :meth:`dwbase.Client.remember_batch`."""
+        body = {"atoms": [wire.with_id(a) for a in atoms]}
+        return await self._send(
+            wire.Request("POST", "/remember/batch", wire.atom_ids, body, retries=WRITE_RETRIES)
+        )
+
+    # ------------------------------------------------------------------ reads
+
+    async def ask(
+        self,
+        world: str,
+        text: str,
+        *,
+        filter: AtomFilter | Mapping[str, Any] | None = None,
+        limit: int = 10,
+        as_of: str | None = None,
+        rank: str = "hybrid",
+        weights: Mapping[str, Any] | None = None,
+        current_only: bool = False,
+        vector: Sequence[float] | None = None,
+    ) -> Answer:
+        body = wire.drop_none(
+            {
+                "world": world,
+                "text": text,
+                "filter": wire.filter_body(filter),
+                "limit": limit,
+                "as_of": as_of,
+                "rank": rank,
+                "weights": dict(weights) if weights is not None else None,
+                "current_only": current_only,
+                "vector": list(vector) if vector is not None else None,
+            }
+        )
+        return await self._send(wire.Request("POST", "/ask", wire.answer, body))
+
+    async def replay(
+        self,
+        world: str,
+        *,
+        filter: AtomFilter | Mapping[str, Any] | None = None,
+        kinds: Sequence[str] | None = None,
+        labels: Sequence[str] | None = None,
+        flags: Sequence[str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int | None = None,
+        as_of: str | None = None,
+        order: str = "append",
+        current_only: bool = False,
+        after: str | None = None,
+    ) -> list[Atom]:
+        flt = wire.filter_body(
+            filter,
+            kinds=kinds,
+            labels=labels,
+            flags=flags,
+            since=since,
+            until=until,
+            limit=limit,
+        )
+        body = wire.drop_none(
+            {
+                "world": world,
+                "filter": flt,
+                "as_of": as_of,
+                "order": order,
+                "current_only": current_only,
+                "after": after,
+            }
+        )
+        return await self._send(wire.Request("POST", "/replay", wire.atoms, body))
+
+    async def get(self, atom_id: str) -> Atom:
+        """The atom; ``NotFoundError`` if absent or not readable with this token."""
+        path = "/atoms/" + urllib.parse.quote(atom_id, safe="")
+        return await self._send(wire.Request("GET", path, wire.one_atom))
+
+    inspect = get
+
+    async def list_worlds(self, *, include_archived: bool = False) -> list[str]:
+        return await self._send(
+            wire.Request(
+                "GET",
+                "/worlds",
+                wire.raw,
+                params={"include_archived": str(include_archived).lower()},
+            )
+        )
+
+    # ------------------------------------------------------------------ worlds & policy
+
+    async def create_world(
+        self, world: str, *, description: str | None = None, labels: Sequence[str] = ()
+    ) -> AtomId:
+        body = wire.drop_none(
+            {"action": "create", "world": world, "description": description, "labels": list(labels)}
+        )
+        return await self._send(wire.Request("POST", "/worlds/manage", wire.atom_id, body))
+
+    async def archive_world(self, world: str) -> AtomId:
+        return await self._send(
+            wire.Request(
+                "POST", "/worlds/manage", wire.atom_id, {"action": "archive", "world": world}
+            )
+        )
+
+    async def resume_world(self, world: str) -> AtomId:
+        return await self._send(
+            wire.Request(
+                "POST", "/worlds/manage", wire.atom_id, {"action": "resume", "world": world}
+            )
+        )
+
+    async def set_policy(
+        self,
+        world: str,
+        *,
+        retention_days: int | None = None,
+        retention_min_days: int | None = None,
+        min_importance: float | None = None,
+        replication_allow: Sequence[str] | None = None,
+        replication_deny: Sequence[str] | None = None,
+    ) -> AtomId:
+        body = wire.drop_none(
+            {
+                "world": world,
+                "retention_days": retention_days,
+                "retention_min_days": retention_min_days,
+                "min_importance": min_importance,
+                "replication_allow": list(replication_allow) if replication_allow else None,
+                "replication_deny": list(replication_deny) if replication_deny else None,
+            }
+        )
+        return await self._send(wire.Request("POST", "/worlds/policy", wire.atom_id, body))
+
+    # ------------------------------------------------------------------ observe
+
+    async def observe_start(
+        self,
+        world: str | None = None,
+        *,
+        filter: AtomFilter | Mapping[str, Any] | None = None,
+        after: str | None = None,
+        capacity: int | None = None,
+        drop_policy: str = "drop_oldest",
+    ) -> str:
+        body = wire.filter_body(filter) or {}
+        if world is not None:
+            body["world"] = world
+        body.update(
+            wire.drop_none({"after": after, "capacity": capacity, "drop_policy": drop_policy})
+        )
+        return await self._send(wire.Request("POST", "/observe/start", wire.handle, body))
+
+    async def observe_poll(self, handle: str, max: int = 100) -> list[Atom]:
+        return await self._send(
+            wire.Request("POST", "/observe/poll", wire.atoms, {"handle": handle, "max": max})
+        )
+
+    async def observe_stop(self, handle: str) -> None:
+        return await self._send(
+            wire.Request("POST", "/observe/stop", wire.nothing, {"handle": handle})
+        )
+
+    async def observe_stats(self, handle: str) -> SubscriptionStats:
+        return await self._send(wire.Request("GET", f"/observe/{handle}/stats", wire.stats))
+
+    async def observe_stream(
+        self,
+        world: str | None = None,
+        *,
+        kinds: Sequence[str] | None = None,
+        labels: Sequence[str] | None = None,
+        last_event_id: str | None = None,
+        max_events: int | None = None,
+        timeout_s: float | None = None,
+    ) -> AsyncIterator[Atom]:
+        """Atoms as the node streams them (Server-Sent Events), resuming after
+        ``last_event_id``; ends after ``max_events`` atoms or ``timeout_s`` idle seconds."""
+        params = wire.drop_none(
+            {
+                "world": world,
+                "kinds": list(kinds) if kinds else None,
+                "labels": list(labels) if labels else None,
+                "max_events": max_events,
+                "timeout_s": timeout_s,
+            }
+        )
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        try:
+            async with self._http.stream(
+                "GET", "/observe/stream", params=params, headers=headers, timeout=None
+            ) as resp:
+                if resp.status_code >= 400:
+                    await resp.aread()
+                    wire.raise_for(resp)
+                parser = wire.SSEParser()
+                async for line in resp.aiter_lines():
+                    atom = parser.feed(line)
+                    if atom is not None:
+                        yield atom
+        except httpx.TransportError as exc:
+            raise UnavailableError(f"cannot reach DWBase node at {self.url}: {exc}") from exc
+
+    # ------------------------------------------------------------------ index & operators
+
+    async def index_status(self, world: str | None = None) -> list[dict[str, Any]]:
+        return await self._send(
+            wire.Request("GET", "/index/status", wire.raw, params={"world": world})
+        )
+
+    async def index_rebuild(self, world: str | None = None) -> dict[str, Any]:
+        return await self._send(
+            wire.Request("POST", "/index/rebuild", wire.raw, wire.drop_none({"world": world}))
+        )
+
+    async def quarantine_list(self, world: str | None = None, *, limit: int = 1000) -> list[Atom]:
+        return await self._send(
+            wire.Request("GET", "/quarantine", wire.atoms, params={"world": world, "limit": limit})
+        )
+
+    async def quarantine_release(self, atom_id: str) -> Atom:
+        return await self._send(
+            wire.Request("POST", f"/quarantine/{atom_id}/release", wire.one_atom)
+        )
+
+    async def quarantine_drop(self, atom_id: str) -> None:
+        return await self._send(wire.Request("POST", f"/quarantine/{atom_id}/drop", wire.nothing))
+
+    async def gc(self) -> GcReport:
+        """Apply retention, minimum importance and the disk budget now (an operator action)."""
+        return await self._send(wire.Request("POST", "/gc", wire.gc_report))
+
+    async def health(self) -> dict[str, Any]:
+        return await self._send(wire.Request("GET", "/health", wire.raw))
+
+    async def metrics_snapshot(self) -> dict[str, Any]:
+        return await self._send(wire.Request("GET", "/metrics/snapshot", wire.raw))
