@@ -15,7 +15,7 @@ from dwbase import AtomId, Engine
 
 FIXED = 1_717_243_200.0  # 2024-06-01T12:00:00Z: recency is computed against a frozen clock
 
-QUESTIONS = [
+QUESTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ("ops", "why is checkout slow?", {}),
     ("ops", "checkout latency", {"current_only": True}),
     ("ops", "payment errors after deploy", {"limit": 5}),
@@ -155,9 +155,14 @@ def test_reopened_store_answers_exactly_as_before(tmp_path: Path) -> None:
         before = _snapshot(db)
 
     # The world we built is what the comparison is about; make sure it is not vacuous.
-    assert before["worlds"] == ["fresh", "ops"]
-    assert before["all_worlds"] == ["fresh", "legacy", "ops"]
-    assert before["status"] == {"fresh": "active", "legacy": "archived", "ops": "active"}
+    assert before["worlds"] == ["fresh", "ops", "policy:ops"]
+    assert before["all_worlds"] == ["fresh", "legacy", "ops", "policy:ops"]
+    assert before["status"] == {
+        "fresh": "active",
+        "legacy": "archived",
+        "ops": "active",
+        "policy:ops": "active",
+    }
     assert before["policy"]["ops"]["retention_days"] == 30
     assert before["policy"]["ops"]["replication_deny"] == ["secret*"]
     assert [a["id"] for a in before["quarantine"]] == [ids["nan"]]
