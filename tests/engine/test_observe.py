@@ -118,3 +118,16 @@ def test_a_cursor_from_another_world_is_not_found(db: dwbase.Engine) -> None:
 def test_kinds_must_be_a_list(db: dwbase.Engine) -> None:
     with pytest.raises(InvalidInputError):
         db.replay("demo", filter={"kinds": 5})
+
+
+def test_the_process_wide_subscription_cap_is_a_limit_error_naming_it(db: dwbase.Engine) -> None:
+    from dwbase.errors import LimitExceededError
+
+    db.hub.max_subscriptions = 3
+    handles = [db.observe_start("demo") for _ in range(3)]
+    with pytest.raises(LimitExceededError, match="limit 3") as info:
+        db.observe_start("demo")
+    assert info.value.code == "limit_exceeded"
+    assert info.value.details["limit"] == "observe_subscriptions"
+    db.observe_stop(handles[0])
+    db.observe_start("demo")  # a slot came back

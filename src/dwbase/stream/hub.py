@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ..errors import InvalidHandleError, InvalidInputError
+from ..errors import InvalidHandleError, InvalidInputError, LimitExceededError
 from ..model import Atom
 from ..timeutil import Clock
 
@@ -108,9 +108,12 @@ class Hub:
         with self._lock:
             self._expire(now)
             if len(self._subs) >= self.max_subscriptions:
-                raise InvalidInputError(
-                    f"too many observe subscriptions ({self.max_subscriptions}); stop some",
-                    field="handle",
+                raise LimitExceededError(
+                    f"too many observe subscriptions in this process (limit "
+                    f"{self.max_subscriptions}); stop some, or let idle ones expire",
+                    limit="observe_subscriptions",
+                    value=self.max_subscriptions,
+                    retry_after=1.0,
                 )
             sub = Subscription(
                 handle=uuid.uuid4().hex,
