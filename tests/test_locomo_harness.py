@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import locomo
 
-SAMPLE = {
+SAMPLE: dict[str, Any] = {
     "sample_id": "tiny-1",
     "conversation": {
         "speaker_a": "Ann",

@@ -315,7 +315,7 @@ def test_replay_is_in_append_order_or_event_order(
         written: list[tuple[str, int]] = []  # (id, event time) in append order
         for batch in batches:
             # Few distinct hours and several offsets: many ties, and string order != time order.
-            atoms = []
+            atoms: list[dict[str, Any]] = []
             for hour, zone in batch:
                 stamp = format_instant(parse_instant("2024-03-01T00:00:00Z") + hour * 3_600_000_000)
                 local = _with_offset(stamp, zone)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 import dwbase
+from dwbase import AtomId
 from dwbase.errors import InvalidInputError
 from dwbase.ranking import RankingWeights
 
 
-def chat(db: dwbase.Engine, turns: list[str], start: str = "2024-03-01T10:00:") -> list[str]:
+def chat(db: dwbase.Engine, turns: list[str], start: str = "2024-03-01T10:00:") -> list[AtomId]:
     return db.remember_batch(
         [
             {

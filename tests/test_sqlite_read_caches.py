@@ -81,7 +81,9 @@ def test_a_second_engine_on_the_store_sees_links_and_changes_the_first_makes(
     held = writer.remember("c", "w", "observation", payload_json='{"text": "odd", "v": NaN}')
     assert held.quarantined
     writer.remember("c", "w", "observation", {"text": "later fact"})  # newer than the held one
-    seq = writer.storage.get(held).seq
+    stored = writer.storage.get(held)
+    assert stored is not None
+    seq = stored.seq
     idx = reader.indexes.get("c", False)
     assert idx is not None and seq not in idx.exact
     gen = writer.generation

@@ -12,6 +12,7 @@ import struct
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ from dwbase.storage.sqlite import SQLiteStorage
 from dwbase.vector import pack
 from sample_store import build_sample_store
 
-Tamper = Callable[[sqlite3.Connection], None]
+Tamper = Callable[[sqlite3.Connection], object]  # what it returns is ignored
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def store_file(pristine: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def _one(conn: sqlite3.Connection, sql: str, params: tuple[object, ...] = ()) -> object:
+def _one(conn: sqlite3.Connection, sql: str, params: tuple[object, ...] = ()) -> Any:
     row = conn.execute(sql, params).fetchone()
     assert row is not None, sql
     return row[0]

@@ -117,8 +117,8 @@ def _repack(archive: Path, out: Path, edit: Any, extra: tuple[str, bytes] | None
             assert fh is not None
             entries.append((m.name, fh.read()))
     with (
-        out.open("wb") as raw,
-        zstandard.ZstdCompressor().stream_writer(raw) as zw,
+        out.open("wb") as sink,
+        zstandard.ZstdCompressor().stream_writer(sink) as zw,
         tarfile.open(fileobj=zw, mode="w|") as tar,
     ):
         for name, body in entries:

@@ -35,7 +35,9 @@ def add(store: Storage, *records: NewRecord) -> list[StoredAtom]:
 # ------------------------------------------------------------------------------------ append
 
 
-def test_append_returns_stored_records_with_increasing_seqs(store: Storage, rec: RecordMaker):
+def test_append_returns_stored_records_with_increasing_seqs(
+    store: Storage, rec: RecordMaker
+) -> None:
     records = [rec(), rec(world="other"), rec()]
     stored = store.append(records)
     assert [s.atom for s in stored] == [r.atom for r in records]
@@ -46,12 +48,12 @@ def test_append_returns_stored_records_with_increasing_seqs(store: Storage, rec:
     assert stored[0].ts_us == records[0].ts_us and stored[0].text == records[0].text
 
 
-def test_append_of_an_empty_batch_stores_nothing(store: Storage):
+def test_append_of_an_empty_batch_stores_nothing(store: Storage) -> None:
     assert store.append([]) == []
     assert store.count() == 0 and store.max_seq() == 0
 
 
-def test_append_is_idempotent_on_ids(store: Storage, rec: RecordMaker):
+def test_append_is_idempotent_on_ids(store: Storage, rec: RecordMaker) -> None:
     first = rec("w", "original text", atom_id="dup")
     add(store, first)
     again = rec("w", "other text", atom_id="dup")
@@ -61,7 +63,7 @@ def test_append_is_idempotent_on_ids(store: Storage, rec: RecordMaker):
     assert got is not None and got.atom == first.atom and got.text == "original text"
 
 
-def test_append_skips_a_repeated_id_inside_one_batch(store: Storage, rec: RecordMaker):
+def test_append_skips_a_repeated_id_inside_one_batch(store: Storage, rec: RecordMaker) -> None:
     a = rec(atom_id="x", text="first")
     b = rec(atom_id="x", text="second")
     c = rec(atom_id="y")
@@ -72,14 +74,14 @@ def test_append_skips_a_repeated_id_inside_one_batch(store: Storage, rec: Record
     assert store.count() == 2
 
 
-def test_append_never_reuses_the_id_of_a_deleted_atom(store: Storage, rec: RecordMaker):
+def test_append_never_reuses_the_id_of_a_deleted_atom(store: Storage, rec: RecordMaker) -> None:
     (s,) = add(store, rec(atom_id="gone"))
     assert store.delete([s.seq]) == 1
     assert add(store, rec(atom_id="gone")) == []
     assert store.get("gone") is None and store.count() == 0
 
 
-def test_append_is_all_or_nothing(store: Storage, rec: RecordMaker):
+def test_append_is_all_or_nothing(store: Storage, rec: RecordMaker) -> None:
     add(store, rec(atom_id="before"))
     good1 = rec(atom_id="good-1")
     bad = rec(atom_id="bad", worker="bad\ud800worker")  # cannot be encoded: unstorable
@@ -102,7 +104,7 @@ def test_append_is_all_or_nothing(store: Storage, rec: RecordMaker):
 # ---------------------------------------------------------------------------------- get
 
 
-def test_get_returns_the_stored_atom_or_none(store: Storage, rec: RecordMaker):
+def test_get_returns_the_stored_atom_or_none(store: Storage, rec: RecordMaker) -> None:
     r = rec(
         labels=["a", "b"],
         flags=["f"],
@@ -117,7 +119,7 @@ def test_get_returns_the_stored_atom_or_none(store: Storage, rec: RecordMaker):
     assert store.get("missing") is None
 
 
-def test_get_many_returns_only_present_ids(store: Storage, rec: RecordMaker):
+def test_get_many_returns_only_present_ids(store: Storage, rec: RecordMaker) -> None:
     a, b = rec(), rec()
     add(store, a, b)
     got = store.get_many([a.atom.id, "missing", b.atom.id, a.atom.id])
@@ -126,7 +128,7 @@ def test_get_many_returns_only_present_ids(store: Storage, rec: RecordMaker):
     assert store.get_many([]) == {}
 
 
-def test_get_seqs_returns_only_present_seqs(store: Storage, rec: RecordMaker):
+def test_get_seqs_returns_only_present_seqs(store: Storage, rec: RecordMaker) -> None:
     stored = add(store, rec(), rec(), rec())
     got = store.get_seqs([stored[2].seq, 999_999, stored[0].seq])
     assert set(got) == {stored[0].seq, stored[2].seq}
@@ -136,19 +138,19 @@ def test_get_seqs_returns_only_present_seqs(store: Storage, rec: RecordMaker):
 # ---------------------------------------------------------------------------------- scan
 
 
-def test_scan_returns_only_the_world_asked(store: Storage, rec: RecordMaker):
+def test_scan_returns_only_the_world_asked(store: Storage, rec: RecordMaker) -> None:
     add(store, rec("w"), rec("w2"), rec("w"), rec("w:sub"))
     assert [s.atom.world for s in store.scan("w", OPEN)] == ["w", "w"]
     assert store.scan("nowhere", OPEN) == []
 
 
-def test_scan_filters_by_kind(store: Storage, rec: RecordMaker):
+def test_scan_filters_by_kind(store: Storage, rec: RecordMaker) -> None:
     add(store, rec(kind="observation"), rec(kind="plan"), rec(kind="action"), rec(kind="plan"))
     rows = store.scan("w", FilterSpec(kinds=frozenset({"plan", "action"})))
     assert [s.atom.kind for s in rows] == ["plan", "action", "plan"]
 
 
-def test_scan_requires_every_label_and_flag(store: Storage, rec: RecordMaker):
+def test_scan_requires_every_label_and_flag(store: Storage, rec: RecordMaker) -> None:
     a = rec(labels=["x", "y"], flags=["f1"])
     b = rec(labels=["x"], flags=["f1", "f2"])
     c = rec(labels=["y", "x", "z"], flags=[])
@@ -171,7 +173,7 @@ def test_scan_requires_every_label_and_flag(store: Storage, rec: RecordMaker):
     assert store.scan("w", FilterSpec(flags=frozenset({"x"}))) == []
 
 
-def test_scan_since_and_until_are_inclusive(store: Storage, rec: RecordMaker):
+def test_scan_since_and_until_are_inclusive(store: Storage, rec: RecordMaker) -> None:
     recs = [rec(ts_us=BASE_US + i * HOUR_US) for i in range(5)]
     add(store, *recs)
     spec = FilterSpec(since_us=BASE_US + HOUR_US, until_us=BASE_US + 3 * HOUR_US)
@@ -181,7 +183,7 @@ def test_scan_since_and_until_are_inclusive(store: Storage, rec: RecordMaker):
     assert store.scan("w", FilterSpec(since_us=BASE_US + 4 * HOUR_US + 1)) == []
 
 
-def test_scan_as_of_sees_only_atoms_recorded_by_then(store: Storage, rec: RecordMaker):
+def test_scan_as_of_sees_only_atoms_recorded_by_then(store: Storage, rec: RecordMaker) -> None:
     recs = [rec(rec_us=BASE_US + i) for i in range(4)]
     add(store, *recs)
     assert ids(store.scan("w", FilterSpec(as_of_us=BASE_US + 1))) == [
@@ -191,13 +193,13 @@ def test_scan_as_of_sees_only_atoms_recorded_by_then(store: Storage, rec: Record
     assert store.scan("w", FilterSpec(as_of_us=BASE_US - 1)) == []
 
 
-def test_scan_after_seq_resumes_after_a_cursor(store: Storage, rec: RecordMaker):
+def test_scan_after_seq_resumes_after_a_cursor(store: Storage, rec: RecordMaker) -> None:
     stored = add(store, rec(), rec(), rec(), rec())
     assert ids(store.scan("w", OPEN, after_seq=stored[1].seq)) == ids(stored[2:])
     assert store.scan("w", OPEN, after_seq=stored[3].seq) == []
 
 
-def test_scan_orders_by_append_or_by_event_time(store: Storage, rec: RecordMaker):
+def test_scan_orders_by_append_or_by_event_time(store: Storage, rec: RecordMaker) -> None:
     # Event times out of append order, with a tie between the 2nd and 4th atom.
     times = [5, 2, 9, 2, 0]
     recs = [rec(ts_us=BASE_US + t * HOUR_US) for t in times]
@@ -215,7 +217,7 @@ def test_scan_orders_by_append_or_by_event_time(store: Storage, rec: RecordMaker
     assert store.scan("w", OPEN, limit=0) == []
 
 
-def test_scan_combines_filter_cursor_order_and_limit(store: Storage, rec: RecordMaker):
+def test_scan_combines_filter_cursor_order_and_limit(store: Storage, rec: RecordMaker) -> None:
     recs = [
         rec(kind="plan" if i % 2 else "observation", ts_us=BASE_US + (10 - i) * HOUR_US)
         for i in range(10)
@@ -230,7 +232,7 @@ def test_scan_combines_filter_cursor_order_and_limit(store: Storage, rec: Record
     assert ids(rows) == ids(expected) and len(rows) == 2
 
 
-def test_scan_keeps_quarantined_atoms_apart(store: Storage, rec: RecordMaker):
+def test_scan_keeps_quarantined_atoms_apart(store: Storage, rec: RecordMaker) -> None:
     a = rec()
     q = rec(quarantine="burst")
     add(store, a, q)
@@ -242,7 +244,7 @@ def test_scan_keeps_quarantined_atoms_apart(store: Storage, rec: RecordMaker):
 # ---------------------------------------------------------------------------- search_text
 
 
-def test_search_text_finds_atoms_containing_any_word(store: Storage, rec: RecordMaker):
+def test_search_text_finds_atoms_containing_any_word(store: Storage, rec: RecordMaker) -> None:
     a = rec(text="checkout latency was 820ms")
     b = rec(text="the database disk is full")
     c = rec(text="cats and dogs")
@@ -257,7 +259,9 @@ def test_search_text_finds_atoms_containing_any_word(store: Storage, rec: Record
     assert all(score > 0 for _, score in store.search_text("w", ["cats"], 10))
 
 
-def test_search_text_ignores_case_and_diacritics_and_query_syntax(store: Storage, rec: RecordMaker):
+def test_search_text_ignores_case_and_diacritics_and_query_syntax(
+    store: Storage, rec: RecordMaker
+) -> None:
     (cafe, _) = add(store, rec(text="Café crème and NEAR things"), rec(text="plain words"))
     for terms in (["café"], ["CAFE"], ["creme"], ["and"], ["NOT", "OR", "NEAR"]):
         assert [q for q, _ in store.search_text("w", terms, 10)] == [cafe.seq], terms
@@ -265,7 +269,7 @@ def test_search_text_ignores_case_and_diacritics_and_query_syntax(store: Storage
     assert store.search_text("w", ['x"y', "*", "(", "-", "a:b", "^"], 10) == []
 
 
-def test_search_text_ranks_the_better_match_first(store: Storage, rec: RecordMaker):
+def test_search_text_ranks_the_better_match_first(store: Storage, rec: RecordMaker) -> None:
     weak = rec(text="disk alpha beta gamma delta epsilon zeta eta theta")
     strong = rec(text="disk disk disk")
     add(store, weak, strong, rec(text="nothing here"), rec(text="more filler words"))
@@ -276,7 +280,7 @@ def test_search_text_ranks_the_better_match_first(store: Storage, rec: RecordMak
     assert len(store.search_text("w", ["disk"], 1)) == 1
 
 
-def test_search_text_respects_world_spec_and_quarantine(store: Storage, rec: RecordMaker):
+def test_search_text_respects_world_spec_and_quarantine(store: Storage, rec: RecordMaker) -> None:
     plain = rec(text="disk full", kind="observation")
     plan = rec(text="disk cleanup", kind="plan", labels=["ops"])
     held = rec(text="disk spam", quarantine="burst")
@@ -306,7 +310,7 @@ def test_search_text_respects_world_spec_and_quarantine(store: Storage, rec: Rec
 # --------------------------------------------------------------------------- load_vectors
 
 
-def test_load_vectors_returns_index_vectors_in_seq_order(store: Storage, rec: RecordMaker):
+def test_load_vectors_returns_index_vectors_in_seq_order(store: Storage, rec: RecordMaker) -> None:
     a = rec(vector=[1.0, 0.0])
     b = rec(vector=None)
     c = rec(vector=[0.25, -0.5])
@@ -328,7 +332,7 @@ def test_load_vectors_returns_index_vectors_in_seq_order(store: Storage, rec: Re
 # ---------------------------------------------------------------------------- link_counts
 
 
-def test_link_counts_counts_sources_per_kind(store: Storage, rec: RecordMaker):
+def test_link_counts_counts_sources_per_kind(store: Storage, rec: RecordMaker) -> None:
     add(
         store,
         rec(atom_id="t1"),
@@ -345,7 +349,7 @@ def test_link_counts_counts_sources_per_kind(store: Storage, rec: RecordMaker):
     assert store.link_counts([]) == {}
 
 
-def test_link_counts_as_of_ignores_later_links(store: Storage, rec: RecordMaker):
+def test_link_counts_as_of_ignores_later_links(store: Storage, rec: RecordMaker) -> None:
     add(
         store,
         rec(links=[Link("t", "confirms")], rec_us=BASE_US + 10),
@@ -357,7 +361,9 @@ def test_link_counts_as_of_ignores_later_links(store: Storage, rec: RecordMaker)
     assert store.link_counts(["t"]) == {"t": {"confirms": 2, "supersedes": 1}}
 
 
-def test_link_counts_ignore_quarantined_and_deleted_sources(store: Storage, rec: RecordMaker):
+def test_link_counts_ignore_quarantined_and_deleted_sources(
+    store: Storage, rec: RecordMaker
+) -> None:
     _, held, doomed = add(
         store,
         rec(links=[Link("t", "confirms")]),
@@ -374,7 +380,9 @@ def test_link_counts_ignore_quarantined_and_deleted_sources(store: Storage, rec:
 # ------------------------------------------------------------------- labels, worlds, count
 
 
-def test_with_label_prefix_returns_matching_atoms_in_seq_order(store: Storage, rec: RecordMaker):
+def test_with_label_prefix_returns_matching_atoms_in_seq_order(
+    store: Storage, rec: RecordMaker
+) -> None:
     p1 = rec("w", labels=["policy:retention_days=3"])
     other = rec("w2", labels=["x", "policy:min_importance=0.2"])
     plain = rec("w", labels=["policyish", "notpolicy:x"])
@@ -387,7 +395,7 @@ def test_with_label_prefix_returns_matching_atoms_in_seq_order(store: Storage, r
     assert store.with_label_prefix("world_status:") == []
 
 
-def test_worlds_lists_every_world_holding_atoms(store: Storage, rec: RecordMaker):
+def test_worlds_lists_every_world_holding_atoms(store: Storage, rec: RecordMaker) -> None:
     assert store.worlds() == []
     stored = add(
         store, rec("b"), rec("a"), rec("tenant:acme/support"), rec("b"), rec("held", quarantine="x")
@@ -397,7 +405,7 @@ def test_worlds_lists_every_world_holding_atoms(store: Storage, rec: RecordMaker
     assert store.worlds() == ["b", "held", "tenant:acme/support"]
 
 
-def test_count_by_world_and_quarantine(store: Storage, rec: RecordMaker):
+def test_count_by_world_and_quarantine(store: Storage, rec: RecordMaker) -> None:
     add(store, rec("a"), rec("a"), rec("a", quarantine="burst"), rec("b"))
     assert store.count() == 4
     assert store.count("a") == 3
@@ -410,7 +418,7 @@ def test_count_by_world_and_quarantine(store: Storage, rec: RecordMaker):
 # ----------------------------------------------------------------------------- quarantine
 
 
-def test_quarantine_can_be_set_listed_and_cleared(store: Storage, rec: RecordMaker):
+def test_quarantine_can_be_set_listed_and_cleared(store: Storage, rec: RecordMaker) -> None:
     a, b, c = add(store, rec("w"), rec("w"), rec("w2", quarantine="impossible_number"))
     store.set_quarantine(a.seq, "burst")
     assert ids(store.scan("w", OPEN)) == [b.atom.id]
@@ -428,7 +436,7 @@ def test_quarantine_can_be_set_listed_and_cleared(store: Storage, rec: RecordMak
     assert store.check().ok  # quarantine state is not part of the record
 
 
-def test_set_quarantine_of_an_unknown_seq_changes_nothing(store: Storage, rec: RecordMaker):
+def test_set_quarantine_of_an_unknown_seq_changes_nothing(store: Storage, rec: RecordMaker) -> None:
     (s,) = add(store, rec())
     store.set_quarantine(s.seq + 1000, "burst")
     assert store.count(quarantined=True) == 0 and ids(store.scan("w", OPEN)) == [s.atom.id]
@@ -437,7 +445,7 @@ def test_set_quarantine_of_an_unknown_seq_changes_nothing(store: Storage, rec: R
 # ------------------------------------------------------------------------------------- gc
 
 
-def test_gc_candidates_select_old_or_unimportant_atoms(store: Storage, rec: RecordMaker):
+def test_gc_candidates_select_old_or_unimportant_atoms(store: Storage, rec: RecordMaker) -> None:
     old = rec(ts_us=BASE_US, importance=0.9)
     low = rec(ts_us=BASE_US + 100 * HOUR_US, importance=0.1)
     keep = rec(ts_us=BASE_US + 100 * HOUR_US, importance=0.9)
@@ -475,14 +483,14 @@ PROTECTED_LABELS = [
 @pytest.mark.parametrize("labels", PROTECTED_LABELS)
 def test_gc_candidates_never_return_protected_atoms(
     store: Storage, rec: RecordMaker, labels: list[str]
-):
+) -> None:
     (s,) = add(store, rec(ts_us=BASE_US, importance=0.0, labels=labels))
     assert store.gc_candidates("w", older_than_us=BASE_US + 1, below_importance=1.0, limit=10) == []
     assert store.lowest_value(10) == []
     assert store.get_seqs([s.seq])  # still there
 
 
-def test_gc_candidates_never_return_link_targets(store: Storage, rec: RecordMaker):
+def test_gc_candidates_never_return_link_targets(store: Storage, rec: RecordMaker) -> None:
     target = rec(ts_us=BASE_US, importance=0.0, atom_id="target")
     also_target = rec(ts_us=BASE_US, importance=0.0, atom_id="quarantine-linked")
     loose = rec(ts_us=BASE_US, importance=0.0)
@@ -496,7 +504,7 @@ def test_gc_candidates_never_return_link_targets(store: Storage, rec: RecordMake
     assert seq[also_target.atom.id] not in store.lowest_value(100)
 
 
-def test_lowest_value_orders_by_importance_then_age(store: Storage, rec: RecordMaker):
+def test_lowest_value_orders_by_importance_then_age(store: Storage, rec: RecordMaker) -> None:
     stored = add(
         store,
         rec(importance=0.5),
@@ -512,7 +520,7 @@ def test_lowest_value_orders_by_importance_then_age(store: Storage, rec: RecordM
 # --------------------------------------------------------------------------------- delete
 
 
-def test_delete_removes_an_atom_from_every_index(store: Storage, rec: RecordMaker):
+def test_delete_removes_an_atom_from_every_index(store: Storage, rec: RecordMaker) -> None:
     keep = rec(text="disk full", labels=["policy:retention_days=9"], vector=[1.0, 0.0])
     doomed = rec(
         text="disk gone",
@@ -542,7 +550,9 @@ def test_delete_removes_an_atom_from_every_index(store: Storage, rec: RecordMake
     assert store.delete([]) == 0
 
 
-def test_delete_keeps_check_clean_and_the_chain_continuing(store: Storage, rec: RecordMaker):
+def test_delete_keeps_check_clean_and_the_chain_continuing(
+    store: Storage, rec: RecordMaker
+) -> None:
     stored = add(store, *(rec("w" if i % 3 else "v") for i in range(9)))
     top = store.max_seq()
     assert store.delete([stored[0].seq, stored[4].seq, stored[8].seq]) == 3
@@ -557,7 +567,7 @@ def test_delete_keeps_check_clean_and_the_chain_continuing(store: Storage, rec: 
     assert report.records == 8
 
 
-def test_delete_of_a_whole_world_keeps_check_clean(store: Storage, rec: RecordMaker):
+def test_delete_of_a_whole_world_keeps_check_clean(store: Storage, rec: RecordMaker) -> None:
     stored = add(store, rec("gone"), rec("gone"), rec("kept"))
     store.delete([stored[0].seq, stored[1].seq])
     assert store.worlds() == ["kept"]
@@ -569,7 +579,7 @@ def test_delete_of_a_whole_world_keeps_check_clean(store: Storage, rec: RecordMa
 # ---------------------------------------------------------------------------- meta, check
 
 
-def test_meta_get_and_set(store: Storage):
+def test_meta_get_and_set(store: Storage) -> None:
     assert store.meta_get("embedder") is None
     store.meta_set("embedder", "hashing:1:256")
     assert store.meta_get("embedder") == "hashing:1:256"
@@ -579,7 +589,7 @@ def test_meta_get_and_set(store: Storage):
     assert store.meta_get("dim:w") == "3" and store.meta_get("embedder") == "other:2:384"
 
 
-def test_check_reports_records_and_worlds(store: Storage, rec: RecordMaker):
+def test_check_reports_records_and_worlds(store: Storage, rec: RecordMaker) -> None:
     report = store.check()
     assert report.ok and report.records == 0 and report.problems == []
     add(store, rec("a"), rec("b"), rec("a", quarantine="burst"))
@@ -588,7 +598,9 @@ def test_check_reports_records_and_worlds(store: Storage, rec: RecordMaker):
     assert report.records == 3 and report.worlds == 2
 
 
-def test_check_detects_a_tampered_record(adapter: Adapter, store: Storage, rec: RecordMaker):
+def test_check_detects_a_tampered_record(
+    adapter: Adapter, store: Storage, rec: RecordMaker
+) -> None:
     stored = add(store, rec(), rec(atom_id="victim"), rec())
     assert store.check().ok
     adapter.tamper(store, stored[1].seq)
@@ -597,7 +609,7 @@ def test_check_detects_a_tampered_record(adapter: Adapter, store: Storage, rec: 
     assert any("victim" in p and "checksum" in p for p in report.problems), report.problems
 
 
-def test_reindex_rebuilds_indexes_and_keeps_results(store: Storage, rec: RecordMaker):
+def test_reindex_rebuilds_indexes_and_keeps_results(store: Storage, rec: RecordMaker) -> None:
     stored = add(
         store,
         rec(text="disk full", labels=["l1"], flags=["f1"], links=[Link("t", "confirms")]),
@@ -655,7 +667,7 @@ CALLS: dict[str, Callable[[Storage], Any]] = {
 
 
 @pytest.mark.parametrize("call", sorted(CALLS))
-def test_a_closed_store_raises_storage_error(adapter: Adapter, rec: RecordMaker, call: str):
+def test_a_closed_store_raises_storage_error(adapter: Adapter, rec: RecordMaker, call: str) -> None:
     store = adapter.open()
     add(store, rec())
     store.close()
@@ -664,7 +676,7 @@ def test_a_closed_store_raises_storage_error(adapter: Adapter, rec: RecordMaker,
         CALLS[call](store)
 
 
-def test_used_bytes_grows_with_data(store: Storage, rec: RecordMaker):
+def test_used_bytes_grows_with_data(store: Storage, rec: RecordMaker) -> None:
     start = store.used_bytes()
     assert start >= 0
     add(store, *(rec(text="x" * 2000) for _ in range(50)))
@@ -693,7 +705,9 @@ def _snapshot(store: Storage) -> dict[str, Any]:
     }
 
 
-def test_reopening_a_sqlite_store_keeps_everything(sqlite_adapter: Adapter, rec: RecordMaker):
+def test_reopening_a_sqlite_store_keeps_everything(
+    sqlite_adapter: Adapter, rec: RecordMaker
+) -> None:
     adapter = sqlite_adapter
     store = adapter.open()
     stored = add(
@@ -736,7 +750,7 @@ def _sqlite_exec(path: str, sql: str, params: tuple[Any, ...] = ()) -> None:
 
 def test_sqlite_check_detects_a_record_removed_behind_its_back(
     sqlite_adapter: Adapter, rec: RecordMaker
-):
+) -> None:
     adapter = sqlite_adapter
     assert adapter.path is not None
     store = adapter.open()
@@ -753,7 +767,7 @@ def test_sqlite_check_detects_a_record_removed_behind_its_back(
 
 def test_sqlite_check_reports_a_stale_text_index_that_reindex_repairs(
     sqlite_adapter: Adapter, rec: RecordMaker
-):
+) -> None:
     adapter = sqlite_adapter
     assert adapter.path is not None
     store = adapter.open()
@@ -770,7 +784,7 @@ def test_sqlite_check_reports_a_stale_text_index_that_reindex_repairs(
         store.close()
 
 
-def test_recent_seqs_are_the_newest_matching_atoms(store: Storage, rec: RecordMaker):
+def test_recent_seqs_are_the_newest_matching_atoms(store: Storage, rec: RecordMaker) -> None:
     stored = store.append([rec(kind="plan" if i % 2 else "observation") for i in range(6)])
     stored += store.append([rec("other")])
     plans = [s.seq for s in stored if s.atom.kind == "plan" and s.atom.world == "w"]
@@ -780,7 +794,7 @@ def test_recent_seqs_are_the_newest_matching_atoms(store: Storage, rec: RecordMa
 
 def test_score_rows_carry_the_scoring_columns_and_mark_system_atoms(
     store: Storage, rec: RecordMaker
-):
+) -> None:
     a, b, c = store.append(
         [
             rec(importance=0.25, worker="x"),
@@ -801,7 +815,9 @@ def test_score_rows_carry_the_scoring_columns_and_mark_system_atoms(
     assert rows[b.seq].system and rows[c.seq].system
 
 
-def test_filter_seqs_keeps_only_matching_atoms_of_the_world(store: Storage, rec: RecordMaker):
+def test_filter_seqs_keeps_only_matching_atoms_of_the_world(
+    store: Storage, rec: RecordMaker
+) -> None:
     a, b, c, d = store.append(
         [rec(labels=["x"]), rec(), rec("other", labels=["x"]), rec(labels=["x"])]
     )
@@ -815,7 +831,7 @@ def test_filter_seqs_keeps_only_matching_atoms_of_the_world(store: Storage, rec:
 
 def test_sqlite_text_search_of_a_large_store_leaves_out_very_common_words(
     sqlite_adapter: Adapter, rec: RecordMaker
-):
+) -> None:
     store = sqlite_adapter.open()
     texts = ["routine upgrade note"] * 9_990 + ["routine upgrade of the rare zircon"] * 10
     store.append([rec(text=t) for t in texts])
@@ -832,7 +848,7 @@ def test_sqlite_text_search_of_a_large_store_leaves_out_very_common_words(
 
 def test_sqlite_text_search_of_a_small_store_keeps_every_word(
     sqlite_adapter: Adapter, rec: RecordMaker
-):
+) -> None:
     store = sqlite_adapter.open()
     store.append([rec(text="routine upgrade note") for _ in range(300)])
     assert len(store.search_text("w", ["routine", "zircon"], 500)) == 300

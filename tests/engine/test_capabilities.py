@@ -7,6 +7,7 @@ The embedded owner (``caller=None``) keeps every capability.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -88,13 +89,14 @@ def test_a_plain_writer_cannot_change_policy(db: dwbase.Engine) -> None:
 
 def test_a_plain_writer_cannot_change_a_worlds_lifecycle(db: dwbase.Engine) -> None:
     db.remember("demo", "a", "observation", {"text": "x"})
-    for call in (
+    calls: list[Callable[[], object]] = [
         lambda: db.archive_world("demo", caller=DEMO_WRITER),
         lambda: db.create_world("demo", caller=DEMO_WRITER),
         lambda: db.remember(
             "demo", "w", "observation", {}, labels=["world_status:archived"], caller=DEMO_WRITER
         ),
-    ):
+    ]
+    for call in calls:
         with pytest.raises(CapabilityDeniedError):
             call()
     assert db.world_status("demo") == "active"

@@ -1,21 +1,36 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 
 import pytest
 
 import dwbase
+from dwbase import AtomId, Caller
 
 from .conftest import FakeClock
 
 
-def put(db: dwbase.Engine, text: str, world: str = "demo", **kw: object) -> str:
+def put(
+    db: dwbase.Engine,
+    text: str,
+    world: str = "demo",
+    *,
+    worker: str = "agent",
+    importance: float = 0.5,
+    timestamp: str = "",
+    links: Sequence[Mapping[str, str]] = (),
+    caller: Caller | None = None,
+) -> AtomId:
     return db.remember(
         world,
-        kw.pop("worker", "agent"),  # type: ignore[arg-type]
+        worker,
         payload={"text": text},
-        **kw,
-    )  # type: ignore[arg-type]
+        importance=importance,
+        timestamp=timestamp,
+        links=links,
+        caller=caller,
+    )
 
 
 @pytest.mark.parametrize(
@@ -41,7 +56,7 @@ def test_standalone_nan_and_infinity_words_are_prose_not_numbers(
     assert put(db, text).quarantined is None
 
 
-def held(db: dwbase.Engine, text: str, value: float = math.nan) -> str:
+def held(db: dwbase.Engine, text: str, value: float = math.nan) -> AtomId:
     return db.remember("demo", "agent", payload={"text": text, "value": value})
 
 

@@ -11,7 +11,10 @@ Kinds:
 * ``big_ask``: three threads sending 10 MB asks, one sending 10 MB bodies with no token;
 * ``long_asks``: three threads sending asks of the longest question allowed;
 * ``connections``: hold idle connections, dribble request heads and bodies byte by byte,
-  and reopen every connection the node closes.
+  and reopen every connection the node closes;
+* ``readers``: 24 threads replaying as fast as the node answers (item 12);
+* ``deep_payloads``: remembers whose payload nests 900 levels deep (item 13);
+* ``held_batches``: batches of 500 atoms that are all held in quarantine (item 13).
 """
 
 from __future__ import annotations
@@ -145,7 +148,55 @@ def connections(host: str, port: int, token: str) -> list[Callable[[], None]]:
     ]
 
 
+def readers(host: str, port: int, token: str) -> list[Callable[[], None]]:
+    # Item 12: many concurrent readers (each request runs on one of the node's threads).
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    replay = json.dumps({"world": "demo", "filter": {"limit": 20}}).encode()
+    return [lambda: post_loop(host, port, "/replay", replay, auth, pause=0.0) for _ in range(24)]
+
+
+def deep_payloads(host: str, port: int, token: str) -> list[Callable[[], None]]:
+    # Item 13: payloads nested 900 deep (once a RecursionError and a 500).
+    deep = "[" * 900 + "]" * 900
+    body = json.dumps(
+        {"world": "junk", "worker": "x", "payload_json": '{"a": ' + deep + "}"}
+    ).encode()
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    return [lambda: post_loop(host, port, "/remember", body, auth, pause=0.005) for _ in range(2)]
+
+
+def held_batches(host: str, port: int, token: str) -> list[Callable[[], None]]:
+    # Item 13: batches of 500 atoms that are all held (their ids once went into a response
+    # header: ~420 KB for a large batch). Smaller than the issue's batch because a batch's
+    # CPU (about 0.45 ms per atom, see issue 14) competes with asks for this process's GIL.
+    atoms = [{"world": "junk", "worker": "x", "payload_json": '{"v": NaN}'} for _ in range(500)]
+    body = json.dumps({"atoms": atoms}).encode()
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def send() -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=60)
+        # One batch a second: this row is about what the answer carries, not write load.
+        while not stop.wait(1.0):
+            conn.request("POST", "/remember/batch", body=body, headers=auth)
+            resp = conn.getresponse()
+            data = resp.read()
+            count(str(resp.status))
+            head = sum(len(k) + len(v) for k, v in resp.getheaders())
+            with lock:
+                counts["max_header_bytes"] = max(counts["max_header_bytes"], head)
+                held = sum(
+                    1 for a in json.loads(data) if isinstance(a, dict) and a.get("quarantined")
+                )
+                counts["held"] += held
+        conn.close()
+
+    return [send]
+
+
 KINDS: dict[str, Callable[[str, int, str], list[Callable[[], None]]]] = {
+    "readers": readers,
+    "deep_payloads": deep_payloads,
+    "held_batches": held_batches,
     "observe": observe,
     "big_ask": big_ask,
     "long_asks": long_asks,

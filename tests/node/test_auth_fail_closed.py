@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from dwbase.config import Settings
@@ -62,6 +63,7 @@ def test_a_node_that_had_tokens_keeps_refusing_anonymous_callers(
         path.write_text('{"format": 1, "tokens": []}')
     else:
         path.write_text("")
+    assert isinstance(live.app, FastAPI)
     live.app.state.node.tokens._stamp = None  # the running node looks again (else within 0.5 s)
     refused_everywhere(live)
     refused_everywhere(client(engine, settings))  # and after a restart

@@ -50,9 +50,12 @@ TOKENS = [
 @pytest.fixture
 def seeded(engine: Engine) -> dict[str, str]:
     """One atom per world written by the store's owner, plus one held in quarantine."""
-    ids = {w: engine.remember(w, "seed", "observation", {"text": f"seed of {w}"}) for w in WORLDS}
-    ids["quarantine:secret"] = engine.remember("secret", "seed", payload_json='{"v": NaN}')
-    assert ids["quarantine:secret"].quarantined
+    ids: dict[str, str] = {
+        w: engine.remember(w, "seed", "observation", {"text": f"seed of {w}"}) for w in WORLDS
+    }
+    held = engine.remember("secret", "seed", payload_json='{"v": NaN}')
+    assert held.quarantined
+    ids["quarantine:secret"] = held
     return ids
 
 

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from dwbase import AtomId
 from dwbase.client import AsyncClient, Client
 from dwbase.engine import Engine
 from dwbase.errors import ConflictError
@@ -129,12 +130,11 @@ def test_the_async_client_retries_a_batch_without_duplicates(engine: Engine) -> 
                 raise httpx.ReadError("connection reset by peer", request=request)
             return resp
 
-    async def main() -> list[str]:
+    async def main() -> list[AtomId]:
         async with AsyncClient("http://node", transport=Flaky()) as db:
-            out: list[str] = await db.remember_batch(
+            return await db.remember_batch(
                 [{"world": "ops", "worker": "a", "payload": {"n": i}} for i in range(3)]
             )
-            return out
 
     ids = asyncio.run(main())
     assert len(sent) == 2 and sent[0] == sent[1]

@@ -17,6 +17,7 @@ from dwbase.engine import Engine
 from dwbase.errors import (
     CapabilityDeniedError,
     ConflictError,
+    DWBaseError,
     InvalidHandleError,
     InvalidInputError,
     NotFoundError,
@@ -98,7 +99,8 @@ def test_batch_worlds_policy_index_and_quarantine(client: Client, engine: Engine
     assert [a.id for a in client.quarantine_list()] == [held]
     assert client.quarantine_release(held).world == "ops"
     held2 = client.remember("ops", "a", payload_json='{"v": Infinity}')
-    assert client.quarantine_drop(held2) is None
+    client.quarantine_drop(held2)
+    assert client.quarantine_list() == []
     assert client.health()["storage_ok"] is True
     assert client.metrics_snapshot()["dwbase_atoms_total"] >= 5
 
@@ -121,7 +123,7 @@ def test_observe_over_the_client(client: Client) -> None:
 def test_client_raises_the_engine_error_classes(
     client: Client, engine: Engine, make_http: Callable[..., TestClient], tokens: TokenStore
 ) -> None:
-    cases: list[tuple[type[Exception], Callable[[Any], Any]]] = [
+    cases: list[tuple[type[DWBaseError], Callable[[Any], Any]]] = [
         (InvalidInputError, lambda db: db.remember("demo", "a", importance=1.7)),
         (InvalidInputError, lambda db: db.ask("bad world!", "x")),
         (NotFoundError, lambda db: db.get("01234567-0000-7000-8000-000000000000")),

@@ -21,7 +21,7 @@ OLD = "2020-01-01T00:00:00Z"
 
 def _seed(engine: Engine) -> dict[str, str]:
     """An old atom in two worlds that each keep atoms 30 days, and a fresh one in each."""
-    out = {}
+    out: dict[str, str] = {}
     for world in ("demo", "secret"):
         out[world] = engine.remember(world, "a", payload={"text": "old"}, timestamp=OLD)
         engine.remember(world, "a", payload={"text": "fresh"})

@@ -9,7 +9,9 @@ ask p95 under five times its quiet value.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -339,10 +341,10 @@ def test_a_large_body_without_a_valid_token_is_refused_before_it_is_read(
 # One real node (uvicorn on 127.0.0.1, a SQLite store of a few hundred atoms, tokens on), a
 # well-behaved client on a kept-alive connection, and one abuse at a time from a process of
 # its own (tests/node/abuser.py). Each abuse is a row of ABUSES: the kind the abuser runs and
-# a check of what the node answered it. Items 12 (bounded SQLite reader pool) and 13 (deep
-# payloads, large batch responses) add their rows here.
+# a check of what the node answered it.
 
 ABUSER = Path(__file__).with_name("abuser.py")
+WRITING_ABUSES = {"deep_payloads", "held_batches"}
 QUIET_SAMPLES = 40
 
 
@@ -351,12 +353,13 @@ def _p95(samples: list[float]) -> float:
 
 
 class Suite:
-    def __init__(self, node: RunningNode, good: str, bad: str) -> None:
+    def __init__(self, node: RunningNode, good: str, bad: str, writer: str) -> None:
         self.node = node
         self.good = httpx.Client(
             base_url=node.url, headers={"Authorization": f"Bearer {good}"}, timeout=30
         )
         self.bad = bad
+        self.writer = writer  # a token that may write the world "junk" only
 
     def ask_p95(self, n: int, *, seconds: float = 0.0) -> tuple[float, float]:
         """The well-behaved client: ask and remember in turn, ``n`` times and for at least
@@ -381,8 +384,9 @@ class Suite:
 
     def abuse(self, kind: str, during: Callable[[], None]) -> dict[str, int]:
         """Run abuser ``kind`` while ``during()`` measures; what the node answered it."""
+        token = self.writer if kind in WRITING_ABUSES else self.bad
         proc = subprocess.Popen(
-            [sys.executable, str(ABUSER), kind, self.node.url, self.bad],
+            [sys.executable, str(ABUSER), kind, self.node.url, token],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -414,6 +418,7 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
     )
     store = TokenStore(settings.tokens_path)
     good, bad = store.create("good")[0], store.create("bad", read=["demo"])[0]
+    writer = store.create("writer", read=["junk"], write=["junk"])[0]
     with start_background(settings) as node:
         node.engine.remember_batch(
             [
@@ -421,7 +426,7 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
                 for i in range(300)
             ]
         )
-        s = Suite(node, good, bad)
+        s = Suite(node, good, bad, writer)
         s.ask_p95(10)  # warm up: caches, the kept-alive connection, the read lane
         yield s
         s.good.close()
@@ -482,3 +487,42 @@ def test_long_asks_of_one_token_do_not_starve_another_tokens_asks(suite: Suite) 
         assert answers.get("200", 0) >= 10  # the long asks are served too
 
     _check(suite, "long_asks", checks)
+
+
+def _store_fds() -> int:
+    """File descriptors of this process (the node runs in it) open on a store file."""
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{fd}").endswith("dwbase.sqlite3"):
+                n += 1
+    return n
+
+
+def test_many_concurrent_readers_keep_sqlite_connections_bounded(suite: Suite) -> None:
+    before = _store_fds()
+
+    def checks(answers: dict[str, int]) -> None:
+        assert answers.get("200", 0) > 50
+        assert "500" not in answers
+        # The reader pool keeps at most 8 idle connections, however many threads read.
+        assert _store_fds() <= before + 8
+
+    _check(suite, "readers", checks)
+
+
+def test_deep_payloads_are_refused_without_slowing_others(suite: Suite) -> None:
+    def checks(answers: dict[str, int]) -> None:
+        assert answers.get("400", 0) > 10
+        assert set(answers) <= {"400"}  # never a 500 (once a RecursionError)
+
+    _check(suite, "deep_payloads", checks, writes=True)
+
+
+def test_large_held_batches_answer_in_the_body_with_small_headers(suite: Suite) -> None:
+    def checks(answers: dict[str, int]) -> None:
+        assert answers.get("200", 0) >= 1
+        assert answers["held"] == 500 * answers["200"]  # every held atom said so in the body
+        assert answers["max_header_bytes"] < 1024  # once ~56 bytes per held id
+
+    _check(suite, "held_batches", checks)

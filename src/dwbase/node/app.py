@@ -179,13 +179,20 @@ class NodeState:
         queue behind each other, and another caller's ask waits for at most the ones already
         running, not for everything the first caller sent.
         """
+        async with self.turn(key):
+            return await self._ask_json(kwargs, caller)
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key: str) -> AsyncIterator[None]:
+        """Wait for one of principal ``key``'s :attr:`ask_share` slots for a read (an ask or
+        a replay): one caller's many reads queue behind each other, not in front of others'."""
         turn = self._ask_turns.get(key)
         if turn is None:
             turn = self._ask_turns[key] = _Turn(asyncio.Semaphore(self.ask_share))
         turn.users += 1
         try:
             async with turn.slots:
-                return await self._ask_json(kwargs, caller)
+                yield
         finally:
             turn.users -= 1
             if not turn.users:  # nobody holds or awaits it: a new one next time, on any loop

@@ -77,7 +77,7 @@ def _held_count_header(ids: list[AtomId]) -> dict[str, str]:
 
 
 def add_routes(app: FastAPI, st: NodeState) -> None:
-    """Every route of DESIGN §3.2 plus the operator routes."""
+    """Every route of docs/node.md plus the operator routes."""
     engine = st.engine
     metrics = st.metrics
 
@@ -164,17 +164,18 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
     )
     async def replay(request: Request, r: S.ReplayRequest) -> Response:
         p = st.principal(request)
-        atoms = await run(  # not the read lane: a long replay must not hold up asks
-            engine.replay,
-            r.world,
-            filter=r.filter.model_dump(exclude_unset=True) if r.filter else None,
-            as_of=r.as_of,
-            order=r.order,
-            current_only=r.current_only,
-            after=r.after,
-            caller=p.caller,
-        )
-        return _atoms(atoms)
+        async with st.turn(p.key):  # one caller's replays wait for its own, not others'
+            atoms = await run(  # not the read lane: a long replay must not hold up asks
+                engine.replay,
+                r.world,
+                filter=r.filter.model_dump(exclude_unset=True) if r.filter else None,
+                as_of=r.as_of,
+                order=r.order,
+                current_only=r.current_only,
+                after=r.after,
+                caller=p.caller,
+            )
+            return _atoms(atoms)
 
     @app.get(
         "/atoms/{atom_id}",
@@ -453,7 +454,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
 
     @app.get(
         "/health",
-        summary="Operator health (DESIGN §6)",
+        summary="Operator health",
         responses={**_ok(S.Health), **_errors(401)},
         tags=["operators"],
     )
