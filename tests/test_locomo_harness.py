@@ -95,3 +95,17 @@ def test_main_prints_recall_and_writes_the_json_shape(
     assert result["by_category"]["2"]["recall@5"] == 1.0
     printed = capsys.readouterr().out
     assert "overall 1-5" in printed and "R@10" in printed
+
+
+def test_split_dev_keeps_the_five_development_conversations_of_locomo10(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # locomo10.json holds all ten conversations; --split picks the documented halves.
+    dev = {**SAMPLE, "sample_id": "conv-26"}
+    held_out = {**SAMPLE, "sample_id": "conv-44"}
+    data = tmp_path / "locomo10.json"
+    data.write_text(json.dumps([dev, held_out]))
+    assert locomo.select(json.loads(data.read_text()), "dev") == [dev]
+    assert locomo.select(json.loads(data.read_text()), "held-out") == [held_out]
+    assert locomo.main(["--data", str(data), "--split", "dev"]) == 0
+    assert "1 conversation" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Operator health (DESIGN §6): what is true of one engine's store, indexes and background work.
+"""Operator health: what is true of one engine's store, indexes and background work.
 
 :func:`engine_health` builds the body of ``Engine.health()``, ``GET /health`` and ``/readyz``:
 

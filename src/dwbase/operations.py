@@ -382,7 +382,7 @@ class OperationsMixin:
         degraded_pct: float = 90.0,
         min_free_mb: float = MIN_FREE_MB,
     ) -> dict[str, Any]:
-        """Operator health (DESIGN §6): storage, disk, indexes, background work, quarantine.
+        """Operator health: storage, disk, indexes, background work, quarantine.
 
         ``disk_path`` defaults to the directory of the SQLite file; with no path (an
         in-memory store) disk pressure is ``unknown`` and there is no free-disk floor. The

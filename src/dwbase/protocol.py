@@ -1,4 +1,4 @@
-"""The DWBase API: one set of methods on every surface (DESIGN §3.1).
+"""The DWBase API: one set of methods on every surface (docs/library.md, docs/node.md).
 
 :class:`DWBaseAPI` is what the embedded :class:`dwbase.Engine` and :class:`dwbase.Client`
 (a node over HTTP) both offer; :class:`AsyncDWBaseAPI` is the same methods as coroutines,

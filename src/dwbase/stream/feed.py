@@ -1,6 +1,6 @@
 """The store's feed: observers get every stored atom in ``seq`` order, whoever stored it.
 
-Several processes write one store (DESIGN §2). An engine offers its observers the atoms it
+Several processes write one store (docs/operations.md). An engine offers its observers the atoms it
 stores itself as it stores them, and the atoms other processes stored as it notices them:
 
 * :class:`StoreWatch` notices, cheaply, that another connection committed (``changes()``,
