@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import InvalidInputError
 from .indexes import WorldIndex
@@ -32,7 +32,24 @@ from .vector import exact as exact_mod
 from .vector.exact import NO_TS, Context, Probe
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from .embed import Embedder
+    from .indexes import IndexManager
+    from .options import Options
+    from .storage.base import Storage
+
+
+class AskContext(Protocol):
+    """What an ask reads: the store, the embedder, the vector indexes and the options."""
+
+    storage: Storage
+    embedder: Embedder
+    indexes: IndexManager
+    options: Options
+
+    def split_world(self, world: str) -> tuple[str, bool]: ...
+
+    def world_dim(self, world: str) -> int: ...
+
 
 # Part "context" through numpy arrays when numpy is there (the same figures as pure Python;
 # tests compare the two by switching this off).
@@ -66,7 +83,7 @@ def _texts(hit: Hit) -> list[str]:
 
 
 def run_ask(
-    engine: Engine,
+    engine: AskContext,
     world: str,
     text: str,
     *,
@@ -78,7 +95,7 @@ def run_ask(
     query_vector: Sequence[float] | None,
 ) -> Answer:
     storage = engine.storage
-    base, quarantined = engine._split_world(world)
+    base, quarantined = engine.split_world(world)
     warnings: list[str] = []
     lexical: dict[int, float] = {}
     semantic: dict[int, float] = {}  # the cosine of every scored atom that has a vector
@@ -273,14 +290,14 @@ class _NeighbourArrays:
 
 
 def _query_vector(
-    engine: Engine,
+    engine: AskContext,
     base: str,
     text: str,
     query_vector: Sequence[float] | None,
     warnings: list[str],
 ) -> list[float] | None:
     """The unit query vector, or ``None`` (with a warning) when semantic search cannot run."""
-    dim = engine._world_dim(base)
+    dim = engine.world_dim(base)
     if query_vector is not None:
         if len(query_vector) != dim:
             raise InvalidInputError(
@@ -304,7 +321,7 @@ def _query_vector(
 
 
 def _semantic(
-    engine: Engine,
+    engine: AskContext,
     idx: WorldIndex,
     probe: Probe,
     base: str,
@@ -337,7 +354,7 @@ def _semantic(
 
 
 def _add_context(
-    engine: Engine,
+    engine: AskContext,
     idx: WorldIndex,
     probe: Probe,
     base: str,

@@ -33,7 +33,26 @@ from .vector import ExactIndex, pack
 from .vector import hnsw as hnsw_mod
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from .background import BackgroundFailures
+    from .embed import Embedder
+    from .options import Options
+    from .storage.base import Storage
+
+
+@dataclass(frozen=True, slots=True)
+class IndexHost:
+    """What the index manager uses of its engine: the store, the embedder, the options, the
+    background-failure tracker, world dimensions, the clock and whether the engine closed."""
+
+    storage: Storage
+    embedder: Embedder
+    options: Options
+    background: BackgroundFailures
+    world_dim: Callable[[str], int]
+    forget_dims: Callable[[], None]
+    now_us: Callable[[], int]
+    is_closed: Callable[[], bool]
+
 
 INDEX_VERSION = 1
 _BATCH = 256
@@ -158,8 +177,8 @@ class WorldIndex:
 class IndexManager:
     """Owns every vector index of one engine."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, host: IndexHost) -> None:
+        self.host = host
         self._lock = threading.RLock()
         self._states: dict[tuple[str, bool], WorldIndex] = {}
         self._stale: set[str] = set()  # worlds waiting for a re-embedding rebuild
@@ -167,42 +186,42 @@ class IndexManager:
         self._threads: list[threading.Thread] = []
         self._reindexing = False  # a _rebuild_stale thread is running (guarded by _lock)
         self.cache = ReembedCache(
-            getattr(engine.storage, "path", None),
-            lambda why: engine.background.failed("reembed", why, log),
+            getattr(host.storage, "path", None),
+            lambda why: host.background.failed("reembed", why, log),
         )
 
     # ------------------------------------------------------------------ embedder changes
 
     @property
     def ident(self) -> str:
-        return embedder_id(self.engine.embedder)
+        return embedder_id(self.host.embedder)
 
     def reembed_upto(self) -> int:
-        raw = self.engine.storage.meta_get("embedder_seq")
+        raw = self.host.storage.meta_get("embedder_seq")
         return int(raw) if raw else 0
 
     def embedder_changed(self, previous: str | None) -> None:
         """Called on open when the configured embedder differs from the recorded one."""
-        storage = self.engine.storage
+        storage = self.host.storage
         top = storage.max_seq()
         if previous is None or top == 0:
             return
         storage.meta_set("embedder_seq", str(top))
-        dim = self.engine.embedder.dim
+        dim = self.host.embedder.dim
         worlds = storage.worlds()
         for w in worlds:
             raw = storage.meta_get("dim:" + w)
             if raw and int(raw) != dim and not self._has_given_vectors(w):
                 # The world's vectors all came from the embedder: they follow it.
                 storage.meta_set("dim:" + w, str(dim))
-        self.engine._dims.clear()
+        self.host.forget_dims()
         with self._lock:
             self._states.clear()
         self.rebuild_later(worlds)
 
     def _has_given_vectors(self, world: str) -> bool:
         for quarantined in (False, True):
-            for s in self.engine.storage.scan(world, FilterSpec(), quarantined=quarantined):
+            for s in self.host.storage.scan(world, FilterSpec(), quarantined=quarantined):
                 if s.atom.vector is not None:
                     return True
         return False
@@ -228,9 +247,9 @@ class IndexManager:
                 st = WorldIndex(
                     world,
                     quarantined,
-                    ExactIndex(self.engine._world_dim(world)),
+                    ExactIndex(self.host.world_dim(world)),
                     self.ident,
-                    last_rebuilt_us=self.engine._now(),
+                    last_rebuilt_us=self.host.now_us(),
                 )
                 self._states[(world, quarantined)] = st
         with st.lock:
@@ -278,7 +297,7 @@ class IndexManager:
         dim = st.exact.dim
         width = 4 * dim
         upto = self.reembed_upto()
-        embedder = self.engine.embedder
+        embedder = self.host.embedder
         keep = [(s, d) for s, d in rows if s > upto and len(d) == width]
         old = [(s, d) for s, d in rows if s <= upto]
         if not old:
@@ -294,7 +313,7 @@ class IndexManager:
             chunk = [(s, d) for s, d in chunk if s not in cached]
             if not chunk:
                 continue
-            atoms = self.engine.storage.get_seqs([s for s, _ in chunk])
+            atoms = self.host.storage.get_seqs([s for s, _ in chunk])
             texts: list[tuple[int, str]] = []
             for s, d in chunk:
                 a = atoms.get(s)
@@ -313,7 +332,7 @@ class IndexManager:
         return sorted(keep + out)
 
     def _catch_up(self, st: WorldIndex) -> None:
-        fresh = self.engine.storage.load_vectors(
+        fresh = self.host.storage.load_vectors(
             st.world, quarantined=st.quarantined, after_seq=max(st.seen_seq, st.exact.max_seq)
         )
         if fresh:
@@ -329,7 +348,7 @@ class IndexManager:
             st.ann.add(list(vecs.items()))
 
     def _resync(self, st: WorldIndex) -> None:
-        rows = self.engine.storage.load_vectors(st.world, quarantined=st.quarantined)
+        rows = self.host.storage.load_vectors(st.world, quarantined=st.quarantined)
         alive = {s for s, _ in rows}
         gone = [s for s in st.exact.seqs() if s not in alive]
         st.exact.remove(gone)
@@ -346,7 +365,7 @@ class IndexManager:
         t.start()
 
     def _maybe_build_ann(self, st: WorldIndex) -> None:
-        threshold = self.engine.options.ann_threshold
+        threshold = self.host.options.ann_threshold
         if (
             threshold is None
             or st.ann is not None
@@ -377,11 +396,9 @@ class IndexManager:
                 st.ann = ann
         except Exception as exc:  # the exact index keeps serving
             st.error = f"ANN build failed: {exc}"
-            self.engine.background.failed(
-                "index", exc, log, where=f"ANN build of world {st.world!r}"
-            )
+            self.host.background.failed("index", exc, log, where=f"ANN build of world {st.world!r}")
         else:
-            self.engine.background.recovered("index", log)
+            self.host.background.recovered("index", log)
         finally:
             st.ann_building = False
 
@@ -395,11 +412,9 @@ class IndexManager:
             try:
                 for q in (False, True):
                     self.rebuild(world, q)
-                self.engine.background.recovered("index", log)
+                self.host.background.recovered("index", log)
             except Exception as exc:
-                self.engine.background.failed(
-                    "index", exc, log, where=f"rebuild of world {world!r}"
-                )
+                self.host.background.failed("index", exc, log, where=f"rebuild of world {world!r}")
                 with self._lock:
                     for q in (False, True):
                         st = self._states.get((world, q))
@@ -407,7 +422,7 @@ class IndexManager:
                             st.error = f"rebuild failed: {exc}"
                             st.dirty = True
                             st.ready, st.rebuilding = True, False
-                if self.engine._closed:
+                if self.host.is_closed():
                     with self._lock:
                         self._reindexing = False
                     return
@@ -424,7 +439,7 @@ class IndexManager:
 
     def rebuild(self, world: str, quarantined: bool = False) -> WorldIndex:
         """Build the world's index from storage now (re-embedding where needed) and swap it in."""
-        dim = self.engine._world_dim(world)
+        dim = self.host.world_dim(world)
         st = WorldIndex(
             world, quarantined, ExactIndex(dim), self.ident, ready=False, rebuilding=True
         )
@@ -432,7 +447,7 @@ class IndexManager:
         with self._lock:
             old = self._states.get((world, quarantined))
             self._states[(world, quarantined)] = st if world in self._stale else old or st
-        rows = self.engine.storage.load_vectors(world, quarantined=quarantined)
+        rows = self.host.storage.load_vectors(world, quarantined=quarantined)
         total = max(1, len(rows))
         for i in range(0, len(rows), 4 * _BATCH):
             if self._stop.is_set():
@@ -442,7 +457,7 @@ class IndexManager:
         with st.lock:
             self._catch_up(st)
             st.ready, st.rebuilding, st.progress = True, False, 1.0
-            st.last_rebuilt_us = self.engine._now()
+            st.last_rebuilt_us = self.host.now_us()
         with self._lock:
             self._states[(world, quarantined)] = st
         self._maybe_build_ann(st)
@@ -461,7 +476,7 @@ class IndexManager:
         semantic search until the rebuild ends. Problems: a rebuild running or queued, an
         index whose last build or rebuild failed.
         """
-        now = self.engine._now()
+        now = self.host.now_us()
         with self._lock:
             states = list(self._states.values())
             stale = set(self._stale)
@@ -495,9 +510,9 @@ class IndexManager:
 
     def _pending_age(self, world: str, quarantined: bool, after_seq: int, now_us: int) -> int:
         """Age of the oldest atom after ``after_seq`` that has a vector to index (0: none)."""
-        embeds = self.engine._world_dim(world) == self.engine.embedder.dim
+        embeds = self.host.world_dim(world) == self.host.embedder.dim
         for _ in range(4):  # a few pages: atoms without text or vector are rare
-            rows = self.engine.storage.scan(
+            rows = self.host.storage.scan(
                 world, FilterSpec(), quarantined=quarantined, after_seq=after_seq, limit=32
             )
             for s in rows:
@@ -516,19 +531,19 @@ class IndexManager:
         vectors = len(st.exact) if st is not None else 0
         lag = 0
         if st is not None and st.ready:
-            lag = len(self.engine.storage.load_vectors(world, after_seq=st.exact.max_seq))
+            lag = len(self.host.storage.load_vectors(world, after_seq=st.exact.max_seq))
         elif not stale:  # not loaded yet: every atom waits (counted, not read)
-            lag = self.engine.storage.count(world, quarantined=False)
+            lag = self.host.storage.count(world, quarantined=False)
         if stale:
             progress = st.progress if st is not None else 0.0
         else:
             progress = 1.0 if lag == 0 else vectors / (vectors + lag)
-        emb = self.engine.embedder
+        emb = self.host.embedder
         return {
             "world": world,
             "kind": st.kind if st is not None else "exact",
             "version": INDEX_VERSION,
-            "dim": self.engine._world_dim(world),
+            "dim": self.host.world_dim(world),
             "embedder": f"{emb.name}:{emb.version}",
             "embedder_version": emb.version,
             "loaded": loaded,

@@ -62,7 +62,7 @@ def test_a_failing_scheduled_gc_is_logged_counted_and_reported(
             assert gc["failing"] is True
             assert "readonly" in gc["last_error"] and gc["last_failure"] is not None
             assert h["status"] == "degraded" and "gc" in h["message"]
-            assert logged(caplog, "dwbase.operations", "readonly")
+            assert logged(caplog, "dwbase.maintenance", "readonly")
             # The store takes writes again: the next scheduled run succeeds and says so.
             writer.execute("PRAGMA query_only=OFF")
             wait_for(lambda: not db.health()["background_failures"]["gc"]["failing"])

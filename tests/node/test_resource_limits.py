@@ -32,8 +32,8 @@ from dwbase.embed import HashingEmbedder
 from dwbase.errors import LimitExceededError, PayloadTooLargeError, RateLimitedError
 from dwbase.model import MAX_QUESTION_CHARS
 from dwbase.node import create_app, start_background
-from dwbase.node.app import ASK_MAX_BODY_BYTES
 from dwbase.node.server import RunningNode
+from dwbase.node.state import ASK_MAX_BODY_BYTES
 from dwbase.security.tokens import TokenStore
 
 from .conftest import FakeClock, assert_error, make_settings

@@ -9,6 +9,7 @@ import typer
 from ..errors import StorageError
 from .atoms import JsonFlag
 from .context import open_backend, open_local, state
+from .groups import sub_app
 from .render import (
     note,
     out,
@@ -20,18 +21,6 @@ from .render import (
 WorldArg = Annotated[str, typer.Argument(metavar="WORLD", help="World key, e.g. demo.")]
 
 
-def _sub(name: str, help: str) -> typer.Typer:
-    from .app import CONTEXT_SETTINGS
-
-    return typer.Typer(
-        name=name,
-        help=help,
-        context_settings=CONTEXT_SETTINGS,
-        rich_markup_mode=None,
-        no_args_is_help=True,
-    )
-
-
 def _done(as_json: bool, data: dict[str, Any], message: str) -> None:
     if as_json:
         print_json(data)
@@ -41,7 +30,7 @@ def _done(as_json: bool, data: dict[str, Any], message: str) -> None:
 
 # ---------------------------------------------------------------------------------- world
 
-world_app = _sub(
+world_app = sub_app(
     "world",
     "Manage worlds: create, archive, resume, policy.\n\n"
     "\b\nExample:\n  dwbase --data-dir ./mem world create incident:42 --description 'db outage'",
@@ -143,7 +132,7 @@ def world_policy(
 
 # ---------------------------------------------------------------------------------- index
 
-index_app = _sub(
+index_app = sub_app(
     "index",
     "Vector index status and rebuilds.\n\n\b\nExample:\n  dwbase --data-dir ./mem index status",
 )
@@ -197,7 +186,7 @@ def index_rebuild(
 
 # ---------------------------------------------------------------------------------- quarantine
 
-quarantine_app = _sub(
+quarantine_app = sub_app(
     "quarantine",
     "Atoms held in quarantine:<world>: list, release, drop.\n\n"
     "\b\nExample:\n  dwbase --data-dir ./mem quarantine list --world demo",
@@ -260,7 +249,7 @@ def quarantine_drop(
 
 # ---------------------------------------------------------------------------------- storage
 
-storage_app = _sub(
+storage_app = sub_app(
     "storage",
     "Check, reindex and compact an embedded store.\n\n"
     "\b\nExample:\n  dwbase --data-dir ./mem storage check",
@@ -366,7 +355,7 @@ def gc(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
 # ---------------------------------------------------------------------------------- token
 
-token_app = _sub(
+token_app = sub_app(
     "token",
     "API tokens of a node (stored hashed in <data-dir>/tokens.json).\n\n"
     "\b\nExample:\n  dwbase --data-dir ./node-data token create agent-1 --read 'demo*'",

@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 from .. import __version__
 from ..errors import DWBaseError
 from .context import State
+from .groups import CONTEXT_SETTINGS
 from .render import print_error
 
 EXIT_INVALID = 2
@@ -32,12 +33,6 @@ HINTS = {
         "the node needs a token: give it with --token TOKEN or DWBASE_TOKEN (whoever runs "
         "the node makes one with `dwbase --data-dir DIR token create NAME ...`)"
     ),
-}
-
-CONTEXT_SETTINGS: dict[str, Any] = {
-    "help_option_names": ["-h", "--help"],
-    "max_content_width": 100,
-    "terminal_width": 100,
 }
 
 

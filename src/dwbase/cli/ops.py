@@ -11,9 +11,9 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
 from ..errors import InvalidInputError
-from .admin import _sub
 from .atoms import JsonFlag
 from .context import state
+from .groups import sub_app
 from .render import note, out, print_json, rows_table
 
 # ---------------------------------------------------------------------------------- node
@@ -63,7 +63,7 @@ def node(
 
 # ---------------------------------------------------------------------------------- backup
 
-backup_app = _sub(
+backup_app = sub_app(
     "backup",
     "Consistent online backups (tar + zstd with a checksummed manifest) and restores.\n\n"
     "\b\nExample:\n  dwbase --data-dir ./node-data backup create ./dwbase.tar.zst",
@@ -198,7 +198,7 @@ def _nothing() -> Iterator[None]:
 
 # ---------------------------------------------------------------------------------- deploy
 
-deploy_app = _sub(
+deploy_app = sub_app(
     "deploy",
     "Run local node processes: local (one node), devnet (several), stop, clean, status.\n\n"
     "\b\nExample:\n  dwbase deploy devnet --nodes 3 && dwbase deploy stop",

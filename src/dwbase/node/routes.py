@@ -19,7 +19,7 @@ from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..model import Atom, validate_question
 from ..results import AtomId
 from . import schemas as S
-from .app import NodeState, _atoms, _json, run
+from .state import NodeState, atoms_response, json_response, run
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -102,7 +102,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
         t0 = time.perf_counter()
         aid = await st.writes.remember(data, p.caller)
         metrics.remember_seconds.observe(time.perf_counter() - t0)
-        return _json(aid.to_wire(), headers=_held_header(aid))
+        return json_response(aid.to_wire(), headers=_held_header(aid))
 
     @app.post(
         "/remember/batch",
@@ -123,7 +123,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
         t0 = time.perf_counter()
         ids = await run(engine.remember_batch, data, caller=p.caller)
         metrics.remember_seconds.observe(time.perf_counter() - t0)
-        return _json([i.to_wire() for i in ids], headers=_held_count_header(ids))
+        return json_response([i.to_wire() for i in ids], headers=_held_count_header(ids))
 
     # ------------------------------------------------------------------ reads
 
@@ -138,7 +138,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
         validate_question(q.text)  # before the ask lane: a huge question never queues there
         st.limiter.check(p.key, "ask", rate=p.ask_rate)
         t0 = time.perf_counter()
-        body = await st.ask_json(
+        body = await st.askjson_response(
             {
                 "world": q.world,
                 "text": q.text,
@@ -175,7 +175,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
                 after=r.after,
                 caller=p.caller,
             )
-            return _atoms(atoms)
+            return atoms_response(atoms)
 
     @app.get(
         "/atoms/{atom_id}",
@@ -186,7 +186,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
     async def inspect(request: Request, atom_id: str) -> Response:
         p = st.principal(request)
         atom = await st.reads.call(engine.get, atom_id, caller=p.caller)
-        return _json(atom.to_dict())
+        return json_response(atom.to_dict())
 
     # ------------------------------------------------------------------ worlds
 
@@ -198,7 +198,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
     )
     async def list_worlds(request: Request, include_archived: bool = False) -> Response:
         p = st.principal(request)
-        return _json(
+        return json_response(
             await run(engine.list_worlds, include_archived=include_archived, caller=p.caller)
         )
 
@@ -226,7 +226,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
                 )
             fn = engine.archive_world if m.action == "archive" else engine.resume_world
             aid = await run(fn, m.world, caller=p.caller)
-        return _json(str(aid))
+        return json_response(str(aid))
 
     @app.post(
         "/worlds/policy",
@@ -246,7 +246,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
             replication_deny=pol.replication_deny,
             caller=p.caller,
         )
-        return _json(str(aid))
+        return json_response(str(aid))
 
     # ------------------------------------------------------------------ observe
 
@@ -274,7 +274,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
             st.observe_limits.release(ticket)
             raise
         st.observe_limits.bind(ticket, handle)
-        return _json({"handle": handle})
+        return json_response({"handle": handle})
 
     @app.post(
         "/observe/poll",
@@ -285,7 +285,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
     async def observe_poll(request: Request, b: S.ObservePollRequest) -> Response:
         p = st.principal(request)
         st.own_handle(p, b.handle)
-        return _atoms(engine.observe_poll(b.handle, b.max))
+        return atoms_response(engine.observe_poll(b.handle, b.max))
 
     @app.post(
         "/observe/stop",
@@ -300,7 +300,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
             engine.observe_stop(b.handle)
         finally:
             st.handles.pop(b.handle, None)
-        return _json({"handle": b.handle, "stopped": True})
+        return json_response({"handle": b.handle, "stopped": True})
 
     @app.get(
         "/observe/{handle}/stats",
@@ -311,7 +311,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
     async def observe_stats(request: Request, handle: str) -> Response:
         p = st.principal(request)
         st.own_handle(p, handle)
-        return _json(engine.observe_stats(handle).to_dict())
+        return json_response(engine.observe_stats(handle).to_dict())
 
     @app.get(
         "/observe/stream",
@@ -388,7 +388,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
         world: Annotated[str | None, Query(pattern=S.WORLD_PATTERN)] = None,
     ) -> Response:
         p = st.principal(request)
-        return _json(await run(engine.index_status, world, caller=p.caller))
+        return json_response(await run(engine.index_status, world, caller=p.caller))
 
     @app.post(
         "/index/rebuild",
@@ -401,7 +401,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
     ) -> Response:
         p = st.principal(request)
         world = b.world if b else None  # every world at once is an operator's call
-        return _json(await run(engine.index_rebuild, world, caller=p.caller))
+        return json_response(await run(engine.index_rebuild, world, caller=p.caller))
 
     # ------------------------------------------------------------------ operators
 
@@ -417,7 +417,9 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
         limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
     ) -> Response:
         p = st.principal(request)
-        return _atoms(await run(engine.quarantine_list, world, limit=limit, caller=p.caller))
+        return atoms_response(
+            await run(engine.quarantine_list, world, limit=limit, caller=p.caller)
+        )
 
     @app.post(
         "/quarantine/{atom_id}/release",
@@ -428,7 +430,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
     async def quarantine_release(request: Request, atom_id: str) -> Response:
         p = st.principal(request)
         atom = await run(engine.quarantine_release, atom_id, caller=p.caller)
-        return _json(atom.to_dict())
+        return json_response(atom.to_dict())
 
     @app.post(
         "/quarantine/{atom_id}/drop",
@@ -439,7 +441,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
     async def quarantine_drop(request: Request, atom_id: str) -> Response:
         p = st.principal(request)
         await run(engine.quarantine_drop, atom_id, caller=p.caller)
-        return _json({"id": atom_id, "dropped": True})
+        return json_response({"id": atom_id, "dropped": True})
 
     @app.post(
         "/gc",
@@ -450,7 +452,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
     async def gc(request: Request) -> Response:
         p = st.principal(request)  # the engine gc's only the worlds the caller operates on
         report = await run(engine.gc, caller=p.caller)
-        return _json(report.to_dict())
+        return json_response(report.to_dict())
 
     @app.get(
         "/health",
@@ -460,11 +462,11 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
     )
     async def health(request: Request) -> Response:
         st.principal(request)
-        return _json(await run(_health, st))
+        return json_response(await run(_health, st))
 
     @app.get("/healthz", summary="Liveness", responses=_ok(S.Alive), tags=["operators"])
     async def healthz() -> Response:
-        return _json({"status": "ok"})
+        return json_response({"status": "ok"})
 
     @app.get(
         "/readyz",
@@ -477,7 +479,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
     )
     async def readyz() -> Response:
         h = await run(_health, st)
-        return _json(h, 200 if h["storage_ok"] else 503)
+        return json_response(h, 200 if h["storage_ok"] else 503)
 
     @app.get(
         "/metrics",
@@ -502,7 +504,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
     )
     async def metrics_snapshot(request: Request) -> Response:
         st.principal(request)
-        return _json(await run(metrics.snapshot))
+        return json_response(await run(metrics.snapshot))
 
 
 def _health(st: NodeState) -> dict[str, Any]:

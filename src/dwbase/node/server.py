@@ -28,8 +28,9 @@ from ..config import Settings
 from ..engine import Engine
 from ..errors import ConflictError, DWBaseError
 from ..security.tokens import TokenStore
-from .app import NodeState, create_app
+from .app import create_app
 from .guard import ConnectionLimits, ensure_descriptors, guarded_protocol
+from .state import NodeState
 
 log = logging.getLogger("dwbase.node")
 

@@ -1,201 +1,71 @@
-"""The engine's operator side: worlds and policy, quarantine, gc and maintenance, health.
-
-A mixin of :class:`dwbase.engine.Engine`, kept in its own module so each stays readable; it
-uses only the engine's state and public writes (``remember``), never storage internals.
-"""
+"""The operator's side: held atoms, gc (on demand and on a schedule), check, reindex,
+compact, vector index administration, stats and health."""
 
 from __future__ import annotations
 
 import logging
 import math
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import policy as policy_mod
-from .background import BackgroundFailures
-from .errors import CapabilityDeniedError, InvalidInputError, NotFoundError
-from .health import MIN_FREE_MB, engine_health
-from .model import Atom, StoredAtom, validate_world
-from .options import Options
-from .policy import Policy
-from .results import AtomId, Counters, GcReport
-from .security.caps import FULL_ACCESS, Caller
-from .storage.base import CheckReport, Storage
-from .stream import Hub
+from ..background import BackgroundFailures
+from ..embed import Embedder
+from ..errors import NotFoundError
+from ..health import MIN_FREE_MB, engine_health
+from ..indexes import IndexManager
+from ..model import Atom, StoredAtom, validate_world
+from ..options import Options
+from ..results import Counters, GcReport
+from ..security.caps import FULL_ACCESS, Caller
+from ..storage.base import CheckReport, Storage
+from ..stream import Hub
+from ..timeutil import now_micros
+from .worlds import Generation, WorldCache
 
-if TYPE_CHECKING:
-    from .embed import Embedder
-    from .indexes import IndexManager
-
-SYSTEM_WORKER = "dwbase"
-log = logging.getLogger("dwbase.operations")
+log = logging.getLogger("dwbase.maintenance")
 
 
-class OperationsMixin:
-    storage: Storage
-    options: Options
-    hub: Hub
-    counters: Counters
-    embedder: Embedder
-    indexes: IndexManager
-    _write_lock: threading.RLock
-    generation: int
-    _cache_lock: threading.RLock
-    _status: dict[str, str]
-    _policies: dict[str, Policy]
-    _closed: bool
-    _gc_stop: threading.Event
-    _gc_thread: threading.Thread | None
-    background: BackgroundFailures
+class Maintenance:
+    """Operator actions; each takes ``caller`` and checks its operator capability."""
 
-    if TYPE_CHECKING:
-
-        def remember(
-            self,
-            world: str,
-            worker: str | None = None,
-            kind: str = "observation",
-            payload: Mapping[str, Any] | None = None,
-            *,
-            labels: Sequence[str] = (),
-            caller: Caller | None = None,
-        ) -> AtomId: ...
-
-        def _now(self) -> int: ...
-
-        def _drop_index(self, world: str) -> None: ...
-
-    # ------------------------------------------------------------------ worlds & policy
-
-    def world_status(self, world: str) -> str:
-        with self._cache_lock:
-            status = self._status.get(world)
-        if status is None:
-            status = "active"
-            for s in self.storage.with_label_prefix("world_status:", world=world):
-                for lb in s.atom.labels:
-                    if lb.startswith("world_status:"):
-                        status = lb[len("world_status:") :]
-            with self._cache_lock:
-                self._status[world] = status
-        return status
-
-    def _world_event(
+    def __init__(
         self,
-        world: str,
-        status: str,
-        description: str | None,
-        labels: Sequence[str],
-        caller: Caller | None,
-    ) -> AtomId:
-        validate_world(world)
-        payload: dict[str, Any] = {"event": status, "world": world}
-        if description is not None:
-            payload["description"] = description
-        return self.remember(
-            world,
-            (caller.worker if caller and caller.worker else SYSTEM_WORKER),
-            "observation",
-            payload,
-            labels=["world_meta", f"world_status:{status}", *labels],
-            caller=caller,
-        )
-
-    def create_world(
-        self,
-        world: str,
         *,
-        description: str | None = None,
-        labels: Sequence[str] = (),
-        caller: Caller | None = None,
-    ) -> AtomId:
-        """Record a world's creation (idempotent in effect: the world is active)."""
-        return self._world_event(world, "active", description, labels, caller)
+        storage: Storage,
+        options: Options,
+        embedder: Embedder,
+        indexes: IndexManager,
+        worlds: WorldCache,
+        hub: Hub,
+        counters: Counters,
+        background: BackgroundFailures,
+        generation: Generation,
+        lock: threading.RLock,
+        is_closed: Any,
+    ) -> None:
+        self.storage = storage
+        self.options = options
+        self.embedder = embedder
+        self.indexes = indexes
+        self._worlds = worlds
+        self.hub = hub
+        self.counters = counters
+        self.background = background
+        self._generation = generation
+        self._write_lock = lock
+        self._is_closed = is_closed
+        self._gc_stop = threading.Event()
+        self._gc_thread: threading.Thread | None = None
 
-    def archive_world(self, world: str, *, caller: Caller | None = None) -> AtomId:
-        # Permission first: a 404 must not tell a caller which forbidden worlds exist.
-        (caller or FULL_ACCESS).require_write(
-            validate_world(world), labels=["world_status:archived"]
-        )
-        if world not in self.storage.worlds():
-            raise NotFoundError(f"world {world!r} has no atoms", world=world)
-        return self._world_event(world, "archived", None, (), caller)
+    def _drop_index(self, world: str) -> None:
+        self._generation.bump()
+        self.indexes.invalidate(world)
 
-    def resume_world(self, world: str, *, caller: Caller | None = None) -> AtomId:
-        (caller or FULL_ACCESS).require_write(validate_world(world), labels=["world_status:active"])
-        if world not in self.storage.worlds():
-            raise NotFoundError(f"world {world!r} has no atoms", world=world)
-        return self._world_event(world, "active", None, (), caller)
-
-    def list_worlds(
-        self, *, include_archived: bool = False, caller: Caller | None = None
-    ) -> list[str]:
-        who = caller or FULL_ACCESS
-        return [
-            w
-            for w in self.storage.worlds()
-            if who.can_read(w) and (include_archived or self.world_status(w) != "archived")
-        ]
-
-    def set_policy(
-        self,
-        world: str,
-        *,
-        retention_days: int | None = None,
-        retention_min_days: int | None = None,
-        min_importance: float | None = None,
-        replication_allow: Sequence[str] | None = None,
-        replication_deny: Sequence[str] | None = None,
-        caller: Caller | None = None,
-    ) -> AtomId:
-        """Record a policy for ``world`` as an atom of ``policy:<world>`` (see ``policy.py``).
-
-        The atom goes to ``policy:<world>``, as in the original DWBase, so the world's own
-        memory (``replay``, ``ask``) holds only what its agents wrote. A policy world itself
-        (``policy:<w>``, ``tenant:<id>/policy``) takes the atom directly. The caller needs the
-        policy capability for ``world``.
-        """
-        labels = policy_mod.policy_labels(
-            retention_days=retention_days,
-            retention_min_days=retention_min_days,
-            min_importance=min_importance,
-            replication_allow=list(replication_allow) if replication_allow else None,
-            replication_deny=list(replication_deny) if replication_deny else None,
-        )
-        if not labels:
-            raise InvalidInputError("give at least one policy setting", field="policy")
-        validate_world(world)
-        who = caller or FULL_ACCESS
-        if not who.can_set_policy(world):
-            raise CapabilityDeniedError(
-                f"{who.name} may not change the policy of world {world!r}", world=world
-            )
-        target = world if policy_mod.is_policy_world(world) else validate_world("policy:" + world)
-        return self.remember(
-            target,
-            caller.worker if caller and caller.worker else SYSTEM_WORKER,
-            "observation",
-            {"policy": labels, "world": world},
-            labels=labels,
-            # The policy capability for ``world`` is what lets a caller write its policy world.
-            caller=replace(FULL_ACCESS, worker=who.worker, name=who.name),
-        )
-
-    def policy(self, world: str) -> Policy:
-        with self._cache_lock:
-            cached = self._policies.get(world)
-        if cached is not None:
-            return cached
-        layers = [
-            self.storage.with_label_prefix("policy:", world=src)
-            for src in policy_mod.policy_sources(world)
-        ]
-        merged = policy_mod.merge(layers)
-        with self._cache_lock:
-            self._policies[world] = merged
-        return merged
+    def close(self) -> None:
+        """Stop the gc schedule."""
+        self._gc_stop.set()
+        if self._gc_thread is not None:
+            self._gc_thread.join(timeout=5)
 
     # ------------------------------------------------------------------ quarantine
 
@@ -248,11 +118,11 @@ class OperationsMixin:
         who = caller or FULL_ACCESS
         who.require_operate()
         report = GcReport()
-        now = self._now()
+        now = now_micros(self.options.clock)
         for world in self.storage.worlds():
             if not who.can_operate(world):
                 continue
-            pol = self.policy(world)
+            pol = self._worlds.policy(world)
             days = pol.effective_retention_days
             cutoff = now - days * 86_400_000_000 if days is not None else None
             while True:
@@ -289,7 +159,7 @@ class OperationsMixin:
         self.counters.gc_evictions_total += report.evicted
         return report
 
-    def _start_gc_schedule(self, interval: float) -> None:
+    def start_gc_schedule(self, interval: float) -> None:
         def loop() -> None:
             while not self._gc_stop.wait(interval):
                 try:
@@ -307,7 +177,7 @@ class OperationsMixin:
         return self.storage.check(quick=quick)
 
     def reindex(self) -> int:
-        self.generation += 1
+        self._generation.bump()
         self.indexes.reset()
         return self.storage.reindex()
 
@@ -396,7 +266,7 @@ class OperationsMixin:
             storage=self.storage,
             indexes=self.indexes,
             background=self.background,
-            closed=self._closed,
+            closed=self._is_closed(),
             disk_path=disk_path,
             warn_pct=warn_pct,
             degraded_pct=degraded_pct,

@@ -1,0 +1,395 @@
+"""Writes: validate, check permissions, quarantine, embed, then one transaction, then publish.
+
+The order: everything about an atom is validated first (world, worker, kind,
+importance, timestamp, payload JSON and size, vector, links), then the caller's permission,
+then the quarantine rules; embeddings are made for the whole batch in one call; the records
+go to storage in one transaction, and the stored atoms to the world caches and observers.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .. import chosen_ids
+from ..embed import Embedder, embedder_id
+from ..errors import ConflictError, DWBaseError, InvalidInputError
+from ..ids import IdGenerator
+from ..links import check_links
+from ..model import (
+    QUARANTINE_PREFIX,
+    Atom,
+    StoredAtom,
+    parse_payload,
+    payload_text,
+    validate_atom,
+    validate_client_id,
+    validate_importance,
+    validate_kind,
+    validate_links,
+    validate_policy_labels,
+    validate_tags,
+    validate_timestamp,
+    validate_vector,
+    validate_world,
+)
+from ..options import Options
+from ..quarantine import Quarantine
+from ..results import AtomId, Counters, IngestResult
+from ..security.caps import FULL_ACCESS, Caller
+from ..storage.base import NewRecord, Storage
+from ..stream.feed import Feed
+from ..timeutil import format_instant, now_micros
+from ..vector import pack
+from ..vector.exact import pack_unit
+from .worlds import WorldCache
+
+MAX_BATCH = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    record: NewRecord
+    parsed: Any
+    embed_text: str = ""  # text whose embedding is still to be put in record.index_vector
+
+
+class EmbedderRecord:
+    """The store records its embedder at the first write (opening never writes), or when
+    re-embedding is asked for; ``on_change`` then re-embeds stored atoms in the background."""
+
+    def __init__(
+        self, storage: Storage, embedder: Embedder, on_change: Callable[[str | None], None]
+    ) -> None:
+        self._storage = storage
+        self._ident = embedder_id(embedder)
+        self._on_change = on_change
+        self.recorded = storage.meta_get("embedder") == self._ident
+
+    def ensure(self) -> None:
+        if self.recorded:
+            return
+        previous = self._storage.meta_get("embedder")
+        if previous != self._ident:
+            self._storage.meta_set("embedder", self._ident)
+            self._on_change(previous)
+        self.recorded = True
+
+
+class Writer:
+    """remember, remember_batch, remember_each (group commit) and ingest (from peers)."""
+
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        options: Options,
+        embedder: Embedder,
+        worlds: WorldCache,
+        feed: Feed,
+        sync: Callable[[], None],
+        counters: Counters,
+        lock: threading.RLock,
+        embedder_record: EmbedderRecord,
+    ) -> None:
+        self.storage = storage
+        self.options = options
+        self.embedder = embedder
+        self.clock = options.clock
+        self.worlds = worlds
+        self._feed = feed
+        self._sync = sync
+        self.counters = counters
+        self._lock = lock
+        self._embedder_record = embedder_record
+        self._ids = IdGenerator()
+        self._quarantine = Quarantine(options.quarantine, options.clock)
+
+    def _now(self) -> int:
+        return now_micros(self.clock)
+
+    def _prepare(
+        self,
+        data: Mapping[str, Any],
+        caller: Caller,
+        now_us: int,
+        atom_id: str | None = None,
+        recorded_us: int | None = None,
+    ) -> _Prepared:
+        if not isinstance(data, Mapping):
+            raise InvalidInputError("an atom must be a JSON object")
+        known = {
+            "id",
+            "world",
+            "worker",
+            "kind",
+            "timestamp",
+            "importance",
+            "payload_json",
+            "payload",
+            "vector",
+            "flags",
+            "labels",
+            "links",
+            "recorded_at",
+        }
+        unknown = set(data) - known
+        if unknown:
+            raise InvalidInputError(
+                f"unknown atom field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0]
+            )
+        world = validate_world(data.get("world"))
+        if world.startswith(QUARANTINE_PREFIX):
+            raise InvalidInputError(
+                "quarantine: worlds are managed by DWBase; write to the world itself", field="world"
+            )
+        worker = data.get("worker")
+        if caller.worker is not None:
+            worker = caller.worker  # an authenticated caller writes as itself
+        if not isinstance(worker, str) or not worker:
+            raise InvalidInputError("worker must be a non-empty string", field="worker")
+        worker = validate_tags([worker], "worker")[0]
+        kind = validate_kind(data.get("kind", "observation"))
+        importance = validate_importance(data.get("importance", 0.5))
+        ts_us = validate_timestamp(data.get("timestamp", ""), now_us)
+        payload_json, parsed = parse_payload(
+            data.get("payload_json"), data.get("payload"), max_bytes=self.options.max_payload_bytes
+        )
+        vector = validate_vector(data.get("vector"))
+        flags = validate_tags(data.get("flags"), "flags")
+        labels = validate_tags(data.get("labels"), "labels")
+        validate_policy_labels(labels)
+        links = validate_links(data.get("links"))
+        chosen = data.get("id") if atom_id is None else None
+        if chosen is not None:
+            atom_id = validate_client_id(chosen)  # an id the writer chose (see chosen_ids)
+        caller.require_write(world, kind=kind, labels=labels, importance=importance)
+        dim = self.worlds.dim(world)
+        if vector is not None and len(vector) != dim:
+            raise InvalidInputError(
+                f"vector has {len(vector)} dims, world {world!r} expects {dim}",
+                field="vector",
+                dims=len(vector),
+                expected=dim,
+            )
+        text = payload_text(parsed)
+        # The embedding is made later, for a whole batch in one call (see _embed_pending).
+        index_vec = pack_unit(vector) if vector is not None else None
+        embed_text = text if vector is None and dim == self.embedder.dim else ""
+        rec_us = now_us if recorded_us is None else recorded_us
+        atom = Atom(
+            id=atom_id or self._ids.new_id(now_us // 1000),
+            world=world,
+            worker=worker,
+            kind=kind,
+            timestamp=format_instant(ts_us),
+            importance=importance,
+            payload_json=payload_json,
+            vector=vector,
+            flags=flags,
+            labels=labels,
+            links=links,
+            recorded_at=format_instant(rec_us),
+        )
+        return _Prepared(
+            NewRecord(
+                atom=atom, ts_us=ts_us, recorded_us=rec_us, text=text, index_vector=index_vec
+            ),
+            parsed,
+            embed_text,
+        )
+
+    def _embed_pending(self, prepared: Sequence[_Prepared]) -> list[_Prepared]:
+        """Fill in the embeddings ``_prepare`` left to do, with one call to the embedder."""
+        waiting = [i for i, p in enumerate(prepared) if p.embed_text]
+        out = list(prepared)
+        if not waiting:
+            return out
+        vectors = self.embedder.embed([prepared[i].embed_text for i in waiting])
+        for i, vec in zip(waiting, vectors, strict=True):
+            p = out[i]
+            out[i] = _Prepared(replace(p.record, index_vector=pack(vec)), p.parsed)
+        return out
+
+    def _check_world_open(self, world: str, labels: Sequence[str]) -> None:
+        if any(lb.startswith("world_status:") for lb in labels):
+            return
+        if self.worlds.status(world) == "archived":
+            raise ConflictError(
+                f"world {world!r} is archived; resume it before writing", world=world
+            )
+
+    def _quarantine_reason(self, prep: _Prepared) -> str | None:
+        a = prep.record.atom
+        if any(lb.startswith(("policy:", "world_status:")) for lb in a.labels):
+            return None
+        trust = self.options.trust.get(a.worker, self.options.default_trust)
+        return self._quarantine.reason(
+            world=a.world,
+            worker=a.worker,
+            importance=a.importance,
+            payload=prep.parsed,
+            trust=trust,
+        )
+
+    def remember_batch(
+        self, atoms: Sequence[Mapping[str, Any]], *, caller: Caller | None = None
+    ) -> list[AtomId]:
+        """Store several atoms in one transaction: all are stored, or none (on any error)."""
+        if isinstance(atoms, Mapping | str) or not isinstance(atoms, Sequence):
+            raise InvalidInputError("atoms must be a list of atoms", field="atoms")
+        if not atoms:
+            return []
+        if len(atoms) > MAX_BATCH:
+            raise InvalidInputError(f"at most {MAX_BATCH} atoms per batch", field="atoms")
+        who = caller or FULL_ACCESS
+        self._sync()
+        now_us = self._now()
+        prepared: list[_Prepared] = []
+        for i, data in enumerate(atoms):
+            try:
+                prepared.append(self._prepare(data, who, now_us))
+            except InvalidInputError as exc:
+                if len(atoms) > 1:
+                    exc.details.setdefault("index", i)
+                    exc.message = f"atom {i}: {exc.message}"
+                    exc.args = (exc.message,)
+                raise
+        check_links(self.storage, [p.record.atom for p in prepared])
+        for p in prepared:
+            self._check_world_open(p.record.atom.world, p.record.atom.labels)
+        # Ids the writer chose may exist already: those atoms are answered, not stored again.
+        chosen = [i for i, d in enumerate(atoms) if d.get("id") is not None]
+        known = chosen_ids.known(self.storage, [p.record.atom for p in prepared], chosen)
+        fresh = [p for i, p in enumerate(prepared) if i not in known]
+        records = [self._with_quarantine(p) for p in self._embed_pending(fresh)]
+        settled = iter(chosen_ids.settle(self.storage, records, self._store(records)))
+        out: list[AtomId] = []
+        for i in range(len(prepared)):
+            a = known.get(i) or next(settled)
+            if isinstance(a, ConflictError):  # taken since known() looked: a rare race
+                raise chosen_ids.taken(a.details["id"], i, stored_others=len(records) > 1)
+            out.append(a)
+        return out
+
+    def remember_each(
+        self, items: Sequence[tuple[Mapping[str, Any], Caller | None]]
+    ) -> list[AtomId | DWBaseError]:
+        """Store independent atoms (each with its own caller) in one shared transaction.
+
+        This is group commit: a server gathers the single remembers that arrive together and
+        pays for one transaction. Each item gets its own answer, in order: its id, or the error
+        that refused it (bad input, no permission, an archived world), and a refused item does
+        not hold the others back. If the shared transaction fails, each item is retried on its
+        own so every answer is that item's own; nothing is acknowledged that is not stored.
+        """
+        self._sync()
+        now_us = self._now()
+        answers: list[AtomId | DWBaseError | None] = []  # None: prepared, not answered yet
+        ready: list[tuple[int, _Prepared]] = []
+        for i, (data, caller) in enumerate(items):
+            try:
+                p = self._prepare(data, caller or FULL_ACCESS, now_us)
+                check_links(self.storage, [p.record.atom])
+                self._check_world_open(p.record.atom.world, p.record.atom.labels)
+                hit = chosen_ids.known(self.storage, [p.record.atom], [0] if data.get("id") else [])
+            except DWBaseError as exc:
+                answers.append(exc)
+                continue
+            if hit:  # an id the writer chose, already stored in this world: answered, not stored
+                answers.append(hit[0])
+                continue
+            answers.append(None)
+            ready.append((i, p))
+        try:
+            embedded = list(zip(ready, self._embed_pending([p for _, p in ready]), strict=True))
+        except DWBaseError:  # the embedder refused the group: embed each item on its own
+            embedded = []
+            for i, p in ready:
+                try:
+                    embedded.append(((i, p), self._embed_pending([p])[0]))
+                except DWBaseError as exc:
+                    answers[i] = exc
+        pending = [(i, self._with_quarantine(p)) for (i, _), p in embedded]
+        if pending:
+            stored: list[StoredAtom] = []
+            try:
+                stored = self._store([rec for _, rec in pending])
+            except DWBaseError as exc:
+                if len(pending) == 1:
+                    answers[pending[0][0]] = exc
+                else:
+                    for i, rec in pending:
+                        try:
+                            stored += self._store([rec])
+                        except DWBaseError as one:
+                            answers[i] = one
+            settled = chosen_ids.settle(self.storage, [rec for _, rec in pending], stored)
+            for (i, _), answer in zip(pending, settled, strict=True):
+                if answers[i] is None:  # stored (or its id taken meanwhile): settle says which
+                    answers[i] = answer
+        out: list[AtomId | DWBaseError] = []
+        for a in answers:
+            assert a is not None  # every item was answered above
+            out.append(a)
+        return out
+
+    def _with_quarantine(self, p: _Prepared) -> NewRecord:
+        """``p``'s record, held in quarantine when the quarantine rules say so."""
+        reason = self._quarantine_reason(p)
+        return p.record if reason is None else replace(p.record, quarantine=reason)
+
+    def _store(self, records: Sequence[NewRecord]) -> list[StoredAtom]:
+        with self._lock:
+            self._embedder_record.ensure()
+            self.worlds.save_dims(records)
+            stored = self.storage.append(records)
+            self.worlds.stored(stored)
+            for s in stored:
+                self.counters.atoms_total += 1
+                if s.quarantine is not None:
+                    self.counters.quarantine_total += 1
+            self._feed.stored(stored)
+        return stored
+
+    def ingest(
+        self, atoms: Iterable[Atom | Mapping[str, Any]], *, caller: Caller | None = None
+    ) -> IngestResult:
+        """Store atoms from a peer: ids are kept, known ids are skipped (idempotent).
+
+        Atoms pass the same validation, permission and policy checks as local writes; an
+        atom refused by the world's replication policy is reported in ``refused``.
+        """
+        who = caller or FULL_ACCESS
+        now_us = self._now()
+        prepared: list[_Prepared] = []
+        refused: dict[str, str] = {}
+        for item in atoms:
+            data = item.to_dict() if isinstance(item, Atom) else dict(item)
+            atom = validate_atom(data, max_payload_bytes=self.options.max_payload_bytes)
+            wire = atom.to_dict()
+            wire.pop("recorded_at")
+            # A peer's worker is kept: the peer vouches for its own writers.
+            p = self._prepare(
+                wire,
+                replace(who, worker=None),
+                now_us,
+                atom_id=atom.id,
+            )
+            if not self.worlds.policy(atom.world).allows_replication(atom.world):
+                refused[atom.id] = "replication denied by world policy"
+                continue
+            prepared.append(p)
+        check_links(self.storage, [p.record.atom for p in prepared], allow_unknown=True)
+        for p in prepared:
+            self._check_world_open(p.record.atom.world, p.record.atom.labels)
+        records = [self._with_quarantine(p) for p in self._embed_pending(prepared)]
+        stored = {s.atom.id for s in self._store(records)}
+        ids = [r.atom.id for r in records]
+        return IngestResult(
+            stored=[i for i in ids if i in stored],
+            duplicates=[i for i in ids if i not in stored],
+            refused=refused,
+        )
