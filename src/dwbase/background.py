@@ -1,6 +1,7 @@
 """Failures of background work, logged, counted and reported in health.
 
-Background tasks (scheduled gc, vector index builds, the re-embedded vector cache; the SQLite
+Background tasks (scheduled gc, vector index builds, the re-embedded vector cache, the
+observe watcher that looks for other processes' atoms for waiting streams; the SQLite
 WAL checkpointer keeps its own :class:`~dwbase.storage.sqlite_health.WalWatch`) report each
 failed run with :meth:`BackgroundFailures.failed` and each good run with
 :meth:`BackgroundFailures.recovered`. A task is *failing* from a failure until its next good
@@ -31,7 +32,7 @@ from typing import Any
 
 from .timeutil import format_instant
 
-TASKS = ("gc", "checkpoint", "reembed", "index")
+TASKS = ("gc", "checkpoint", "reembed", "index", "observe")
 """Every background task health reports (all of them, failing or not, so the shape is fixed)."""
 
 LOG_EVERY_S = 60.0

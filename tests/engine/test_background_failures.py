@@ -163,7 +163,7 @@ def test_every_background_task_is_reported_even_when_quiet() -> None:
     db = dwbase.open(":memory:")
     try:
         bg = db.health()["background_failures"]
-        assert set(bg) == {"gc", "checkpoint", "reembed", "index"}
+        assert set(bg) == {"gc", "checkpoint", "reembed", "index", "observe"}
         assert all(v == {**v, "failures": 0, "failing": False} for v in bg.values())
         assert db.health()["status"] == "ready"
     finally:

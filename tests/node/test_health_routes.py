@@ -46,7 +46,7 @@ def test_health_and_metrics_report_background_failures_and_no_sync_lag_without_a
     http.post("/remember", json=new_atom())
     h = http.get("/health").json()
     assert "sync_lag_ms" not in h
-    assert set(h["background_failures"]) == {"gc", "checkpoint", "reembed", "index"}
+    assert set(h["background_failures"]) == {"gc", "checkpoint", "reembed", "index", "observe"}
     assert h["index_ok"] is True and h["index_rebuild_lag_ms"] == 0
     text = http.get("/metrics").text
     assert 'dwbase_background_failures_total{task="gc"} 0.0' in text

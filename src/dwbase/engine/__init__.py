@@ -20,7 +20,7 @@ The services, each given only what it needs:
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..background import BackgroundFailures
@@ -41,7 +41,7 @@ from .admin import WorldAdmin
 from .maintenance import Maintenance
 from .observe import Observing
 from .reads import Reader
-from .sync import StoreSync
+from .sync import StoreSync, Watcher
 from .worlds import Generation, WorldCache
 from .writer import EmbedderRecord, Writer
 
@@ -83,6 +83,7 @@ class Engine:
         )
         self.feed = Feed(storage, self.hub, self._lock)
         self._sync = StoreSync(storage, self.feed, self._worlds, self._forget_for_others)
+        self._watcher = Watcher(self._sync, self.hub.waiting, self.background)
         record = EmbedderRecord(storage, self.embedder, self.indexes.embedder_changed)
         self._writer = Writer(
             storage=storage,
@@ -105,7 +106,12 @@ class Engine:
             counters=self.counters,
         )
         self._observing = Observing(
-            storage=storage, options=self.options, hub=self.hub, feed=self.feed, sync=self._sync
+            storage=storage,
+            options=self.options,
+            hub=self.hub,
+            feed=self.feed,
+            sync=self._sync,
+            watch=self._watcher.wake,
         )
         self._admin = WorldAdmin(storage=storage, worlds=self._worlds, remember=self.remember)
         self._maintenance = Maintenance(
@@ -142,6 +148,7 @@ class Engine:
         if self._closed:
             return
         self._closed = True
+        self._watcher.close()
         self._maintenance.close()
         self.indexes.close()
         self.storage.close()
@@ -326,8 +333,15 @@ class Engine:
         capacity: int | None = None,
         drop_policy: str = "drop_oldest",
         caller: Caller | None = None,
+        waker: Callable[[], None] | None = None,
     ) -> str:
-        """Subscribe to new atoms. ``after=<atom id>`` first delivers stored atoms after it."""
+        """Subscribe to new atoms. ``after=<atom id>`` first delivers stored atoms after it.
+
+        ``waker``: instead of polling, wait until it is called (from any thread, never while
+        the engine holds a lock) when atoms arrive for the empty queue or the subscription
+        ends; then poll. It must not block; such a subscription never expires while idle, so
+        stop it when done. The node's SSE stream waits this way.
+        """
         return self._observing.start(
             world,
             filter=filter,
@@ -335,6 +349,7 @@ class Engine:
             capacity=capacity,
             drop_policy=drop_policy,
             caller=caller,
+            waker=waker,
         )
 
     def observe_poll(self, handle: str, max: int = 100) -> list[Atom]:

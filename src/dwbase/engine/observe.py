@@ -27,12 +27,14 @@ class Observing:
         hub: Hub,
         feed: Feed,
         sync: Callable[[], None],
+        watch: Callable[[], None],
     ) -> None:
         self._storage = storage
         self._options = options
         self._hub = hub
         self._feed = feed
         self._sync = sync
+        self._watch = watch
 
     def observe(self, atom: Atom | Mapping[str, Any], *, caller: Caller | None = None) -> int:
         """Publish an already-built atom to observers without storing it; returns receivers."""
@@ -60,8 +62,13 @@ class Observing:
         capacity: int | None = None,
         drop_policy: str = "drop_oldest",
         caller: Caller | None = None,
+        waker: Callable[[], None] | None = None,
     ) -> str:
-        """Subscribe to new atoms. ``after=<atom id>`` first delivers stored atoms after it."""
+        """Subscribe to new atoms. ``after=<atom id>`` first delivers stored atoms after it.
+
+        With a ``waker`` the subscription is waited on, not polled (see
+        :mod:`dwbase.stream.hub`); the engine then looks for other processes' atoms for it.
+        """
         who = caller or FULL_ACCESS
         flt = filters.filter_dict(filter)
         world = world or flt.get("world") or None
@@ -92,9 +99,12 @@ class Observing:
                 return [s for s in rows if s.seq <= top]
 
         self._sync()
-        return self._feed.subscribe(
-            accepts, backlog_after, capacity=capacity, drop_policy=drop_policy
+        handle = self._feed.subscribe(
+            accepts, backlog_after, capacity=capacity, drop_policy=drop_policy, waker=waker
         )
+        if waker is not None:
+            self._watch()
+        return handle
 
     def poll(self, handle: str, max: int = 100) -> list[Atom]:
         """Up to ``max`` atoms queued for ``handle``, whichever process stored them."""

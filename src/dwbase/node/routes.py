@@ -354,6 +354,8 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
             if value:
                 flt[key] = value
         ticket = st.observe_limits.reserve(p.key, capacity)
+        ready = asyncio.Event()  # set by the hub (from any thread) when atoms arrive
+        waker = functools.partial(asyncio.get_running_loop().call_soon_threadsafe, ready.set)
         try:
             handle = await run(
                 engine.observe_start,
@@ -362,14 +364,16 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
                 after=last_event_id or after,
                 capacity=capacity,
                 caller=p.caller,
+                waker=waker,
             )
         except BaseException:
             st.observe_limits.release(ticket)
             raise
         st.observe_limits.bind(ticket, handle)
+        recheck = functools.partial(st.recheck, p)
         return EventStream(
             _finally(
-                _stream(engine, handle, max_events, timeout_s, functools.partial(st.recheck, p)),
+                _stream(engine, handle, ready, max_events, timeout_s, recheck),
                 functools.partial(st.observe_limits.release, handle),
             ),
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
@@ -533,53 +537,72 @@ def _sse_error(exc: DWBaseError) -> bytes:
     return f"event: error\ndata: {data}\n\n".encode()
 
 
+RECHECK_S = 0.25  # how often a stream asks whether its token still holds
+KEEP_ALIVE_S = 15.0
+BATCH = 200
+
+
 async def _stream(
     engine: Engine,
     handle: str,
+    ready: asyncio.Event,
     max_events: int | None,
     idle_timeout: float | None,
     recheck: Callable[[], None],
 ) -> AsyncIterator[bytes]:
-    """The SSE body. ``recheck`` raises once the caller's token is revoked (or auth turned
-    on): the stream then sends one ``event: error`` and ends. It is called every 0.25 s and
-    the token file is looked at every 0.5 s, so a revocation ends the stream within 1 s."""
+    """The SSE body. It waits on ``ready``, which the hub sets when atoms arrive for the
+    subscription's empty queue or the subscription ends, and polls only then: an idle stream
+    costs no polling. (Atoms of other processes reach the hub through the engine's watcher.)
+
+    ``recheck`` raises once the caller's token is revoked (or auth turned on): the stream then
+    sends one ``event: error`` and ends. It is called every 0.25 s and the token file is
+    looked at every 0.5 s, so a revocation ends the stream within 1 s."""
     sent = 0
     loop = asyncio.get_running_loop()
     last_activity = last_beat = last_check = loop.time()
+    ready.set()  # a resumed stream's backlog is queued already
     try:
         yield b": stream open\n\n"
         while True:
             now = loop.time()
-            if now - last_check >= 0.25:
+            if now - last_check >= RECHECK_S:
                 last_check = now
                 try:
                     recheck()
                 except DWBaseError as exc:
                     yield _sse_error(exc)
                     return
-            try:
-                atoms = engine.observe_poll(handle, 200)
-            except InvalidHandleError:  # stopped under the stream: say why if it was auth
+            if ready.is_set():
+                ready.clear()
                 try:
-                    recheck()
-                except DWBaseError as exc:
-                    yield _sse_error(exc)
-                return
-            now = loop.time()
-            for atom in atoms:
-                yield _sse(atom)
-                sent += 1
-                if max_events is not None and sent >= max_events:
+                    atoms = engine.observe_poll(handle, BATCH)
+                except InvalidHandleError:  # stopped under the stream: say why if it was auth
+                    try:
+                        recheck()
+                    except DWBaseError as exc:
+                        yield _sse_error(exc)
                     return
-            if atoms:
-                last_activity = now
-                continue
+                for atom in atoms:
+                    yield _sse(atom)
+                    sent += 1
+                    if max_events is not None and sent >= max_events:
+                        return
+                if atoms:
+                    last_activity = loop.time()
+                    if len(atoms) == BATCH:  # more may be queued: the hub wakes empty queues
+                        ready.set()
+                    continue
+            now = loop.time()
             if idle_timeout is not None and now - last_activity >= idle_timeout:
                 return
-            if now - last_beat >= 15:
+            if now - last_beat >= KEEP_ALIVE_S:
                 last_beat = now
                 yield b": keep-alive\n\n"
-            await asyncio.sleep(0.02)
+            wait = min(last_check + RECHECK_S, last_beat + KEEP_ALIVE_S) - now
+            if idle_timeout is not None:
+                wait = min(wait, last_activity + idle_timeout - now)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ready.wait(), max(wait, 0.0))
     finally:
         with contextlib.suppress(InvalidHandleError):
             engine.observe_stop(handle)

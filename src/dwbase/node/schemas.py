@@ -203,7 +203,7 @@ class ObserveStats(BaseModel):
 
 
 class BackgroundTask(BaseModel):
-    """Failures of one background task (gc, checkpoint, reembed, index)."""
+    """Failures of one background task (gc, checkpoint, reembed, index, observe)."""
 
     failures: int
     failing: bool

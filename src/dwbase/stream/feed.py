@@ -102,9 +102,11 @@ class Feed:
         *,
         capacity: int | None,
         drop_policy: str,
+        waker: Callable[[], None] | None = None,
     ) -> str:
         """Subscribe; ``backlog_after(top)`` gives the stored atoms to deliver first, up to
-        ``top`` (the feed's position), when the subscriber resumes from a cursor."""
+        ``top`` (the feed's position), when the subscriber resumes from a cursor. ``waker``:
+        see :mod:`dwbase.stream.hub`."""
         with self._lock:  # no remember can slip between the backlog and the live feed
             self.catch_up_locked(self._storage.max_seq())
             backlog = (
@@ -113,5 +115,9 @@ class Feed:
                 else []
             )
             return self.hub.subscribe(
-                accepts, capacity=capacity, drop_policy=drop_policy, backlog=backlog
+                accepts,
+                capacity=capacity,
+                drop_policy=drop_policy,
+                backlog=backlog,
+                waker=waker,
             )

@@ -5,10 +5,17 @@ policy decides: ``drop_oldest`` (default) discards the oldest queued atom, ``dro
 discards the arriving one; either way ``dropped_count`` counts it. A subscription nobody has
 polled for ``idle_ttl_s`` seconds expires. Stored atoms carry their ``seq`` so a consumer can
 resume from the last id it saw (see ``Engine.observe_start(after=...)``).
+
+A consumer that would rather wait than poll (the node's SSE stream) gives the subscription a
+*waker*: a callable the hub calls, from whichever thread published, outside the hub's lock,
+when atoms arrive for an empty queue and when the subscription ends. It must not block (the
+stream's sets an ``asyncio.Event`` through ``loop.call_soon_threadsafe``). Such a
+subscription does not expire while idle: its owner waits on it and stops it when done.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections import deque
@@ -20,6 +27,8 @@ from ..model import Atom
 from ..timeutil import Clock
 
 DROP_POLICIES = ("drop_oldest", "drop_newest")
+
+log = logging.getLogger("dwbase.stream")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +62,7 @@ class Subscription:
     dropped: int = 0
     last_event: float | None = None
     cursor: str | None = None
+    waker: Callable[[], None] | None = None
 
     def offer(self, atom: Atom, seq: int | None, now: float) -> int:
         """Queue one atom; returns how many atoms were dropped (0 or 1)."""
@@ -93,7 +103,9 @@ class Hub:
         capacity: int | None = None,
         drop_policy: str = "drop_oldest",
         backlog: Iterable[tuple[Atom, int]] = (),
+        waker: Callable[[], None] | None = None,
     ) -> str:
+        """A new subscription's handle; ``waker`` (see the module notes) replaces polling."""
         cap = self.default_capacity if capacity is None else capacity
         if not isinstance(cap, int) or isinstance(cap, bool) or not 1 <= cap <= 1_000_000:
             raise InvalidInputError(
@@ -121,6 +133,7 @@ class Hub:
                 capacity=cap,
                 drop_policy=drop_policy,
                 last_poll=now,
+                waker=waker,
             )
             for atom, seq in backlog:
                 self.dropped_total += sub.offer(atom, seq, now)
@@ -131,12 +144,16 @@ class Hub:
         """Offer an atom to every matching subscription; returns how many took it."""
         now = self._clock()
         taken = 0
+        wake: list[Callable[[], None]] = []
         with self._lock:
             self._expire(now)
             for sub in self._subs.values():
                 if sub.accepts(atom, seq):
+                    if sub.waker is not None and not sub.queue:
+                        wake.append(sub.waker)  # a non-empty queue's waiter is already awake
                     self.dropped_total += sub.offer(atom, seq, now)
                     taken += 1
+        _wake(wake)
         return taken
 
     def _get(self, handle: str) -> Subscription:
@@ -167,8 +184,10 @@ class Hub:
 
     def stop(self, handle: str) -> None:
         with self._lock:
-            self._get(handle)
+            sub = self._get(handle)
             del self._subs[handle]
+        if sub.waker is not None:  # its waiter polls, learns it ended, and says why
+            _wake([sub.waker])
 
     def stats(self, handle: str) -> SubscriptionStats:
         with self._lock:
@@ -199,8 +218,25 @@ class Hub:
         with self._lock:
             return len(self._subs)
 
+    def waiting(self) -> int:
+        """How many subscriptions wait on a waker rather than poll."""
+        with self._lock:
+            return sum(1 for s in self._subs.values() if s.waker is not None)
+
     def _expire(self, now: float) -> None:
-        dead = [h for h, s in self._subs.items() if now - s.last_poll > self.idle_ttl_s]
+        dead = [
+            h
+            for h, s in self._subs.items()
+            if s.waker is None and now - s.last_poll > self.idle_ttl_s
+        ]
         for h in dead:
             del self._subs[h]
         self.expired_total += len(dead)
+
+
+def _wake(wakers: list[Callable[[], None]]) -> None:
+    for waker in wakers:
+        try:
+            waker()
+        except Exception:  # e.g. its event loop closed; the publish goes on regardless
+            log.warning("an observe waker failed; its subscription waits", exc_info=True)
