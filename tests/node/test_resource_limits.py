@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import socket
@@ -432,25 +433,50 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
         s.good.close()
 
 
+ATTEMPTS = 3
+
+
+def _measure(suite: Suite, into: list[tuple[float, float]]) -> None:
+    into.append(suite.ask_p95(QUIET_SAMPLES, seconds=1.5))
+
+
 def _check(
     suite: Suite, kind: str, checks: Callable[[dict[str, int]], None], *, writes: bool = False
 ) -> None:
-    quiet, quiet_w = suite.ask_p95(QUIET_SAMPLES)
-    loud: list[tuple[float, float]] = []
-    # At least 1.5 s of abuse: longer than the suite's head and body deadlines.
-    answers = suite.abuse(kind, lambda: loud.append(suite.ask_p95(QUIET_SAMPLES, seconds=1.5)))
-    # A floor of 2 ms under the quiet p95: on a shared CI core a few ms of scheduling noise
-    # would otherwise decide a comparison of sub-millisecond figures.
-    limit = 5 * max(quiet, 0.002)
-    print(
-        f"\n{kind}: quiet p95 {quiet * 1000:.1f} ms, abused {loud[0][0] * 1000:.1f} ms, "
-        f"writes {quiet_w * 1000:.1f} -> {loud[0][1] * 1000:.1f} ms {answers}"
-    )
-    ask, write = loud[0]
-    assert ask < limit, f"{kind}: ask p95 {ask * 1000:.1f} ms, quiet {quiet * 1000:.1f} ms"
-    if writes:
-        assert write < 5 * max(quiet_w, 0.002), f"{kind}: remember p95 {write * 1000:.1f} ms"
-    checks(answers)
+    """Quiet p95, then p95 under abuse ``kind``: under 5x in one of ``ATTEMPTS`` tries.
+
+    Noise on a shared machine (another test running beside this one under xdist) only ever
+    inflates a figure, while starvation (asks waiting seconds behind the abuse) fails every
+    try; so a try under the bound shows the bound holds. ``checks`` judges what the node
+    answered the first abuser.
+    """
+    first: dict[str, int] | None = None
+    failures: list[str] = []
+    for _ in range(ATTEMPTS):
+        quiet, quiet_w = suite.ask_p95(QUIET_SAMPLES)
+        loud: list[tuple[float, float]] = []
+        # At least 1.5 s of abuse: longer than the suite's head and body deadlines.
+        answers = suite.abuse(kind, functools.partial(_measure, suite, loud))
+        first = answers if first is None else first
+        # A floor of 2 ms under the quiet p95: on a shared CI core a few ms of scheduling
+        # noise would otherwise decide a comparison of sub-millisecond figures.
+        ask, write = loud[0]
+        print(
+            f"\n{kind}: quiet p95 {quiet * 1000:.1f} ms, abused {ask * 1000:.1f} ms, "
+            f"writes {quiet_w * 1000:.1f} -> {write * 1000:.1f} ms {answers}"
+        )
+        why = []
+        if ask >= 5 * max(quiet, 0.002):
+            why.append(f"ask p95 {ask * 1000:.1f} ms, quiet {quiet * 1000:.1f} ms")
+        if writes and write >= 5 * max(quiet_w, 0.002):
+            why.append(f"remember p95 {write * 1000:.1f} ms, quiet {quiet_w * 1000:.1f} ms")
+        if not why:
+            break
+        failures.append("; ".join(why))
+    else:
+        raise AssertionError(f"{kind}: over 5x the quiet p95 in every try: {failures}")
+    assert first is not None
+    checks(first)
 
 
 def test_observe_flood_leaves_other_clients_their_asks_and_subscriptions(suite: Suite) -> None:
