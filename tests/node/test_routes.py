@@ -481,6 +481,7 @@ def test_openapi_describes_every_route(http: TestClient) -> None:
         ("get", "/readyz"),
         ("get", "/metrics"),
         ("get", "/metrics/snapshot"),
+        ("get", "/"),
     }
     documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}
     assert documented == routes
@@ -490,36 +491,3 @@ def test_openapi_describes_every_route(http: TestClient) -> None:
             assert "200" in op["responses"], path
     assert doc["components"]["schemas"]["NewAtom"]["additionalProperties"] is False
     assert "429" in doc["paths"]["/remember"]["post"]["responses"]
-
-
-def test_fixed_path_json_routes_are_dispatched_directly_and_answer_as_before(
-    http: TestClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from dwbase.node.lean import LeanDispatch
-
-    direct = sorted(LeanDispatch(http.app).routes)
-    assert ("POST", "/ask") in direct and ("POST", "/remember") in direct
-    assert all("{" not in path for _, path in direct)  # path-parameter routes use the router
-    seen: list[str] = []
-    real = LeanDispatch.__call__
-
-    async def spy(self: LeanDispatch, route: Any, scope: Any, receive: Any, send: Any) -> None:
-        seen.append(route.path)
-        await real(self, route, scope, receive, send)
-
-    monkeypatch.setattr(LeanDispatch, "__call__", spy)
-    ok = http.post("/remember", json=new_atom(), headers={"x-request-id": "d-1"})
-    assert ok.status_code == 200 and ok.headers["x-request-id"] == "d-1"
-    err = assert_error(http.post("/ask", json={"world": "demo"}), 400, "invalid_input")
-    assert err["details"]["field"] == "text"  # the app's own validation answer
-    assert_error(
-        http.post("/ask", content=b"{", headers={"content-type": "application/json"}),
-        400,
-        "invalid_input",
-    )
-    assert seen == ["/remember", "/ask", "/ask"]
-    assert_error(http.get("/ask"), 405, "method_not_allowed")  # not a direct route: the router
-    assert http.get("/healthz").status_code == 200
-    assert seen == ["/remember", "/ask", "/ask"]
-    metrics = http.get("/metrics").text
-    assert 'route="/remember",status="200"' in metrics and 'route="/ask",status="400"' in metrics

@@ -14,7 +14,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -35,7 +35,8 @@ from ..errors import (
 from ..metrics import NodeMetrics
 from ..security.ratelimit import RateLimiter
 from ..security.tokens import TokenStore
-from .lean import LeanDispatch, LeanRoute
+from .fastpath import ErrorAnswer, FastPath
+from .index import add_index
 from .routes import add_routes
 from .state import (
     ASK_MAX_BODY_BYTES,
@@ -54,18 +55,20 @@ access_log = logging.getLogger("dwbase.node.access")
 
 
 class NodeMiddleware:
-    """Request ids, the request-body limit, access logs and per-route HTTP metrics."""
+    """Request ids, the request-body limit, access logs and per-route HTTP metrics; the
+    fixed-path JSON routes are answered by the fast path (``node/fastpath.py``)."""
 
-    def __init__(self, app: ASGIApp, state: NodeState) -> None:
+    def __init__(self, app: ASGIApp, state: NodeState, answer: ErrorAnswer) -> None:
         self.app = app
         self.state = state
+        self.answer = answer
         self.limit = state.settings.max_body_bytes
         self.ask_limit = min(self.limit, ASK_MAX_BODY_BYTES)
         # New request ids: 16 random hex digits for this process, then a counter (no
         # urandom call per request, and still unique across restarts and nodes).
         self._rid_prefix = os.urandom(8).hex()
         self._rid_next = itertools.count(1).__next__
-        self._dispatch: LeanDispatch | None = None
+        self._fast: FastPath | None = None
 
     def _refuse_unread(
         self, scope: Scope, length: bytes | None, chunked: bool, limit: int, rid: str
@@ -143,12 +146,12 @@ class NodeMiddleware:
             if refusal is not None:
                 await refusal(scope, receive, send_wrapper)
             else:
-                dispatch = self._dispatch
-                if dispatch is None:  # the app's routes are complete by its first request
-                    dispatch = self._dispatch = LeanDispatch(scope["app"])
-                route = dispatch.route_for(scope)
+                fast = self._fast
+                if fast is None:  # the app's routes are complete by its first request
+                    fast = self._fast = FastPath.for_app(scope["app"], self.answer)
+                route = fast.route_for(scope)
                 if route is not None:
-                    await dispatch(route, scope, limited_receive, send_wrapper)
+                    await fast(route, scope, limited_receive, send_wrapper)
                 else:
                     await self.app(scope, limited_receive, send_wrapper)
         except ClientDisconnect:
@@ -235,16 +238,18 @@ def create_app(
         redoc_url=None,
     )
     app.state.node = state
-    app.router.route_class = LeanRoute
-    _install_errors(app)
+    answer = _install_errors(app)
 
     add_routes(app, state)
+    add_index(app, state)
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
-    app.add_middleware(NodeMiddleware, state=state)
+    app.add_middleware(NodeMiddleware, state=state, answer=answer)
     return app
 
 
-def _install_errors(app: FastAPI) -> None:
+def _install_errors(app: FastAPI) -> ErrorAnswer:
+    """Register the app's error answers; return them as one function for the fast path."""
+
     def rid(request: Request) -> str | None:
         value = request.scope.get("dwbase.request_id")
         return value if isinstance(value, str) else None
@@ -305,10 +310,24 @@ def _install_errors(app: FastAPI) -> None:
             rid(request),
         )
 
-    app.add_exception_handler(DWBaseError, on_dwbase)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(HTTPException, on_http)
-    app.add_exception_handler(Exception, on_fault)
+    answers: list[tuple[type[Exception], Callable[[Request, Exception], Awaitable[Response]]]]
+    answers = [
+        (DWBaseError, on_dwbase),
+        (RequestValidationError, on_validation),
+        (HTTPException, on_http),
+    ]
+    for cls, handler in answers:
+        app.add_exception_handler(cls, handler)
+    app.add_exception_handler(Exception, on_fault)  # the server-error middleware's
+
+    async def answer(request: Request, exc: Exception) -> Response | None:
+        # The three classes are disjoint, so at most one answer fits.
+        for cls, handler in answers:
+            if isinstance(exc, cls):
+                return await handler(request, exc)
+        return None  # a fault: re-raised to the server-error middleware, as on the router
+
+    return answer
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -330,7 +349,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                     media: dict[str, Any] = next(iter(resp["content"].values()), {})
                     schema_ = media.get("schema")
                     resp["content"] = {"application/json": {"schema": schema_}}
-            if path not in ("/healthz", "/readyz"):
+            if path not in ("/", "/healthz", "/readyz"):
                 # Optional: a node with no tokens configured takes requests without one.
                 op["security"] = [{"bearer": []}, {}]
     for name in ("HTTPValidationError", "ValidationError"):

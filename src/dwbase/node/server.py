@@ -18,12 +18,14 @@ import socket
 import sys
 import threading
 import time
+from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TextIO
 
 import uvicorn
 from fastapi import FastAPI
 
+from .. import __version__
 from ..config import Settings
 from ..engine import Engine
 from ..errors import ConflictError, DWBaseError
@@ -91,6 +93,41 @@ def check_bind(settings: Settings, tokens: TokenStore) -> None:
         )
 
 
+def banner(url: str, settings: Settings, *, auth: bool) -> str:
+    """What ``dwbase node`` tells a person at a terminal as it starts: where it listens, where
+    the data is, who may call it, where to read on and how to stop it."""
+    if settings.storage_backend == "memory":
+        data = "in memory (storage.backend = memory): gone when the node stops"
+    else:
+        data = str(Path(settings.data_dir).resolve())
+    if auth:
+        who = "bearer tokens: send 'Authorization: Bearer dwb_...' (dwbase token create --help)"
+    elif is_loopback(settings.host):
+        who = "none: any program on this machine may call it (tokens: docs/security.md)"
+    else:
+        who = "NONE (--insecure): anyone who reaches this address may call it"
+    return (
+        f"DWBase node {__version__} listening on {url}\n"
+        f"  data   {data}\n"
+        f"  auth   {who}\n"
+        f"  api    {url}/openapi.json, docs/node.md\n"
+        f"  try    curl {url}/health\n"
+        "  stop   Ctrl+C\n"
+    )
+
+
+def show_banner(text: str, stream: TextIO | None = None, *, tty: bool | None = None) -> bool:
+    """Write ``text`` to ``stream`` (stderr) only if it is a terminal (``tty`` overrides the
+    check); a log collector reading a pipe gets the JSON log lines alone."""
+    stream = stream if stream is not None else sys.stderr
+    if tty is None:
+        tty = stream.isatty()
+    if tty:
+        stream.write(text)
+        stream.flush()
+    return tty
+
+
 def _socket(settings: Settings) -> socket.socket:
     host, port = settings.host, settings.port
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -143,15 +180,12 @@ def serve(settings: Settings, *, engine: Engine | None = None) -> None:
     sock = _socket(settings)  # before the store opens: a taken port leaves nothing open
     engine = engine or settings.open_engine()
     host, port = sock.getsockname()[:2]
+    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    auth = settings.auth_required or tokens.required()
+    show_banner(banner(url, settings, auth=auth))
     log.info(
         "node listening",
-        extra={
-            "fields": {
-                "url": f"http://{host}:{port}",
-                "data_dir": settings.data_dir,
-                "auth": settings.auth_required or tokens.required(),
-            }
-        },
+        extra={"fields": {"url": url, "data_dir": settings.data_dir, "auth": auth}},
     )
     try:
         _server(settings, engine, tokens).run(sockets=[sock])
