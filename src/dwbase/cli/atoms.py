@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import InvalidInputError
-from ..model import KINDS, LINK_KINDS, QUARANTINE_PREFIX, Atom
+from ..model import KINDS, LINK_KINDS, QUARANTINE_PREFIX, Atom, AtomFilter
 from .context import open_backend
 from .render import (
     note,
@@ -93,28 +93,24 @@ def read_json_arg(value: str, option: str) -> Any:
         raise InvalidInputError(f"{option} is not valid JSON: {exc}", field=option) from exc
 
 
-def filter_dict(
+def atom_filter(
     kinds: list[str] | None,
     labels: list[str] | None,
     flags: list[str] | None,
-    since: str | None,
-    until: str | None,
+    since: str | None = None,
+    until: str | None = None,
     limit: int | None = None,
-) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if kinds:
-        out["kinds"] = list(kinds)
-    if labels:
-        out["labels"] = list(labels)
-    if flags:
-        out["flags"] = list(flags)
-    if since:
-        out["since"] = since
-    if until:
-        out["until"] = until
-    if limit is not None:
-        out["limit"] = limit
-    return out
+) -> AtomFilter:
+    """The options ``--kind``, ``--label``, ``--flag``, ``--since``, ``--until``, ``--limit``
+    as the one filter type every surface takes."""
+    return AtomFilter(
+        kinds=tuple(kinds or ()),
+        labels=tuple(labels or ()),
+        flags=tuple(flags or ()),
+        since=since or None,
+        until=until or None,
+        limit=limit,
+    )
 
 
 def remember(
@@ -248,12 +244,11 @@ def ask(
       dwbase --data-dir ./mem ask --world demo "why is checkout slow?"
       dwbase --data-dir ./mem ask -w demo --limit 3 --label latency --json "checkout"
     """
-    flt = filter_dict(kinds, labels, flags, since, until)
     with open_backend(ctx) as db:
         answer = db.ask(
             world,
             question,
-            filter=flt or None,
+            filter=atom_filter(kinds, labels, flags, since, until),
             limit=limit,
             as_of=as_of,
             rank=rank,
@@ -297,12 +292,7 @@ def replay(
     with open_backend(ctx) as db:
         atoms: list[Atom] = db.replay(
             world,
-            kinds=kinds or None,
-            labels=labels or None,
-            flags=flags or None,
-            since=since,
-            until=until,
-            limit=limit,
+            filter=atom_filter(kinds, labels, flags, since, until, limit),
             as_of=as_of,
             order=order,
             current_only=current_only,
@@ -386,11 +376,10 @@ def observe(
     """
     if count is not None and count < 1:
         raise InvalidInputError("--count must be at least 1", field="count")
-    flt = filter_dict(kinds, labels, flags, None, None)
     seen = 0
     deadline = None if timeout is None else time.monotonic() + timeout
     with open_backend(ctx) as db:
-        handle = db.observe_start(world, filter=flt or None, after=after)
+        handle = db.observe_start(world, filter=atom_filter(kinds, labels, flags), after=after)
         try:
             while count is None or seen < count:
                 want = 100 if count is None else min(100, count - seen)

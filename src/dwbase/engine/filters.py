@@ -1,7 +1,15 @@
-"""Filters and cursors, read the same way on every read path (replay, ask, observe)."""
+"""Filters and cursors, read the same way on every read path (replay, ask, observe).
+
+Every edge builds one :class:`~dwbase.model.AtomFilter` (the node from its request, the CLI
+from its options, the client sends its wire form) and the engine takes it, or the mapping of
+the same fields a library caller may pass, which :func:`as_filter` turns into one. Only
+:func:`spec` reads a filter's meaning: it validates it and makes the storage
+:class:`~dwbase.model.FilterSpec`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,15 +19,17 @@ from ..model import validate_world as _validate_world
 from ..storage.base import Storage
 from ..timeutil import parse_instant
 
-FILTER_FIELDS = ("world", "kinds", "labels", "flags", "since", "until", "limit")
+FILTER_FIELDS = tuple(f.name for f in dataclasses.fields(AtomFilter))
+_LISTS = ("kinds", "labels", "flags")
 
 
-def filter_dict(flt: AtomFilter | Mapping[str, Any] | None) -> dict[str, Any]:
-    """A filter (an :class:`AtomFilter` or its mapping) as a plain dict; unknown keys refused."""
+def as_filter(flt: AtomFilter | Mapping[str, Any] | None) -> AtomFilter:
+    """``flt`` as an :class:`AtomFilter`: a mapping's unknown keys are refused, its lists
+    become tuples (a lone kind string is one kind); values are checked by :func:`spec`."""
     if flt is None:
-        return {}
+        return AtomFilter()
     if isinstance(flt, AtomFilter):
-        return flt.to_dict()
+        return flt
     if not isinstance(flt, Mapping):
         raise InvalidInputError("filter must be an object", field="filter")
     unknown = set(flt) - set(FILTER_FIELDS)
@@ -29,46 +39,49 @@ def filter_dict(flt: AtomFilter | Mapping[str, Any] | None) -> dict[str, Any]:
             f"valid: {', '.join(FILTER_FIELDS)}",
             field="filter",
         )
-    return dict(flt)
+    fields = {k: v for k, v in flt.items() if v is not None}
+    for key in _LISTS:
+        value = fields.get(key)
+        if isinstance(value, str) and key == "kinds":
+            fields[key] = (value,)
+        elif isinstance(value, list | tuple | set | frozenset):
+            fields[key] = tuple(value)
+        elif value is not None:
+            raise InvalidInputError(f"{key} must be a list of strings", field=key)
+    return AtomFilter(**fields)
 
 
 def merge_filter(
     world: str,
     flt: AtomFilter | Mapping[str, Any] | None,
     **fields: Any,
-) -> dict[str, Any]:
+) -> AtomFilter:
     """``flt`` with the keyword ``fields`` that are not ``None`` laid over it; its world, if
     it names one, must be ``world``."""
-    out = filter_dict(flt)
-    fw = out.get("world")
-    if fw not in (None, "", world):
+    base = as_filter(flt)
+    if base.world not in (None, "", world):
         raise InvalidInputError(
-            f"filter world {fw!r} differs from world {world!r}", field="filter.world"
+            f"filter world {base.world!r} differs from world {world!r}", field="filter.world"
         )
-    for key, value in fields.items():
-        if value is not None:
-            out[key] = value
-    return out
+    return as_filter({**_set_fields(base), **{k: v for k, v in fields.items() if v is not None}})
 
 
-def spec(flt: Mapping[str, Any], as_of: str | None) -> FilterSpec:
-    """The storage form of a filter dict (kinds, labels, flags, event times) and ``as_of``."""
-    kinds = flt.get("kinds") or ()
-    if isinstance(kinds, str):
-        kinds = (kinds,)
-    if not isinstance(kinds, list | tuple | set | frozenset):
-        raise InvalidInputError("kinds must be a list of kinds", field="kinds")
-    for k in kinds:
+def _set_fields(flt: AtomFilter) -> dict[str, Any]:
+    return {k: v for k, v in flt.to_dict().items() if v not in (None, [])}
+
+
+def spec(flt: AtomFilter, as_of: str | None) -> FilterSpec:
+    """The storage form of a filter (kinds, labels, flags, event times) and ``as_of``."""
+    for k in flt.kinds:
         validate_kind(k)
-    since, until = flt.get("since"), flt.get("until")
-    since_us = parse_instant(since, field="since") if since else None
-    until_us = parse_instant(until, field="until") if until else None
+    since_us = parse_instant(flt.since, field="since") if flt.since else None
+    until_us = parse_instant(flt.until, field="until") if flt.until else None
     if since_us is not None and until_us is not None and since_us > until_us:
         raise InvalidInputError("since is after until", field="since")
     return FilterSpec(
-        kinds=frozenset(kinds),
-        labels=frozenset(validate_tags(flt.get("labels"), "labels")),
-        flags=frozenset(validate_tags(flt.get("flags"), "flags")),
+        kinds=frozenset(flt.kinds),
+        labels=frozenset(validate_tags(flt.labels, "labels")),
+        flags=frozenset(validate_tags(flt.flags, "flags")),
         since_us=since_us,
         until_us=until_us,
         as_of_us=parse_instant(as_of, field="as_of") if as_of else None,

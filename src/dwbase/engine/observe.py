@@ -70,8 +70,8 @@ class Observing:
         :mod:`dwbase.stream.hub`); the engine then looks for other processes' atoms for it.
         """
         who = caller or FULL_ACCESS
-        flt = filters.filter_dict(filter)
-        world = world or flt.get("world") or None
+        flt = filters.as_filter(filter)
+        world = world or flt.world or None
         if world is not None:
             validate_world(world)
             who.require_read(world)

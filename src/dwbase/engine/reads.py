@@ -99,7 +99,7 @@ class Reader:
         spec = filters.spec(flt, as_of)
         if order not in ("append", "event"):
             raise InvalidInputError("order must be 'append' or 'event'", field="order")
-        cap = filters.limit(flt.get("limit"), None, maximum=1_000_000)
+        cap = filters.limit(flt.limit, None, maximum=1_000_000)
         base, quarantined = filters.split_world(world)
         after_seq = None
         if after is not None:
@@ -155,7 +155,7 @@ class Reader:
             raise InvalidInputError(f"rank must be one of {', '.join(RANK_MODES)}", field="rank")
         flt = filters.merge_filter(world, filter)
         spec = filters.spec(flt, as_of)
-        cap = filters.limit(flt.get("limit"), None)
+        cap = filters.limit(flt.limit, None)
         n = filters.limit(limit, 10, maximum=1000) or 10
         if cap is not None:
             n = min(n, cap)

@@ -16,7 +16,7 @@ from fastapi.responses import Response, StreamingResponse
 from ..engine import Engine
 from ..errors import DWBaseError, InvalidHandleError, InvalidInputError
 from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from ..model import Atom, validate_question
+from ..model import Atom, AtomFilter, validate_question
 from ..results import AtomId
 from . import schemas as S
 from .state import NodeState, atoms_response, json_response, run
@@ -142,7 +142,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
             {
                 "world": q.world,
                 "text": q.text,
-                "filter": q.filter.model_dump(exclude_unset=True) if q.filter else None,
+                "filter": q.filter.to_filter() if q.filter else None,
                 "limit": q.limit or 10,
                 "as_of": q.as_of,
                 "rank": q.rank,
@@ -168,7 +168,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
             atoms = await run(  # not the read lane: a long replay must not hold up asks
                 engine.replay,
                 r.world,
-                filter=r.filter.model_dump(exclude_unset=True) if r.filter else None,
+                filter=r.filter.to_filter() if r.filter else None,
                 as_of=r.as_of,
                 order=r.order,
                 current_only=r.current_only,
@@ -258,13 +258,12 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
     )
     async def observe_start(request: Request, f: S.ObserveStartRequest) -> Response:
         p = st.principal(request)
-        flt = f.model_dump(exclude_unset=True, exclude={"after", "capacity", "drop_policy"})
         ticket = st.observe_limits.reserve(p.key, f.capacity)
         try:
             handle = await run(
                 engine.observe_start,
                 f.world,
-                filter=flt,
+                filter=f.to_filter(),
                 after=f.after,
                 capacity=f.capacity,
                 drop_policy=f.drop_policy,
@@ -343,16 +342,13 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
         last_event_id: Annotated[str | None, Header()] = None,
     ) -> Response:
         p = st.principal(request)
-        flt: dict[str, Any] = {}
-        for key, value in (
-            ("kinds", kinds),
-            ("labels", labels),
-            ("flags", flags),
-            ("since", since),
-            ("until", until),
-        ):
-            if value:
-                flt[key] = value
+        flt = AtomFilter(
+            kinds=tuple(kinds or ()),
+            labels=tuple(labels or ()),
+            flags=tuple(flags or ()),
+            since=since or None,
+            until=until or None,
+        )
         ticket = st.observe_limits.reserve(p.key, capacity)
         ready = asyncio.Event()  # set by the hub (from any thread) when atoms arrive
         waker = functools.partial(asyncio.get_running_loop().call_soon_threadsafe, ready.set)

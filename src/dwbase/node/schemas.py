@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .. import model
 from ..model import MAX_QUESTION_CHARS
 
 WORLD_PATTERN = r"^[A-Za-z0-9:/._\-]{1,256}$"
@@ -78,6 +79,18 @@ class AtomFilter(_In):
     since: str | None = None
     until: str | None = None
     limit: Annotated[int, Field(ge=1)] | None = None
+
+    def to_filter(self) -> model.AtomFilter:
+        """The filter the engine takes (the one filter type from edge to storage)."""
+        return model.AtomFilter(
+            world=self.world,
+            kinds=tuple(self.kinds or ()),
+            labels=tuple(self.labels or ()),
+            flags=tuple(self.flags or ()),
+            since=self.since,
+            until=self.until,
+            limit=self.limit,
+        )
 
 
 class AskRequest(_In):
