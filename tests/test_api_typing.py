@@ -45,6 +45,8 @@ class Seen:
     released_into: str
     evicted: int
     storage_ok: bool
+    filtered: tuple[str, ...]
+    refused: str
 
 
 def exercise(db: DWBaseAPI) -> Seen:
@@ -68,6 +70,12 @@ def exercise(db: DWBaseAPI) -> Seen:
         vector=None,
     )
     db.remember_atom({"world": "demo", "worker": "agent-1", "payload": {"text": "one"}})
+    db.remember("demo", "agent-1", "reflection", text="checkout needs a cache", labels=["web"])
+    try:
+        db.remember("demo", "some text")  # a worker, and no payload: refused
+        refused = ""
+    except dwbase.InvalidInputError as exc:
+        refused = exc.code
     db.remember_batch([{"world": "ops", "worker": "agent-1", "payload": {"n": n}} for n in (1, 2)])
     answer = db.ask(
         "demo",
@@ -93,6 +101,15 @@ def exercise(db: DWBaseAPI) -> Seen:
         order="append",
         current_only=False,
         after=None,
+    )
+    narrowed = db.ask(
+        "demo",
+        "checkout",
+        kinds=["reflection", "observation"],
+        labels=["web"],
+        flags=None,
+        since="2000-01-01T00:00:00Z",
+        until=None,
     )
     same_atom = db.get(first) == db.inspect(first)
     db.create_world("incident:42", description="checkout outage", labels=["team:web"])
@@ -138,6 +155,8 @@ def exercise(db: DWBaseAPI) -> Seen:
         released_into=released.world,
         evicted=report.evicted,
         storage_ok=bool(health["storage_ok"]),
+        filtered=tuple(h.atom.payload["text"] for h in narrowed.hits),
+        refused=refused,
     )
 
 
@@ -162,6 +181,14 @@ async def exercise_async(db: AsyncDWBaseAPI) -> Seen:
         vector=None,
     )
     await db.remember_atom({"world": "demo", "worker": "agent-1", "payload": {"text": "one"}})
+    await db.remember(
+        "demo", "agent-1", "reflection", text="checkout needs a cache", labels=["web"]
+    )
+    try:
+        await db.remember("demo", "some text")  # a worker, and no payload: refused
+        refused = ""
+    except dwbase.InvalidInputError as exc:
+        refused = exc.code
     await db.remember_batch(
         [{"world": "ops", "worker": "agent-1", "payload": {"n": n}} for n in (1, 2)]
     )
@@ -189,6 +216,15 @@ async def exercise_async(db: AsyncDWBaseAPI) -> Seen:
         order="append",
         current_only=False,
         after=None,
+    )
+    narrowed = await db.ask(
+        "demo",
+        "checkout",
+        kinds=["reflection", "observation"],
+        labels=["web"],
+        flags=None,
+        since="2000-01-01T00:00:00Z",
+        until=None,
     )
     same_atom = await db.get(first) == await db.inspect(first)
     await db.create_world("incident:42", description="checkout outage", labels=["team:web"])
@@ -234,6 +270,8 @@ async def exercise_async(db: AsyncDWBaseAPI) -> Seen:
         released_into=released.world,
         evicted=report.evicted,
         storage_ok=bool(health["storage_ok"]),
+        filtered=tuple(h.atom.payload["text"] for h in narrowed.hits),
+        refused=refused,
     )
 
 
@@ -286,6 +324,8 @@ def test_the_embedded_engine_answers_every_method(reference: Seen) -> None:
     assert reference.held == ("impossible_number", "impossible_number")
     assert reference.listed_held == 2 and reference.released_into == "ml"
     assert reference.evicted == 0 and reference.storage_ok
+    assert reference.filtered == ("checkout needs a cache",)
+    assert reference.refused == "invalid_input"
 
 
 def test_the_client_answers_every_method_like_the_engine(

@@ -24,7 +24,6 @@ import httpx
 from . import wire
 from .aclient import AsyncClient
 from .errors import UnavailableError
-from .ids import new_id
 from .model import Answer, Atom, AtomFilter
 from .results import AtomId, GcReport
 from .stream import SubscriptionStats
@@ -95,6 +94,7 @@ class Client:
         payload: Mapping[str, Any] | None = None,
         *,
         payload_json: str | None = None,
+        text: str | None = None,
         importance: float = 0.5,
         timestamp: str = "",
         vector: Sequence[float] | None = None,
@@ -102,21 +102,21 @@ class Client:
         labels: Sequence[str] = (),
         links: Sequence[Any] = (),
     ) -> AtomId:
-        body = wire.drop_none(
-            {
-                "id": new_id(),
-                "world": world,
-                "worker": worker,
-                "kind": kind,
-                "payload": dict(payload) if payload is not None else None,
-                "payload_json": payload_json,
-                "importance": importance,
-                "timestamp": timestamp,
-                "vector": list(vector) if vector is not None else None,
-                "flags": list(flags),
-                "labels": list(labels),
-                "links": [wire.link(x) for x in links],
-            }
+        """Store one atom; the payload is exactly one of ``payload``, ``payload_json`` or
+        ``text`` (short for ``payload={"text": text}``), checked before anything is sent."""
+        body = wire.remember_body(
+            world,
+            worker,
+            kind,
+            payload,
+            payload_json=payload_json,
+            text=text,
+            importance=importance,
+            timestamp=timestamp,
+            vector=vector,
+            flags=flags,
+            labels=labels,
+            links=links,
         )
         return self._send(
             wire.Request("POST", "/remember", wire.atom_id, body, retries=WRITE_RETRIES)
@@ -151,6 +151,11 @@ class Client:
         text: str,
         *,
         filter: AtomFilter | Mapping[str, Any] | None = None,
+        kinds: Sequence[str] | None = None,
+        labels: Sequence[str] | None = None,
+        flags: Sequence[str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
         limit: int = 10,
         as_of: str | None = None,
         rank: str = "hybrid",
@@ -162,7 +167,9 @@ class Client:
             {
                 "world": world,
                 "text": text,
-                "filter": wire.filter_body(filter),
+                "filter": wire.filter_body(
+                    filter, kinds=kinds, labels=labels, flags=flags, since=since, until=until
+                ),
                 "limit": limit,
                 "as_of": as_of,
                 "rank": rank,

@@ -72,6 +72,11 @@ class Atom:
     links: tuple[Link, ...] = ()
     recorded_at: str = ""
 
+    def __repr__(self) -> str:
+        return (
+            f"<Atom {_short_id(self.id)} {self.world} {self.kind} by {self.worker} {_gist(self)!r}>"
+        )
+
     @property
     def payload(self) -> Any:
         return json.loads(self.payload_json)
@@ -212,6 +217,9 @@ class Hit:
     parts: dict[str, float]
     sources: tuple[str, ...]
 
+    def __repr__(self) -> str:
+        return f"<Hit {self.score:.3f} {_short_id(self.atom.id)} {_gist(self.atom)!r}>"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "atom": self.atom.to_dict(),
@@ -229,6 +237,16 @@ class Answer:
     hits: list[Hit]
     warnings: list[str] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        n = len(self.hits)
+        out = f"<Answer {self.world}: {n} hit{'' if n == 1 else 's'}"
+        if self.hits:
+            out += f", top {_gist(self.hits[0].atom)!r}"
+        if self.warnings:
+            more = f" (+{len(self.warnings) - 1} more)" if len(self.warnings) > 1 else ""
+            out += f"; warning: {_clip(self.warnings[0], 60)}{more}"
+        return out + ">"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "world": self.world,
@@ -239,7 +257,60 @@ class Answer:
         }
 
 
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
+
+
+def _short_id(atom_id: str) -> str:
+    """``0190f3c2…8c7d``: the time-ordered head and the tail that tells neighbours apart."""
+    return atom_id if len(atom_id) <= 13 else f"{atom_id[:8]}\u2026{atom_id[-4:]}"
+
+
+def _gist(atom: Atom) -> str:
+    """What a person recognises an atom by: its payload's ``text``, else its JSON, clipped."""
+    try:
+        payload = json.loads(atom.payload_json)
+    except ValueError:
+        payload = None
+    text = payload.get("text") if isinstance(payload, dict) else None
+    return _clip(text if isinstance(text, str) else atom.payload_json, 40)
+
+
 # --------------------------------------------------------------------------------- validation
+
+
+def remember_payload(worker: Any, payload: Any, payload_json: Any, text: Any) -> tuple[Any, Any]:
+    """The payload of a library ``remember``: exactly one of ``payload=``, ``payload_json=``
+    or ``text=`` (short for ``payload={"text": text}``, as the CLI's ``--text``).
+
+    Returns ``(payload, payload_json)`` for :func:`parse_payload`. A call with none is refused
+    rather than storing an empty payload: ``remember("demo", "some text")`` names a worker,
+    not a text, and the message says so.
+    """
+    given = [
+        name
+        for name, value in (("payload", payload), ("payload_json", payload_json), ("text", text))
+        if value is not None and value != ""
+    ]
+    if not given:
+        hint = ""
+        if isinstance(worker, str) and (" " in worker.strip() or len(worker) > 64):
+            hint = f"; the second argument is the worker: did you mean text={_clip(worker, 60)!r}?"
+        raise InvalidInputError(
+            "remember needs a payload: give one of payload= (an object), payload_json= "
+            f"(a JSON string) or text= (a text){hint}",
+            field="payload",
+        )
+    if len(given) > 1:
+        raise InvalidInputError(
+            f"give only one of payload=, payload_json= or text=, not {' and '.join(given)}",
+            field="payload",
+        )
+    if text is not None:
+        if not isinstance(text, str):
+            raise InvalidInputError("text must be a string", field="text")
+        return {"text": text}, None
+    return payload, payload_json
 
 
 def validate_world(world: Any, *, field: str = "world") -> str:

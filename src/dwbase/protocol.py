@@ -41,6 +41,7 @@ class DWBaseAPI(Protocol):
         payload: Mapping[str, Any] | None = None,
         *,
         payload_json: str | None = None,
+        text: str | None = None,
         importance: float = 0.5,
         timestamp: str = "",
         vector: Sequence[float] | None = None,
@@ -48,7 +49,10 @@ class DWBaseAPI(Protocol):
         labels: Sequence[str] = (),
         links: Sequence[Any] = (),
     ) -> AtomId:
-        """Store one atom durably and return its id (``aid.held`` if it was held)."""
+        """Store one atom durably and return its id (``aid.held`` if it was held).
+
+        The payload is exactly one of ``payload`` (an object), ``payload_json`` (a JSON
+        string) or ``text`` (short for ``payload={"text": text}``); none is an error."""
         ...
 
     def remember_atom(self, new_atom: Mapping[str, Any]) -> AtomId:
@@ -67,6 +71,11 @@ class DWBaseAPI(Protocol):
         text: str,
         *,
         filter: AtomFilter | Mapping[str, Any] | None = None,
+        kinds: Sequence[str] | None = None,
+        labels: Sequence[str] | None = None,
+        flags: Sequence[str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
         limit: int = 10,
         as_of: str | None = None,
         rank: str = "hybrid",
@@ -74,7 +83,10 @@ class DWBaseAPI(Protocol):
         current_only: bool = False,
         vector: Sequence[float] | None = None,
     ) -> Answer:
-        """The atoms of ``world`` that matter to ``text``, ranked, each with its score."""
+        """The atoms of ``world`` that matter to ``text``, ranked, each with its score.
+
+        ``filter=`` and the keywords ``kinds``, ``labels``, ``flags``, ``since``, ``until``
+        select candidates as in :meth:`replay`."""
         ...
 
     def replay(
@@ -212,6 +224,7 @@ class AsyncDWBaseAPI(Protocol):
         payload: Mapping[str, Any] | None = None,
         *,
         payload_json: str | None = None,
+        text: str | None = None,
         importance: float = 0.5,
         timestamp: str = "",
         vector: Sequence[float] | None = None,
@@ -232,6 +245,11 @@ class AsyncDWBaseAPI(Protocol):
         text: str,
         *,
         filter: AtomFilter | Mapping[str, Any] | None = None,
+        kinds: Sequence[str] | None = None,
+        labels: Sequence[str] | None = None,
+        flags: Sequence[str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
         limit: int = 10,
         as_of: str | None = None,
         rank: str = "hybrid",

@@ -9,7 +9,7 @@ atoms (``SSEParser``).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -17,7 +17,7 @@ import httpx
 
 from .errors import InternalError, UnavailableError, error_from_dict
 from .ids import new_id
-from .model import Answer, Atom, AtomFilter, Hit
+from .model import Answer, Atom, AtomFilter, Hit, remember_payload
 from .results import AtomId, GcReport
 from .stream import SubscriptionStats
 
@@ -130,6 +130,42 @@ def filter_body(flt: AtomFilter | Mapping[str, Any] | None, **extra: Any) -> dic
         if value is not None:
             out[key] = list(value) if isinstance(value, list | tuple) else value
     return out or None
+
+
+def remember_body(
+    world: str,
+    worker: str | None,
+    kind: str,
+    payload: Mapping[str, Any] | None,
+    *,
+    payload_json: str | None,
+    text: str | None,
+    importance: float,
+    timestamp: str,
+    vector: Sequence[float] | None,
+    flags: Sequence[str],
+    labels: Sequence[str],
+    links: Sequence[Any],
+) -> dict[str, Any]:
+    """The NewAtom a client's ``remember`` sends, with an id of its own. The payload is
+    checked here as the engine checks it, so a call without one sends nothing."""
+    payload, payload_json = remember_payload(worker, payload, payload_json, text)
+    return drop_none(
+        {
+            "id": new_id(),
+            "world": world,
+            "worker": worker,
+            "kind": kind,
+            "payload": dict(payload) if payload is not None else None,
+            "payload_json": payload_json,
+            "importance": importance,
+            "timestamp": timestamp,
+            "vector": list(vector) if vector is not None else None,
+            "flags": list(flags),
+            "labels": list(labels),
+            "links": [link(x) for x in links],
+        }
+    )
 
 
 def drop_none(d: Mapping[str, Any]) -> dict[str, Any]:

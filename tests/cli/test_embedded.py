@@ -200,10 +200,16 @@ def test_bad_input_gives_a_coded_error_never_a_traceback(dw: Run) -> None:
     assert_error(dw("remember", "-w", "demo", "--payload", "{oops"), "invalid_input", 2, "JSON")
     assert_error(dw("remember", "-w", "demo", "--payload", "[1]"), "invalid_input", 2, "object")
     assert_error(dw("remember", "-w", "demo", "--payload", "{}", "--text", "x"), "invalid_input", 2)
+    assert_error(dw("remember", "-w", "demo"), "invalid_input", 2, "--payload", "--text")
     assert_error(dw("remember", "-w", "bad world!", "--text", "x"), "invalid_input", 2, "world")
-    assert_error(dw("remember", "-w", "demo", "--kind", "dream"), "invalid_input", 2, "dream")
     assert_error(
-        dw("remember", "-w", "demo", "--timestamp", "yesterday"), "invalid_input", 2, "timestamp"
+        dw("remember", "-w", "demo", "--text", "x", "--kind", "dream"), "invalid_input", 2, "dream"
+    )
+    assert_error(
+        dw("remember", "-w", "demo", "--text", "x", "--timestamp", "yesterday"),
+        "invalid_input",
+        2,
+        "timestamp",
     )
     assert_error(
         dw("remember", "-w", "demo", "--link", "supersede:abc"), "invalid_input", 2, "supersede"

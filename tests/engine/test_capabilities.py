@@ -131,8 +131,12 @@ def test_a_ranking_link_needs_a_stored_target_but_a_reference_does_not(
     db: dwbase.Engine,
 ) -> None:
     with pytest.raises(InvalidInputError):
-        db.remember("demo", "w", links=[{"target": "0190f0f0-unknown", "kind": "supersedes"}])
-    aid = db.remember("demo", "w", links=[{"target": "0190f0f0-unknown", "kind": "references"}])
+        db.remember(
+            "demo", "w", text="x", links=[{"target": "0190f0f0-unknown", "kind": "supersedes"}]
+        )
+    aid = db.remember(
+        "demo", "w", text="x", links=[{"target": "0190f0f0-unknown", "kind": "references"}]
+    )
     assert db.get(aid).links[0].kind == "references"
 
 

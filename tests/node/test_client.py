@@ -124,7 +124,7 @@ def test_client_raises_the_engine_error_classes(
     client: Client, engine: Engine, make_http: Callable[..., TestClient], tokens: TokenStore
 ) -> None:
     cases: list[tuple[type[DWBaseError], Callable[[Any], Any]]] = [
-        (InvalidInputError, lambda db: db.remember("demo", "a", importance=1.7)),
+        (InvalidInputError, lambda db: db.remember("demo", "a", text="x", importance=1.7)),
         (InvalidInputError, lambda db: db.ask("bad world!", "x")),
         (NotFoundError, lambda db: db.get("01234567-0000-7000-8000-000000000000")),
         (InvalidHandleError, lambda db: db.observe_stats("nope")),
@@ -137,18 +137,18 @@ def test_client_raises_the_engine_error_classes(
             call(client)
         assert type(from_client.value) is type(from_engine.value)
         assert from_client.value.code == from_engine.value.code
-    engine.remember("arch", "a")
+    engine.remember("arch", "a", text="x")
     engine.archive_world("arch")
     with pytest.raises(ConflictError):
-        client.remember("arch", "a")
+        client.remember("arch", "a", text="x")
 
     secret, _ = tokens.create("bot", read=["demo"], write=["demo"], remember_rate=2)
     with Client("http://node", token=secret, transport=Via(make_http())) as limited:
         with pytest.raises(CapabilityDeniedError):
-            limited.remember("secret", "a")
-        limited.remember("demo", "a")
+            limited.remember("secret", "a", text="x")
+        limited.remember("demo", "a", text="x")
         with pytest.raises(RateLimitedError) as rl:
-            limited.remember("demo", "a")
+            limited.remember("demo", "a", text="x")
         assert rl.value.retry_after > 0
     with (
         Client("http://node", transport=Via(make_http())) as anonymous,

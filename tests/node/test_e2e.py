@@ -29,7 +29,7 @@ def test_node_serves_the_client_over_real_http(tmp_path: Path) -> None:
             assert db.ask("demo", "why is checkout slow?").hits[0].atom.id == aid
             assert db.get(aid).payload == {"text": "checkout latency 820ms"}
             with pytest.raises(InvalidInputError):
-                db.remember("demo", "agent-1", importance=float("nan"))
+                db.remember("demo", "agent-1", text="x", importance=float("nan"))
         r = httpx.get(node.url + "/readyz", headers={"x-request-id": "e2e-1"})
         assert r.status_code == 200 and r.headers["x-request-id"] == "e2e-1"
         assert "dwbase_remember_duration_seconds_count 1.0" in httpx.get(node.url + "/metrics").text
@@ -77,7 +77,7 @@ def test_tokens_created_while_the_node_runs_apply_at_once(tmp_path: Path) -> Non
     settings = make_settings(tmp_path, listen="127.0.0.1:0")
     with start_background(settings) as node:
         with Client(node.url) as anonymous:
-            anonymous.remember("demo", "a")  # no tokens yet: loopback is open
+            anonymous.remember("demo", "a", text="hi")  # no tokens yet: loopback is open
         store = TokenStore(settings.tokens_path)  # what `dwbase token create` does
         secret, info = store.create("bot", read=["demo"], write=["demo"])
         node.tokens._checked = 0.0  # skip the 0.5 s re-read interval
@@ -87,7 +87,7 @@ def test_tokens_created_while_the_node_runs_apply_at_once(tmp_path: Path) -> Non
             aid = bot.remember("demo", "claimed-name", payload={"text": "hi"})
             assert bot.get(aid).worker == "bot"
             with pytest.raises(CapabilityDeniedError):
-                bot.remember("other", "bot")
+                bot.remember("other", "bot", text="hi")
         store.revoke(info.id)
         node.tokens._checked = 0.0
         with Client(node.url, token=secret) as bot, pytest.raises(UnauthenticatedError):

@@ -193,6 +193,10 @@ def remember(
         if not isinstance(read_json_arg(raw, "--payload"), dict):
             raise InvalidInputError("--payload must be a JSON object", field="payload")
         kwargs["payload_json"] = raw
+    if payload is None and text is None:
+        raise InvalidInputError(
+            "remember needs a payload: give --text TEXT or --payload JSON", field="payload"
+        )
     if vector is not None:
         kwargs["vector"] = read_json_arg(vector, "--vector")
     with open_backend(ctx, create=True) as db:

@@ -28,7 +28,7 @@ from ..embed import resolve_embedder
 from ..errors import DWBaseError
 from ..health import MIN_FREE_MB
 from ..indexes import IndexHost, IndexManager
-from ..model import Answer, Atom, AtomFilter
+from ..model import Answer, Atom, AtomFilter, remember_payload
 from ..options import Options
 from ..policy import Policy
 from ..results import AtomId, Counters, GcReport, IngestResult
@@ -186,6 +186,7 @@ class Engine:
         payload: Mapping[str, Any] | None = None,
         *,
         payload_json: str | None = None,
+        text: str | None = None,
         importance: float = 0.5,
         timestamp: str = "",
         vector: Sequence[float] | None = None,
@@ -196,12 +197,18 @@ class Engine:
     ) -> AtomId:
         """Store one atom durably and return its id.
 
+        The payload is exactly one of ``payload`` (an object), ``payload_json`` (a JSON
+        string) or ``text`` (short for ``payload={"text": text}``); none is an error.
+
         >>> import dwbase
         >>> db = dwbase.open(":memory:")
         >>> aid = db.remember("demo", "agent-1", "observation", {"text": "disk full"})
         >>> db.get(aid).payload["text"]
         'disk full'
+        >>> db.get(db.remember("demo", "agent-1", text="disk freed")).payload
+        {'text': 'disk freed'}
         """
+        payload, payload_json = remember_payload(worker, payload, payload_json, text)
         data: dict[str, Any] = {
             "world": world,
             "worker": worker,
@@ -293,6 +300,11 @@ class Engine:
         text: str,
         *,
         filter: AtomFilter | Mapping[str, Any] | None = None,
+        kinds: Sequence[str] | None = None,
+        labels: Sequence[str] | None = None,
+        flags: Sequence[str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
         limit: int = 10,
         as_of: str | None = None,
         rank: str = "hybrid",
@@ -302,6 +314,10 @@ class Engine:
         caller: Caller | None = None,
     ) -> Answer:
         """Rank the atoms of ``world`` that matter to ``text``; each hit explains its score.
+
+        The filter is ``filter=`` and the keywords ``kinds``, ``labels``, ``flags``,
+        ``since``, ``until``, laid over it, as in :meth:`replay`. A world that holds no atoms
+        answers no hits and a warning that says so.
 
         >>> import dwbase
         >>> db = dwbase.open(":memory:")
@@ -313,6 +329,11 @@ class Engine:
             world,
             text,
             filter=filter,
+            kinds=kinds,
+            labels=labels,
+            flags=flags,
+            since=since,
+            until=until,
             limit=limit,
             as_of=as_of,
             rank=rank,

@@ -13,6 +13,7 @@ from ..model import (
     Answer,
     Atom,
     AtomFilter,
+    FilterSpec,
     StoredAtom,
     validate_question,
     validate_vector,
@@ -25,6 +26,8 @@ from ..security.caps import FULL_ACCESS, Caller
 from ..storage.base import Storage
 from . import filters
 from .worlds import WorldCache
+
+_ANY = FilterSpec()  # every atom
 
 
 class Reader:
@@ -130,6 +133,11 @@ class Reader:
         text: str,
         *,
         filter: AtomFilter | Mapping[str, Any] | None = None,
+        kinds: Sequence[str] | None = None,
+        labels: Sequence[str] | None = None,
+        flags: Sequence[str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
         limit: int = 10,
         as_of: str | None = None,
         rank: str = "hybrid",
@@ -153,14 +161,16 @@ class Reader:
         validate_question(text)
         if rank not in RANK_MODES:
             raise InvalidInputError(f"rank must be one of {', '.join(RANK_MODES)}", field="rank")
-        flt = filters.merge_filter(world, filter)
+        flt = filters.merge_filter(
+            world, filter, kinds=kinds, labels=labels, flags=flags, since=since, until=until
+        )
         spec = filters.spec(flt, as_of)
         cap = filters.limit(flt.limit, None)
         n = filters.limit(limit, 10, maximum=1000) or 10
         if cap is not None:
             n = min(n, cap)
         qvec = validate_vector(vector)
-        return run_ask(
+        answer = run_ask(
             self,
             world,
             text,
@@ -170,4 +180,18 @@ class Reader:
             weights=self.options.ranking.with_overrides(dict(weights or {})),
             current_only=current_only,
             query_vector=qvec,
+        )
+        if not answer.hits and not self._holds_atoms(world):
+            answer.warnings.append(
+                f"world {world!r} holds no atoms: nothing was remembered there "
+                "(or all of it was removed)"
+            )
+        return answer
+
+    def _holds_atoms(self, world: str) -> bool:
+        """Whether ``world`` holds any atom at all, held ones included (asked only when an
+        ask found nothing, so a world that does not exist can say so)."""
+        base, _ = filters.split_world(world)
+        return any(
+            self.storage.scan(base, _ANY, quarantined=held, limit=1) for held in (False, True)
         )
