@@ -216,6 +216,10 @@ class Storage(Protocol):
         """``(max_seq(), foreign_generation())`` read together (one statement on SQLite)."""
         ...
 
+    def look(self) -> tuple[int, int, int]:
+        """``(changes(), max_seq(), foreign_generation())`` together (one statement)."""
+        ...
+
     def changes(self) -> int:
         """A cheap number that moves when another process commits (0 if none can)."""
         ...

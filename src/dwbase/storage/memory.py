@@ -355,6 +355,9 @@ class MemoryStorage:
     def position(self) -> tuple[int, int]:
         return self.max_seq(), 0
 
+    def look(self) -> tuple[int, int, int]:
+        return 0, self.max_seq(), 0
+
     def changes(self) -> int:
         # An in-memory store has no other writer than its own engine.
         self._check_open()

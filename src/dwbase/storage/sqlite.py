@@ -307,14 +307,13 @@ class SQLiteStorage(LexicalSearch):
 
     # ------------------------------------------------------------------ writes
 
-    def _sync_heads(self, conn: sqlite3.Connection) -> None:
+    def _sync_heads(self, conn: sqlite3.Connection, version: int) -> None:
         """Inside a write transaction: forget cached chain heads if another connection wrote.
 
         ``PRAGMA data_version`` moves when any other connection (another process, or another
         store object in this one) commits, so a head cached from this connection's own writes
         is used only while nobody else has written: the head is always the store's own.
         """
-        version = int(conn.execute("PRAGMA data_version").fetchone()[0])
         if version != self._seen_version:
             self._heads.clear()
             self._seen_version = version
@@ -371,11 +370,12 @@ class SQLiteStorage(LexicalSearch):
             ).fetchall()
             existing.update(r[0] for r in rows)
         row = conn.execute(
-            "SELECT max(m) FROM (SELECT max(seq) m FROM atoms "
-            "UNION ALL SELECT max(seq) FROM tombstones)"
+            "SELECT (SELECT max(m) FROM (SELECT max(seq) m FROM atoms "
+            "UNION ALL SELECT max(seq) FROM tombstones)), "
+            "(SELECT data_version FROM pragma_data_version)"
         ).fetchone()
         seq = row[0] or 0
-        self._sync_heads(conn)
+        self._sync_heads(conn, int(row[1]))
         touched: set[str] = set()
         atom_rows: list[tuple[Any, ...]] = []
         tag_rows: list[tuple[str, int]] = []
@@ -539,12 +539,19 @@ class SQLiteStorage(LexicalSearch):
 
     def position(self) -> tuple[int, int]:
         """``(max_seq(), foreign_generation())`` read together, in one statement."""
+        _, top, foreign = self.look()
+        return top, foreign
+
+    def look(self) -> tuple[int, int, int]:
+        """``(changes(), max_seq(), foreign_generation())`` in one statement: what a look for
+        other processes' work needs, for the price of one query."""
         with self._watch_lock:
             try:
-                top, gen = (
+                version, top, gen = (
                     self._watch_conn()
                     .execute(
-                        "SELECT (SELECT max(m) FROM (SELECT max(seq) m FROM atoms "
+                        "SELECT (SELECT data_version FROM pragma_data_version), "
+                        "(SELECT max(m) FROM (SELECT max(seq) m FROM atoms "
                         "UNION ALL SELECT max(seq) FROM tombstones)), "
                         "(SELECT value FROM meta WHERE key='generation')"
                     )
@@ -553,7 +560,7 @@ class SQLiteStorage(LexicalSearch):
             except sqlite3.Error as exc:
                 raise StorageError(f"storage read failed: {exc}") from exc
         self._size_hint = int(top or 0)
-        return self._size_hint, int(gen or 0) - self._own_bumps
+        return int(version), self._size_hint, int(gen or 0) - self._own_bumps
 
     def scan_seqs(self, after_seq: int, upto_seq: int) -> list[StoredAtom]:
         """Every stored atom (any world, held ones too) with ``after_seq < seq <= upto_seq``."""

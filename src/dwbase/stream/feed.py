@@ -38,15 +38,13 @@ class StoreWatch:
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
-        self._changes = storage.changes()
-        self._foreign = storage.foreign_generation()
+        self._changes, _, self._foreign = storage.look()
 
     def look(self) -> Seen | None:
         """``None`` when no other connection committed since the last :meth:`settle`."""
-        changes = self._storage.changes()
+        changes, top, foreign = self._storage.look()  # one statement, whatever it finds
         if changes == self._changes:
             return None
-        top, foreign = self._storage.position()
         moved = foreign != self._foreign
         self._foreign = foreign
         return Seen(changes, moved, top)
