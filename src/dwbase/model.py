@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +53,11 @@ class Link:
 
     def to_dict(self) -> dict[str, str]:
         return {"target": self.target, "kind": self.kind}
+
+
+# Atom.to_wire's key order: payload sits beside payload_json.
+_BEFORE_PAYLOAD = ("id", "world", "worker", "kind", "timestamp", "importance", "payload_json")
+_AFTER_PAYLOAD = ("vector", "flags", "labels", "links", "recorded_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +110,23 @@ class Atom:
             "recorded_at": self.recorded_at,
         }
 
+    def to_wire(self, payload: Callable[[str], Any] | None = None) -> dict[str, Any]:
+        """The form the node and ``--json`` output send: :meth:`to_dict` plus ``payload``, the
+        parsed payload (NaN and infinities, which JSON lacks, as null; ``payload(text)`` gives
+        it another way). Storage (checksums, backups) keeps :meth:`to_dict`; ``payload_json``
+        stays the original's wire shape, byte for byte."""
+        d = self.to_dict()
+        value = payload(self.payload_json) if payload else finite(json.loads(self.payload_json))
+        return (
+            {k: d[k] for k in _BEFORE_PAYLOAD}
+            | {"payload": value}
+            | {k: d[k] for k in _AFTER_PAYLOAD}
+        )
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Atom:
-        """Build an atom from its wire form, validating every field."""
+        """Build an atom from its wire form (:meth:`to_dict` or :meth:`to_wire`), validating
+        every field."""
         return validate_atom(data)
 
 
@@ -228,6 +247,15 @@ class Hit:
             "sources": list(self.sources),
         }
 
+    def to_wire(self, payload: Callable[[str], Any] | None = None) -> dict[str, Any]:
+        """:meth:`to_dict` with the atom in its wire form (:meth:`Atom.to_wire`)."""
+        return {
+            "atom": self.atom.to_wire(payload),
+            "score": self.score,
+            "parts": dict(self.parts),
+            "sources": list(self.sources),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Answer:
@@ -253,6 +281,16 @@ class Answer:
             "text": self.text,
             "supporting_atoms": [a.to_dict() for a in self.supporting_atoms],
             "hits": [h.to_dict() for h in self.hits],
+            "warnings": list(self.warnings),
+        }
+
+    def to_wire(self, payload: Callable[[str], Any] | None = None) -> dict[str, Any]:
+        """:meth:`to_dict` with every atom in its wire form (:meth:`Atom.to_wire`)."""
+        return {
+            "world": self.world,
+            "text": self.text,
+            "supporting_atoms": [a.to_wire(payload) for a in self.supporting_atoms],
+            "hits": [h.to_wire(payload) for h in self.hits],
             "warnings": list(self.warnings),
         }
 
@@ -537,6 +575,17 @@ def _fast_vector(values: Any) -> tuple[float, ...] | None:
     return out if math.isfinite(total) else None
 
 
+def finite(value: Any) -> Any:
+    """A parsed payload with NaN and infinities (which JSON lacks) as ``None``."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value
+
+
 def _reject_constant(token: str) -> Any:
     # NaN/Infinity are not JSON; they are parsed so quarantine can see them (see quarantine.py).
     return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}[token]
@@ -713,9 +762,17 @@ def validate_atom(
     else:
         ts_us = parse_stored_instant(ts)
     importance = validate_importance(data.get("importance"))
-    payload_json, _ = parse_payload(
-        data.get("payload_json"), data.get("payload"), max_bytes=max_payload_bytes
+    payload_json, payload = data.get("payload_json"), data.get("payload")
+    wire_form = payload is not None and payload_json not in (None, "")
+    payload_json, parsed = parse_payload(
+        payload_json, None if wire_form else payload, max_bytes=max_payload_bytes
     )
+    if wire_form and finite(payload) != finite(parsed):
+        # The wire form (Atom.to_wire) carries both; payload_json is the record.
+        raise InvalidInputError(
+            "payload and payload_json differ; give one, or both as an atom was sent",
+            field="payload",
+        )
     recorded = data.get("recorded_at") or ""
     rec_us = parse_stored_instant(recorded, field="recorded_at") if recorded else None
     labels = validate_tags(data.get("labels"), "labels")

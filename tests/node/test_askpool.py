@@ -64,7 +64,7 @@ def test_workers_answer_exactly_as_the_node_would(node: RunningNode) -> None:
     answered = pool.answered
     for question in ("checkout latency", "region eu incident 7", "nothing like it"):
         via_worker = _ask(node, world="same", text=question, limit=5)
-        in_node = node.engine.ask("same", question, limit=5).to_dict()
+        in_node = node.engine.ask("same", question, limit=5).to_wire()
         assert via_worker == in_node
     assert pool.answered == answered + 3
 
@@ -92,7 +92,7 @@ def test_changes_beyond_appends_reach_the_workers(node: RunningNode) -> None:
     for _ in range(4):  # asks take turns over the workers; each must score it as the node does
         body = _ask(node, world="chg", text="boiler odd")
         assert held_id in [h["atom"]["id"] for h in body["hits"]]
-        assert body == node.engine.ask("chg", "boiler odd").to_dict()
+        assert body == node.engine.ask("chg", "boiler odd").to_wire()
     # A newer atom supersedes one: current_only hides it on every worker.
     _remember(
         node,

@@ -391,7 +391,7 @@ def observe(
                 for atom in batch:
                     seen += 1
                     if as_json:
-                        print_json_line(atom.to_dict())
+                        print_json_line(atom.to_wire())
                     else:
                         note(
                             f"[dim]{atom.timestamp}[/] [cyan]{atom.id}[/] {atom.kind} "

@@ -85,7 +85,7 @@ def atoms_table(atoms: Sequence[Atom], title: str | None = None) -> Table:
 
 def print_atoms(atoms: Sequence[Atom], *, as_json: bool, title: str | None = None) -> None:
     if as_json:
-        print_json([a.to_dict() for a in atoms])
+        print_json([a.to_wire() for a in atoms])
         return
     if not atoms:
         note("[dim]no atoms[/]")
@@ -97,7 +97,7 @@ def print_atoms(atoms: Sequence[Atom], *, as_json: bool, title: str | None = Non
 
 def print_atom(atom: Atom, *, as_json: bool) -> None:
     if as_json:
-        print_json(atom.to_dict())
+        print_json(atom.to_wire())
         return
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column("field", style="bold")
@@ -124,7 +124,7 @@ def print_atom(atom: Atom, *, as_json: bool) -> None:
 
 def print_answer(answer: Answer, *, as_json: bool) -> None:
     if as_json:
-        print_json(answer.to_dict())
+        print_json(answer.to_wire())
         return
     console = out()
     for w in answer.warnings:

@@ -49,6 +49,24 @@ from .worlds import WorldCache
 MAX_BATCH = 10_000
 
 
+# The fields an atom given as a mapping may carry; an unknown one is refused with this list.
+ATOM_FIELDS = (
+    "id",
+    "world",
+    "worker",
+    "kind",
+    "timestamp",
+    "importance",
+    "payload_json",
+    "payload",
+    "vector",
+    "flags",
+    "labels",
+    "links",
+    "recorded_at",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     record: NewRecord
@@ -120,25 +138,12 @@ class Writer:
     ) -> _Prepared:
         if not isinstance(data, Mapping):
             raise InvalidInputError("an atom must be a JSON object")
-        known = {
-            "id",
-            "world",
-            "worker",
-            "kind",
-            "timestamp",
-            "importance",
-            "payload_json",
-            "payload",
-            "vector",
-            "flags",
-            "labels",
-            "links",
-            "recorded_at",
-        }
-        unknown = set(data) - known
+        unknown = set(data).difference(ATOM_FIELDS)
         if unknown:
             raise InvalidInputError(
-                f"unknown atom field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0]
+                f"unknown atom field(s): {', '.join(sorted(unknown))}; "
+                f"valid: {', '.join(ATOM_FIELDS)}",
+                field=sorted(unknown)[0],
             )
         world = validate_world(data.get("world"))
         if world.startswith(QUARANTINE_PREFIX):

@@ -35,7 +35,8 @@ from ..errors import (
 from ..metrics import NodeMetrics
 from ..security.ratelimit import RateLimiter
 from ..security.tokens import TokenStore
-from .fastpath import ErrorAnswer, FastPath
+from . import schemas as S
+from .fastpath import ErrorAnswer, FastPath, body_model
 from .index import add_index
 from .routes import add_routes
 from .state import (
@@ -247,6 +248,14 @@ def create_app(
     return app
 
 
+def _unknown_field(request: Request, loc: list[str]) -> str:
+    """An unknown body field's message, naming the fields valid where it was."""
+    endpoint = getattr(request.scope.get("route"), "endpoint", None)
+    model = body_model(endpoint) if callable(endpoint) else None
+    valid = S.valid_fields(model, loc[:-1]) if model is not None else None
+    return f"unknown field; valid: {', '.join(valid)}" if valid else "unknown field"
+
+
 def _install_errors(app: FastAPI) -> ErrorAnswer:
     """Register the app's error answers; return them as one function for the fast path."""
 
@@ -278,6 +287,8 @@ def _install_errors(app: FastAPI) -> ErrorAnswer:
                 msg = "request body must be a JSON object (Content-Type: application/json)"
             elif e.get("type") == "missing" and e.get("loc") == ("body",):
                 msg = "a JSON request body is required"
+            elif e.get("type") == "extra_forbidden":
+                msg = _unknown_field(request, loc)
             problems.append({"field": ".".join(loc), "message": msg})
         first = problems[0] if problems else {"field": "", "message": "invalid request"}
         where = f"{first['field']}: " if first["field"] else ""

@@ -41,6 +41,7 @@ from ..config import Settings
 from ..errors import DWBaseError, InternalError, UnavailableError
 from ..security.caps import Caller
 from ..vector.exact import pin_blas_threads
+from .wireform import payload_fragment
 
 log = logging.getLogger("dwbase.node")
 
@@ -68,7 +69,7 @@ def _worker_main(settings: Settings, conn: Connection) -> None:
                 seen = generation
             try:
                 answer = engine.ask(**kwargs, caller=caller)
-                conn.send_bytes(_OK + orjson.dumps(answer.to_dict()))
+                conn.send_bytes(_OK + orjson.dumps(answer.to_wire(payload_fragment)))
             except DWBaseError as exc:
                 err = {"class": type(exc).__name__, "message": exc.message, "details": exc.details}
                 conn.send_bytes(_ERROR + json.dumps(err, default=str).encode("utf-8"))

@@ -19,7 +19,8 @@ from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..model import Atom, AtomFilter, validate_question
 from ..results import AtomId
 from . import schemas as S
-from .state import NodeState, atoms_response, json_response, run
+from .state import NodeState, atoms_response, dumps, json_response, run
+from .wireform import payload_fragment
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -61,8 +62,8 @@ class MetricsText(Response):
 
 
 def _sse(atom: Atom) -> bytes:
-    data = json.dumps(atom.to_dict(), ensure_ascii=False, separators=(",", ":"))
-    return f"id: {atom.id}\nevent: atom\ndata: {data}\n\n".encode()
+    data = dumps(atom.to_wire(payload_fragment))
+    return b"id: %s\nevent: atom\ndata: %s\n\n" % (atom.id.encode(), data)
 
 
 def _held_header(aid: AtomId) -> dict[str, str]:
@@ -186,7 +187,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
     async def inspect(request: Request, atom_id: str) -> Response:
         p = st.principal(request)
         atom = await st.reads.call(engine.get, atom_id, caller=p.caller)
-        return json_response(atom.to_dict())
+        return json_response(atom.to_wire(payload_fragment))
 
     # ------------------------------------------------------------------ worlds
 
@@ -430,7 +431,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
     async def quarantine_release(request: Request, atom_id: str) -> Response:
         p = st.principal(request)
         atom = await run(engine.quarantine_release, atom_id, caller=p.caller)
-        return json_response(atom.to_dict())
+        return json_response(atom.to_wire(payload_fragment))
 
     @app.post(
         "/quarantine/{atom_id}/drop",

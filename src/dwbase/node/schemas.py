@@ -4,6 +4,8 @@ checks meaning) and generate ``/openapi.json``, so the document and the checks c
 
 from __future__ import annotations
 
+import typing
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +24,31 @@ Importance = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def valid_fields(model: type[BaseModel], where: Sequence[str]) -> list[str] | None:
+    """The fields of the object at ``where`` (a validation error's location, less its last
+    part) in a body of ``model``, for "unknown field" answers; ``None`` if it is not clear."""
+    found: list[type[BaseModel]] = [model]
+    for part in where:
+        if part.isdigit():  # an item of a list: the same candidates
+            continue
+        named = [m for m in found if m.__name__ == part]  # pydantic names a union's member
+        if named:
+            found = named
+            continue
+        fields = [m.model_fields[part] for m in found if part in m.model_fields]
+        if len(fields) != 1:
+            return None
+        found = _models(fields[0].annotation)
+    return list(found[0].model_fields) if len(found) == 1 else None
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    """The models an annotation holds (``list[A | str] | None`` holds ``A``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models(arg)]
 
 
 class LinkRef(_In):
@@ -174,7 +201,11 @@ class Atom(BaseModel):
     kind: Kind
     timestamp: str
     importance: float
-    payload_json: str
+    payload_json: str = Field(description="the payload as stored, a string holding JSON")
+    payload: Any = Field(
+        description="payload_json parsed: the object the atom was written with (as payload or "
+        "as payload_json)"
+    )
     vector: list[float] | None
     flags: list[str]
     labels: list[str]

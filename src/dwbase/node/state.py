@@ -45,6 +45,7 @@ from ..security.tokens import TokenStore
 from .askpool import AskPool
 from .lanes import Lane, WriteLane
 from .limits import ObserveLimits
+from .wireform import payload_fragment
 
 log = logging.getLogger("dwbase.node")
 
@@ -194,7 +195,7 @@ class NodeState:
                 self.engine.counters.asks_total += 1
                 return body
         answer = await self.reads.call(self.engine.ask, **kwargs, caller=caller)
-        return dumps(answer.to_dict())
+        return dumps(answer.to_wire(payload_fragment))
 
     @property
     def auth_enabled(self) -> bool:
@@ -283,7 +284,7 @@ def json_response(
 
 
 def atoms_response(atoms: list[Atom]) -> Response:
-    return json_response([a.to_dict() for a in atoms])
+    return json_response([a.to_wire(payload_fragment) for a in atoms])
 
 
 def error_response(
