@@ -202,26 +202,10 @@ class Storage(Protocol):
 
     def meta_get(self, key: str) -> str | None: ...
 
-    def generation(self) -> int:
-        """Changes that appends cannot show (deletes, quarantine changes, reindex), counted
-        by the store itself so every process that reads it sees them."""
-        ...
-
-    def foreign_generation(self) -> int:
-        """``generation()`` less the changes this store object made: moves only when another
-        process (or store object) changed what appends cannot show."""
-        ...
-
-    def position(self) -> tuple[int, int]:
-        """``(max_seq(), foreign_generation())`` read together (one statement on SQLite)."""
-        ...
-
     def look(self) -> tuple[int, int, int]:
-        """``(changes(), max_seq(), foreign_generation())`` together (one statement)."""
-        ...
-
-    def changes(self) -> int:
-        """A cheap number that moves when another process commits (0 if none can)."""
+        """``(changes, max_seq, foreign_generation)``: a number that moves when another
+        process commits (0 where none can), the highest seq, and the count of deletes,
+        quarantine changes and reindexes other processes made (see the SQLite adapter)."""
         ...
 
     def scan_seqs(self, after_seq: int, upto_seq: int) -> list[StoredAtom]:

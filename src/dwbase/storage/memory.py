@@ -34,7 +34,6 @@ class MemoryStorage:
         self._meta: dict[str, str] = {}
         self._deleted_ids: set[str] = set()
         self._seq = 0
-        self._generation = 0
         self._closed = False
 
     def _check_open(self) -> None:
@@ -102,7 +101,6 @@ class MemoryStorage:
                 text=s.text,
                 quarantine=reason,
             )
-            self._generation += 1
 
     def delete(self, seqs: Sequence[int]) -> int:
         self._check_open()
@@ -118,7 +116,6 @@ class MemoryStorage:
                 self._world_seqs[s.atom.world].remove(seq)
                 self._vectors.pop(seq, None)
                 self._terms.pop(seq, None)
-            self._generation += 1
             return n
 
     def meta_set(self, key: str, value: str) -> None:
@@ -344,24 +341,9 @@ class MemoryStorage:
         self._check_open()
         return self._meta.get(key)
 
-    def generation(self) -> int:
-        self._check_open()
-        return self._generation
-
-    def foreign_generation(self) -> int:
-        self._check_open()
-        return 0  # nobody else changes an in-memory store
-
-    def position(self) -> tuple[int, int]:
-        return self.max_seq(), 0
-
     def look(self) -> tuple[int, int, int]:
+        # Nobody but this store's own engine changes an in-memory store.
         return 0, self.max_seq(), 0
-
-    def changes(self) -> int:
-        # An in-memory store has no other writer than its own engine.
-        self._check_open()
-        return 0
 
     def scan_seqs(self, after_seq: int, upto_seq: int) -> list[StoredAtom]:
         self._check_open()

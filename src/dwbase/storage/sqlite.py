@@ -76,7 +76,6 @@ class SQLiteStorage(LexicalSearch):
         # A bounded pool of reader connections (not one per thread: a node that runs for weeks
         # sees thousands of short-lived threads).
         self._idle: list[sqlite3.Connection] = []
-        self._readers_open = 0
         self._stemmer_ready: set[int] = set()  # id() of pooled connections with temp.stem
         self._all_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
@@ -242,8 +241,6 @@ class SQLiteStorage(LexicalSearch):
             conn = self._idle.pop() if self._idle else None
         if conn is None:
             conn = self._connect()
-            with self._conns_lock:
-                self._readers_open += 1
         try:
             yield conn
         finally:
@@ -252,18 +249,12 @@ class SQLiteStorage(LexicalSearch):
                 if keep:
                     self._idle.append(conn)
                 else:
-                    self._readers_open -= 1
                     self._stemmer_ready.discard(id(conn))
                     if conn in self._all_conns:
                         self._all_conns.remove(conn)
             if not keep:
                 with suppress(sqlite3.Error):
                     conn.close()
-
-    def open_connections(self) -> int:
-        """SQLite connections this store holds now (writer and pooled readers)."""
-        with self._conns_lock:
-            return len(self._all_conns)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -504,20 +495,8 @@ class SQLiteStorage(LexicalSearch):
         )
         self._own_bumps_pending += 1  # counted in _own_bumps once the transaction commits
 
-    def foreign_generation(self) -> int:
-        """The store's generation less the changes this store object made itself: it moves
-        only when another process (or another store object) deleted, held, released or
-        reindexed, which is when this process's caches must be dropped."""
-        return self.generation() - self._own_bumps
-
-    def generation(self) -> int:
-        """How many changes appends cannot show (deletes, quarantine changes, reindex) the
-        store has seen, from every process: a reader whose caches are older drops them."""
-        raw = self.meta_get("generation")
-        return int(raw) if raw else 0
-
     def _watch_conn(self) -> sqlite3.Connection:
-        """The connection ``changes`` and ``position`` use (held under ``_watch_lock``)."""
+        """The connection :meth:`look` uses (held under ``_watch_lock``)."""
         if self._closed:
             raise StorageError("the store is closed")
         if self._watch is None:
@@ -526,25 +505,16 @@ class SQLiteStorage(LexicalSearch):
             )
         return self._watch
 
-    def changes(self) -> int:
-        """A number that moves whenever another connection (another process) commits.
-
-        Cheap (no table is read): the engine asks it before reads to notice other writers.
-        """
-        with self._watch_lock:
-            try:
-                return int(self._watch_conn().execute("PRAGMA data_version").fetchone()[0])
-            except sqlite3.Error as exc:
-                raise StorageError(f"storage read failed: {exc}") from exc
-
-    def position(self) -> tuple[int, int]:
-        """``(max_seq(), foreign_generation())`` read together, in one statement."""
-        _, top, foreign = self.look()
-        return top, foreign
-
     def look(self) -> tuple[int, int, int]:
-        """``(changes(), max_seq(), foreign_generation())`` in one statement: what a look for
-        other processes' work needs, for the price of one query."""
+        """What a look for other processes' work needs, in one statement:
+
+        * ``data_version`` of this store's watch connection, which moves whenever another
+          connection (another process) commits;
+        * the highest seq stored (atoms and tombstones);
+        * the store's generation (deletes, quarantine changes and reindexes, counted in the
+          ``meta`` table by every process) less those this store object made itself, so it
+          moves only when another process changed what appends cannot show.
+        """
         with self._watch_lock:
             try:
                 version, top, gen = (

@@ -1,11 +1,12 @@
 """The store's feed: observers get every stored atom in ``seq`` order, whoever stored it.
 
-Several processes write one store (docs/operations.md). An engine offers its observers the atoms it
-stores itself as it stores them, and the atoms other processes stored as it notices them:
+Several processes write one store (docs/operations.md). An engine offers its observers the
+atoms it stores itself as it stores them, and the atoms other processes stored as it notices
+them:
 
-* :class:`StoreWatch` notices, cheaply, that another connection committed (``changes()``,
-  one ``PRAGMA data_version`` on SQLite), and whether another process changed what appends
-  cannot show (``foreign_generation()``: a delete, hold, release or reindex elsewhere);
+* :class:`StoreWatch` notices with one statement (``Storage.look``) that another connection
+  committed (SQLite's ``data_version``), and whether another process changed what appends
+  cannot show (a delete, hold, release or reindex elsewhere);
 * :class:`Feed` keeps ``published_seq``, the highest seq observers were offered, and offers
   the atoms after it in order, under the engine's write lock, so a remember of this process
   and a catch-up never interleave. A subscription started with a cursor takes its backlog up
