@@ -10,8 +10,8 @@ What a worker sees is what the node sees:
 * appends: SQLite readers see every committed write, and a worker's vector indexes catch up
   on new seqs before each ask;
 * everything else (gc, quarantine release or drop, policy and world lifecycle atoms,
-  reindex) moves the node engine's ``generation``; each request carries it, and a worker that
-  sees it move calls :meth:`Engine.forget_caches` before answering.
+  reindex): a worker's engine notices it before each ask as any engine notices what another
+  process changed in its store (``engine/sync.py``), and drops the caches it affects.
 
 The node has already authenticated the caller and applied rate limits; the worker's engine
 checks the caller's read capability as usual and sends back the answer's JSON, or the error
@@ -52,7 +52,6 @@ def _worker_main(settings: Settings, conn: Connection) -> None:
     """A worker process: open the store, then answer asks until the node closes the pipe."""
     pin_blas_threads()
     engine = settings.open_engine()
-    seen = None
     conn.send_bytes(b"ready")
     try:
         while True:
@@ -62,11 +61,7 @@ def _worker_main(settings: Settings, conn: Connection) -> None:
                 return
             if request is None:  # the node is stopping
                 return
-            generation, kwargs, caller = request
-            if generation != seen:
-                if seen is not None:
-                    engine.forget_caches()
-                seen = generation
+            kwargs, caller = request
             try:
                 answer = engine.ask(**kwargs, caller=caller)
                 conn.send_bytes(_OK + orjson.dumps(answer.to_wire(payload_fragment)))
@@ -182,11 +177,10 @@ class _Worker:
 class AskPool:
     """``workers`` processes answering asks over the node's store."""
 
-    def __init__(self, settings: Settings, engine_generation: Any, workers: int) -> None:
+    def __init__(self, settings: Settings, workers: int) -> None:
         # The settings were validated (ask_workers needs the sqlite backend). Workers only
         # read: no gc schedule of their own (the node runs gc).
         self.worker_settings = replace(settings, storage_gc_interval_s=0.0, reembed=False)
-        self._generation = engine_generation
         self.size = workers
         self._workers: list[_Worker] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -236,7 +230,7 @@ class AskPool:
             return None
         worker = min(ready, key=lambda w: len(w.waiting))  # the first in turn among equals
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        worker.send((self._generation(), kwargs, caller), fut)
+        worker.send((kwargs, caller), fut)
         data = await fut
         if data[:1] == _OK:
             self.answered += 1

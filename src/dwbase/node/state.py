@@ -138,11 +138,7 @@ class NodeState:
             tokens.mark_required()  # a node that required tokens once keeps requiring them
         self.reads = Lane("read", settings.read_threads)  # ask, inspect
         self.writes = WriteLane(engine)  # single remembers, group-committed
-        self.asks = (
-            AskPool(settings, lambda: engine.generation, settings.ask_workers)
-            if settings.ask_workers
-            else None
-        )
+        self.asks = AskPool(settings, settings.ask_workers) if settings.ask_workers else None
         self.ask_share = max(settings.read_threads, settings.ask_workers)
         self._ask_turns: dict[str, _Turn] = {}
 
