@@ -336,9 +336,10 @@ def _semantic(
     out: list[tuple[int, float]] = []
     while True:
         if idx.ann is not None:
-            near = idx.ann.search(qvec, k)
-            scores = probe.scores(near)
-            results = sorted(scores.items(), key=lambda x: -x[1])
+            # The graph's neighbours, and every vector it has not taken in yet, scored exactly.
+            near, tail = idx.nearest(qvec, k)
+            scores = probe.scores([*near, *tail] if tail else near)
+            results = sorted(scores.items(), key=lambda x: -x[1])[:k]
         else:
             results = probe.search(k)
         if spec.is_open:

@@ -22,10 +22,12 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .background import describe
 from .embed import embedder_id
 from .model import FilterSpec
 from .timeutil import format_instant
@@ -56,6 +58,8 @@ class IndexHost:
 
 INDEX_VERSION = 1
 _BATCH = 256
+GRAPH_SLICE_S = 0.004
+"""Vectors go into an HNSW graph in slices of about this long, so a search waits no longer."""
 log = logging.getLogger("dwbase.indexes")
 
 
@@ -167,11 +171,26 @@ class WorldIndex:
     dirty: bool = False
     seen_seq: int = 0  # storage rows up to here were looked at (some may not fit the index)
     error: str | None = None
+    # seqs in ``exact`` that the graph has not taken in yet, oldest first: asks score them
+    # exactly beside the graph's neighbours, and the index thread moves them into the graph
+    pending: list[int] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def kind(self) -> str:
         return "hnsw" if self.ann is not None else "exact"
+
+    def nearest(self, query: Sequence[float], k: int) -> tuple[list[int], list[int]]:
+        """The graph's ``k`` nearest seqs and the seqs not in the graph yet (to scan exactly).
+
+        The tail is read before the graph is searched, and the index thread drops a seq from
+        the tail only after the graph holds it: every indexed seq is in one of the two.
+        """
+        with self.lock:
+            ann, tail = self.ann, list(self.pending)
+        if ann is None:
+            return [], tail
+        return ann.search(query, k), tail
 
 
 class IndexManager:
@@ -185,6 +204,10 @@ class IndexManager:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._reindexing = False  # a _rebuild_stale thread is running (guarded by _lock)
+        self._graph_wake = threading.Event()
+        self._graph_thread: threading.Thread | None = None  # started with the first graph
+        # How long one graph insertion holds the graph (searches wait that long at most).
+        self.graph_slice_s = GRAPH_SLICE_S
         self.cache = ReembedCache(
             getattr(host.storage, "path", None),
             lambda why: host.background.failed("reembed", why, log),
@@ -284,8 +307,12 @@ class IndexManager:
 
     def close(self) -> None:
         self._stop.set()
-        for t in self._threads:
-            t.join(timeout=10)
+        self._graph_wake.set()
+        with self._lock:
+            threads = [*self._threads, self._graph_thread]
+        for t in threads:
+            if t is not None and t is not threading.current_thread():
+                t.join(timeout=10)
         self.cache.close()
 
     # ------------------------------------------------------------------ loading
@@ -340,12 +367,13 @@ class IndexManager:
             st.seen_seq = max(st.seen_seq, fresh[-1][0])
 
     def _add(self, st: WorldIndex, items: Sequence[tuple[int, bytes]]) -> None:
+        """(``st.lock`` held) Into the exact index now; into the graph by the index thread."""
         if not items:
             return
         st.exact.add(items)
         if st.ann is not None:
-            vecs = st.exact.vectors([s for s, _ in items])
-            st.ann.add(list(vecs.items()))
+            st.pending.extend(s for s, _ in items)
+            self._wake_graph()
 
     def _resync(self, st: WorldIndex) -> None:
         rows = self.host.storage.load_vectors(st.world, quarantined=st.quarantined)
@@ -385,15 +413,15 @@ class IndexManager:
                 if self._stop.is_set():
                     return
                 ann.add_matrix(seqs[i : i + 10_000], mat[i : i + 10_000])
-            with st.lock:  # catch up with what arrived meanwhile, then switch over
+            with st.lock:  # switch over; what arrived meanwhile goes in by the index thread
                 now = st.exact.seqs()
                 known = set(seqs)
-                late = [s for s in now if s not in known]
-                ann.add(list(st.exact.vectors(late).items()))
                 alive = set(now)
                 ann.remove([s for s in seqs if s not in alive])
                 st.exact.by_rows()  # searches go to the graph; asks read scattered vectors
+                st.pending = [s for s in now if s not in known]
                 st.ann = ann
+            self._wake_graph()
         except Exception as exc:  # the exact index keeps serving
             st.error = f"ANN build failed: {exc}"
             self.host.background.failed("index", exc, log, where=f"ANN build of world {st.world!r}")
@@ -401,6 +429,68 @@ class IndexManager:
             self.host.background.recovered("index", log)
         finally:
             st.ann_building = False
+
+    def _wake_graph(self) -> None:
+        """Vectors wait for a graph: make sure the index thread runs and looks."""
+        self._graph_wake.set()
+        with self._lock:
+            if self._stop.is_set():
+                return
+            if self._graph_thread is None or not self._graph_thread.is_alive():
+                t = threading.Thread(target=self._graph_loop, name="dwbase-index", daemon=True)
+                self._graph_thread = t
+                t.start()
+
+    def _graph_loop(self) -> None:
+        """The index thread: moves pending vectors into each world's graph, slice by slice.
+
+        Asks never wait for it: they scan the pending tail exactly. A slice holds the graph
+        (and so a search) about ``graph_slice_s``; a failing insertion is logged and counted
+        (task ``index``) and retried after a pause, while asks keep scanning the tail.
+        """
+        size = 8
+        while not self._stop.is_set():
+            self._graph_wake.wait(1.0)
+            self._graph_wake.clear()
+            while not self._stop.is_set():
+                with self._lock:
+                    work = [st for st in self._states.values() if st.pending and st.ann]
+                if not work:
+                    break
+                for st in work:
+                    try:
+                        size = self._graph_slice(st, size)
+                    except Exception as exc:
+                        st.error = f"graph update failed: {describe(exc)}"
+                        self.host.background.failed(
+                            "index", exc, log, where=f"graph update of world {st.world!r}"
+                        )
+                        self._stop.wait(1.0)  # the tail is scanned meanwhile; try again
+                    else:
+                        if st.error and st.error.startswith("graph update failed"):
+                            st.error = None
+                            self.host.background.recovered("index", log)
+                time.sleep(0)  # let a waiting search have the graph first
+
+    def _graph_slice(self, st: WorldIndex, size: int) -> int:
+        """Put up to ``size`` pending vectors of ``st`` into its graph; the next slice's size."""
+        with st.lock:
+            ann, chunk = st.ann, st.pending[:size]
+        if ann is None or not chunk:
+            return size
+        t0 = time.perf_counter()
+        ann.add(list(st.exact.vectors(chunk).items()))
+        took = time.perf_counter() - t0
+        with st.lock:
+            if st.ann is ann:
+                if st.pending[: len(chunk)] == chunk:
+                    del st.pending[: len(chunk)]
+                else:  # the tail changed under us (a resync): drop what is in the graph now
+                    done = set(chunk)
+                    st.pending = [s for s in st.pending if s not in done]
+        if took <= 0:
+            return min(4 * size, 1024)
+        return max(1, min(1024, int(size * self.graph_slice_s / took) or 1))
 
     def _rebuild_stale(self) -> None:
         while True:
@@ -554,6 +644,7 @@ class IndexManager:
             "progress": round(progress, 4),
             "lag": lag,
             "ann_building": bool(st and st.ann_building),
+            "ann_pending": len(st.pending) if st is not None and st.ann is not None else 0,
             "last_rebuilt": (
                 format_instant(st.last_rebuilt_us)
                 if st is not None and st.last_rebuilt_us is not None
