@@ -69,6 +69,8 @@ NO_STORE_COMMANDS: dict[Path_, str] = {
     ("deploy", "status"): "reads deploy state; tests/cli/test_deploy.py",
     ("deploy", "stop"): "stops node processes; tests/cli/test_deploy.py",
     ("deploy", "clean"): "stops node processes; tests/cli/test_deploy.py",
+    ("mcp",): "a stdio server for an MCP client; tests/integrations/test_mcp_stdio.py runs it "
+    "on an embedded store and on a node",
 }
 """Commands that use no store at all (``--data-dir`` and ``--api`` do not apply)."""
 

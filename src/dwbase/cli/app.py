@@ -230,11 +230,12 @@ def _global(
 
 
 def _register() -> None:
-    from . import admin, atoms, ops
+    from . import admin, atoms, mcp, ops
 
     atoms.register(app)
     admin.register(app)
     ops.register(app)
+    mcp.register(app)
 
 
 _register()
