@@ -21,9 +21,8 @@ from .policy import Policy
 from .protocol import AsyncDWBaseAPI, DWBaseAPI
 from .results import AtomId, GcReport, IngestResult
 from .security.caps import Caller
-from .storage import MemoryStorage, SQLiteStorage
 from .storage.base import CheckReport
-from .storage.sqlite import sqlite_path
+from .storage.memory import MemoryStorage
 from .stream import SubscriptionStats
 
 
@@ -51,6 +50,10 @@ def open(path: str | os.PathLike[str] = "./dwbase-data", **options: Any) -> Engi
         return Engine(MemoryStorage(), opts)
     if os.path.exists(target) and not os.path.isdir(target):
         raise InvalidInputError(f"{target} exists and is not a directory", field="path")
+    # SQLite is imported only when a store on disk is opened: the WASI component, whose
+    # Python has no sqlite3, imports this module too.
+    from .storage.sqlite import SQLiteStorage, sqlite_path
+
     storage = SQLiteStorage(sqlite_path(target), durability=opts.durability)
     return Engine(storage, opts)
 

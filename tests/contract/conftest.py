@@ -17,6 +17,7 @@ import pytest
 
 from dwbase.model import Atom, Link
 from dwbase.storage import MemoryStorage, NewRecord, SQLiteStorage, Storage
+from dwbase.storage.log import LogStorage, encode_frame, read_frames
 from dwbase.timeutil import format_instant, parse_instant
 from dwbase.vector.exact import pack_unit
 
@@ -93,12 +94,23 @@ def _tamper_memory(store: Storage, seq: int) -> None:
     store._by_seq[seq] = replace(s, atom=replace(s.atom, payload_json='{"text":"tampered"}'))
 
 
+def _tamper_log(path: str, seq: int) -> None:
+    # Rewrite the record's payload and re-seal its frame, so only the record checksum can tell.
+    scan = read_frames(path)
+    frames = [frame for _, frame in scan.frames]
+    for frame in frames:
+        for r in frame.get("records", ()):
+            if r["seq"] == seq:
+                r["atom"]["payload_json"] = '{"text":"tampered"}'
+    Path(path).write_bytes(b"".join(encode_frame(f) for f in frames))
+
+
 @dataclass
 class Adapter:
     name: str
     open: Callable[[], Storage]
     tamper: Callable[[Storage, int], None]
-    path: str | None = None  # the SQLite file, for adapters that persist
+    path: str | None = None  # the SQLite file or the log, for adapters that persist
 
     @property
     def persistent(self) -> bool:
@@ -115,7 +127,18 @@ def _sqlite(tmp_path: Path) -> Adapter:
     )
 
 
+def _log(tmp_path: Path) -> Adapter:
+    data_dir = str(tmp_path / "logstore")
+    return Adapter(
+        "log",
+        lambda: LogStorage(data_dir),
+        lambda store, seq: _tamper_log(str(Path(data_dir) / "atoms.log"), seq),
+        str(Path(data_dir) / "atoms.log"),
+    )
+
+
 ADAPTERS: dict[str, Callable[[Path], Adapter]] = {
+    "log": _log,
     "sqlite": _sqlite,
     "memory": lambda _: Adapter("memory", MemoryStorage, _tamper_memory),
 }
@@ -131,6 +154,12 @@ def adapter(request: pytest.FixtureRequest, tmp_path: Path) -> Adapter:
 def sqlite_adapter(tmp_path: Path) -> Adapter:
     """The SQLite adapter alone, for tests of persistence and of the file itself."""
     return _sqlite(tmp_path)
+
+
+@pytest.fixture(params=["log", "sqlite"])
+def persistent_adapter(request: pytest.FixtureRequest, tmp_path: Path) -> Adapter:
+    """Every adapter that keeps its atoms on disk."""
+    return ADAPTERS[request.param](tmp_path)
 
 
 @pytest.fixture

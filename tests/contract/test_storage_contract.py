@@ -705,10 +705,10 @@ def _snapshot(store: Storage) -> dict[str, Any]:
     }
 
 
-def test_reopening_a_sqlite_store_keeps_everything(
-    sqlite_adapter: Adapter, rec: RecordMaker
+def test_reopening_a_persistent_store_keeps_everything(
+    persistent_adapter: Adapter, rec: RecordMaker
 ) -> None:
-    adapter = sqlite_adapter
+    adapter = persistent_adapter
     store = adapter.open()
     stored = add(
         store,

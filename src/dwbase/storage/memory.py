@@ -20,6 +20,9 @@ from .base import (
     record_checksum,
 )
 
+# A record ready to commit: the stored atom, its checksum, its chain link, its index vector.
+Staged = tuple[StoredAtom, bytes, bytes, bytes | None]
+
 
 class MemoryStorage:
     def __init__(self) -> None:
@@ -45,47 +48,56 @@ class MemoryStorage:
     def append(self, records: Sequence[NewRecord]) -> list[StoredAtom]:
         self._check_open()
         with self._lock:
-            out: list[StoredAtom] = []
-            seen: set[str] = set()
-            staged: list[tuple[StoredAtom, bytes, bytes, bytes | None]] = []
-            heads = dict(self._heads)
-            seq = self._seq
-            for rec in records:
-                a = rec.atom
-                if a.id in self._by_id or a.id in seen or a.id in self._deleted_ids:
-                    continue
-                seen.add(a.id)
-                seq += 1
-                try:
-                    checksum = record_checksum(a)
-                except (ValueError, TypeError) as exc:
-                    # Same contract as SQLite: an unstorable record (e.g. an unpaired
-                    # surrogate) fails the whole batch with StorageError, nothing kept.
-                    raise StorageError(f"storage write failed, nothing was stored: {exc}") from exc
-                chain = chain_next(heads.get(a.world, GENESIS), checksum)
-                heads[a.world] = chain
-                s = StoredAtom(
-                    atom=a,
-                    seq=seq,
-                    ts_us=rec.ts_us,
-                    recorded_us=rec.recorded_us,
-                    text=rec.text,
-                    quarantine=rec.quarantine,
-                )
-                staged.append((s, checksum, chain, rec.index_vector))
-            # Nothing above can fail half-way through the commit below.
-            for s, checksum, chain, vec in staged:
-                self._by_seq[s.seq] = s
-                self._by_id[s.atom.id] = s.seq
-                self._world_seqs.setdefault(s.atom.world, []).append(s.seq)
-                self._ledger[s.seq] = (s.atom.world, s.atom.id, checksum, chain)
-                self._terms[s.seq] = Counter(stem(w) for w in words(s.text))
-                if vec is not None:
-                    self._vectors[s.seq] = vec
-                out.append(s)
-            self._heads = heads
-            self._seq = seq
-            return out
+            staged = self._stage(records)
+            return self._commit(staged)
+
+    def _stage(self, records: Sequence[NewRecord]) -> list[Staged]:
+        """Seqs, checksums and chain links for the new records; changes nothing yet."""
+        seen: set[str] = set()
+        staged: list[Staged] = []
+        heads: dict[str, bytes] = {}
+        seq = self._seq
+        for rec in records:
+            a = rec.atom
+            if a.id in self._by_id or a.id in seen or a.id in self._deleted_ids:
+                continue
+            seen.add(a.id)
+            seq += 1
+            try:
+                checksum = record_checksum(a)
+            except (ValueError, TypeError) as exc:
+                # Same contract as SQLite: an unstorable record (e.g. an unpaired
+                # surrogate) fails the whole batch with StorageError, nothing kept.
+                raise StorageError(f"storage write failed, nothing was stored: {exc}") from exc
+            prev = heads.get(a.world) or self._heads.get(a.world, GENESIS)
+            chain = chain_next(prev, checksum)
+            heads[a.world] = chain
+            s = StoredAtom(
+                atom=a,
+                seq=seq,
+                ts_us=rec.ts_us,
+                recorded_us=rec.recorded_us,
+                text=rec.text,
+                quarantine=rec.quarantine,
+            )
+            staged.append((s, checksum, chain, rec.index_vector))
+        return staged
+
+    def _commit(self, staged: Sequence[Staged]) -> list[StoredAtom]:
+        # Nothing here can fail half-way through.
+        out: list[StoredAtom] = []
+        for s, checksum, chain, vec in staged:
+            self._by_seq[s.seq] = s
+            self._by_id[s.atom.id] = s.seq
+            self._world_seqs.setdefault(s.atom.world, []).append(s.seq)
+            self._ledger[s.seq] = (s.atom.world, s.atom.id, checksum, chain)
+            self._heads[s.atom.world] = chain
+            self._seq = max(self._seq, s.seq)
+            self._terms[s.seq] = Counter(stem(w) for w in words(s.text))
+            if vec is not None:
+                self._vectors[s.seq] = vec
+            out.append(s)
+        return out
 
     def set_quarantine(self, seq: int, reason: str | None) -> None:
         self._check_open()
