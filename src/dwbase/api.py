@@ -47,6 +47,10 @@ def open(path: str | os.PathLike[str] = "./dwbase-data", **options: Any) -> Engi
     opts = Options(**options)
     target = os.fspath(path)
     if target == ":memory:":
+        if opts.encryption_key is not None:
+            raise InvalidInputError(
+                "encryption at rest needs a store on disk, not ':memory:'", field="encryption_key"
+            )
         return Engine(MemoryStorage(), opts)
     if os.path.exists(target) and not os.path.isdir(target):
         raise InvalidInputError(f"{target} exists and is not a directory", field="path")
@@ -54,7 +58,12 @@ def open(path: str | os.PathLike[str] = "./dwbase-data", **options: Any) -> Engi
     # Python has no sqlite3, imports this module too.
     from .storage.sqlite import SQLiteStorage, sqlite_path
 
-    storage = SQLiteStorage(sqlite_path(target), durability=opts.durability)
+    storage = SQLiteStorage(
+        sqlite_path(target),
+        durability=opts.durability,
+        encryption_key=opts.encryption_key,
+        key_provider=opts.key_provider,
+    )
     return Engine(storage, opts)
 
 

@@ -87,6 +87,14 @@ class StorageError(DWBaseError):
     code = "storage_error"
 
 
+class EncryptionKeyError(StorageError):
+    """An encrypted store's key is missing, wrong or malformed (``details["reason"]`` says
+    which: ``missing``, ``wrong`` or ``invalid``). Raised when the store is opened, never as
+    garbage read later."""
+
+    code = "encryption_key"
+
+
 class InternalError(DWBaseError):
     code = "internal_error"
 
@@ -105,6 +113,7 @@ ERRORS_BY_CODE: dict[str, type[DWBaseError]] = {
         LimitExceededError,
         UnavailableError,
         StorageError,
+        EncryptionKeyError,
         InternalError,
     )
 }

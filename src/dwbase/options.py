@@ -8,6 +8,7 @@ from .embed import Embedder, get_embedder
 from .model import DEFAULT_MAX_PAYLOAD_BYTES
 from .quarantine import QuarantineConfig
 from .ranking import RankingWeights
+from .security.keys import KeyProvider
 from .timeutil import Clock, system_clock
 
 
@@ -37,6 +38,11 @@ class Options:
     summary_hits: int = 3
     # Worlds with at least this many vectors get an HNSW graph (``ann`` extra); None: never.
     ann_threshold: int | None = 20_000
+    # Encryption at rest (docs/security.md): a key id creates an encrypted store, and an
+    # existing store must be encrypted under it. An encrypted store opens with its keys from
+    # ``key_provider`` (default: DWBASE_KEY_<ID> variables, DWBASE_KEY_DIR files) either way.
+    encryption_key: str | None = None
+    key_provider: KeyProvider | None = None
 
     def __post_init__(self) -> None:
         # ``embedder="minilm"`` (a name, as in config files) is resolved here.

@@ -37,6 +37,7 @@ from ..storage.base import CheckReport, Storage
 from ..stream import Hub, SubscriptionStats
 from ..stream.feed import Feed
 from ..timeutil import now_micros
+from . import keys
 from .admin import WorldAdmin
 from .maintenance import Maintenance
 from .observe import Observing
@@ -469,6 +470,24 @@ class Engine:
     def compact(self) -> dict[str, Any]:
         """Reclaim disk space (SQLite: WAL checkpoint, FTS merge, VACUUM); in memory a no-op."""
         return self._maintenance.compact()
+
+    def encryption_status(self) -> dict[str, Any] | None:
+        """``{"cipher", "key_id", "keys"}`` of an encrypted store; ``None`` for a plain one."""
+        return keys.encryption_status(self.storage)
+
+    def rotate_key(
+        self, to: str, *, progress: Callable[[int, int], None] | None = None, batch: int = 500
+    ) -> dict[str, Any]:
+        """Re-encrypt every record under key ``to`` while reads and writes go on
+        (``progress(done, total)`` after each batch); afterwards the old key may be removed."""
+        return keys.rotate_key(self.storage, to, progress or (lambda done, total: None), batch)
+
+    def erase_subject(self, subject: str) -> dict[str, Any]:
+        """Destroy the key of ``subject`` (atoms labelled ``subject:<subject>``): those atoms
+        can no longer be read, here or from any backup; ask and replay skip them."""
+        result = keys.erase_subject(self.storage, subject)
+        self._forget_for_others()
+        return result
 
     def index_status(
         self, world: str | None = None, *, caller: Caller | None = None

@@ -47,8 +47,11 @@ import zstandard
 
 from ..errors import ConflictError, InvalidInputError, NotFoundError, StorageError
 from ..indexes import REEMBED_FILE
+from ..security.keys import KeyProvider
+from ..storage.crypto import KEYS_DIR
 from ..storage.lock import LOCK_FILE, exclusive_store
 from ..storage.sqlite_schema import STORE_MARKER
+from .backup_mac import seal_manifest, verify_manifest
 
 FORMAT = "dwbase-backup"
 FORMAT_VERSION = 1
@@ -161,8 +164,13 @@ def create_backup(
     force: bool = False,
     level: int = 10,
     progress: Progress = _noop,
+    key_provider: KeyProvider | None = None,
 ) -> dict[str, Any]:
-    """Snapshot the store in ``data_dir`` (a node may run) into ``out``; returns the manifest."""
+    """Snapshot the store in ``data_dir`` (a node may run) into ``out``; returns the manifest.
+
+    The backup of an encrypted store holds its ciphertext as it is on disk, never a key (nor
+    the subject keys of ``keys/``), and its manifest carries a MAC under a key derived from
+    the store key (``key_provider``, default: ``DWBASE_KEY_<ID>``), see :mod:`.backup_mac`."""
     src_dir = Path(data_dir)
     src = src_dir / STORE_FILE
     if not src.is_file():
@@ -201,6 +209,7 @@ def create_backup(
             "files": files,
             **_store_metadata(work / STORE_FILE),
         }
+        seal_manifest(manifest, work / STORE_FILE, key_provider)
         partial = work / "archive.partial"
         total = sum(int(f["size"]) for f in files.values())
         with partial.open("wb") as raw:
@@ -340,6 +349,7 @@ def extract_verified(
     dest: str | os.PathLike[str],
     *,
     max_bytes: int | None = None,
+    key_provider: KeyProvider | None = None,
 ) -> dict[str, Any]:
     """Extract ``archive`` into the empty directory ``dest``, verifying everything.
 
@@ -384,7 +394,8 @@ def extract_verified(
     for extra in EXTRA_DATABASES:
         if extra in seen:
             _integrity(path, out / extra)
-    check = _verify_store(path, out / STORE_FILE)
+    verify_manifest(path, manifest, out / STORE_FILE, key_provider)
+    check = _verify_store(path, out / STORE_FILE, key_provider)
     _compare_with_manifest(path, manifest, out / STORE_FILE)
     return {"manifest": manifest, "check": check}
 
@@ -474,12 +485,15 @@ def _integrity(archive: Path, db_path: Path) -> None:
         raise _corrupt(archive, f"SQLite integrity check of {db_path.name}: {result}")
 
 
-def _verify_store(archive: Path, db_path: Path) -> dict[str, Any]:
+def _verify_store(
+    archive: Path, db_path: Path, key_provider: KeyProvider | None = None
+) -> dict[str, Any]:
     _integrity(archive, db_path)
     from ..storage.sqlite import SQLiteStorage
 
     try:
-        storage = SQLiteStorage(str(db_path), lock=False)  # a private copy: no one else
+        # a private copy: no one else
+        storage = SQLiteStorage(str(db_path), lock=False, key_provider=key_provider)
     except StorageError as exc:
         raise _corrupt(archive, exc.message) from exc
     try:
@@ -492,11 +506,14 @@ def _verify_store(archive: Path, db_path: Path) -> dict[str, Any]:
 
 
 def verify_backup(
-    archive: str | os.PathLike[str], *, max_bytes: int | None = None
+    archive: str | os.PathLike[str],
+    *,
+    max_bytes: int | None = None,
+    key_provider: KeyProvider | None = None,
 ) -> dict[str, Any]:
     """Validate a whole archive without restoring it (extracts into a temporary directory)."""
     with tempfile.TemporaryDirectory(prefix=".dwbase-verify-") as tmp:
-        return extract_verified(archive, tmp, max_bytes=max_bytes)
+        return extract_verified(archive, tmp, max_bytes=max_bytes, key_provider=key_provider)
 
 
 def _is_empty(path: Path) -> bool:
@@ -510,6 +527,7 @@ def restore_backup(
     *,
     force: bool = False,
     max_bytes: int | None = None,
+    key_provider: KeyProvider | None = None,
 ) -> dict[str, Any]:
     """Restore ``archive`` into ``data_dir``; refuses a non-empty target unless ``force``.
 
@@ -530,7 +548,7 @@ def restore_backup(
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".dwbase-restore-", dir=parent))
     try:
-        result = extract_verified(archive, staging, max_bytes=max_bytes)
+        result = extract_verified(archive, staging, max_bytes=max_bytes, key_provider=key_provider)
         for leftover in ("-wal", "-shm"):
             for db in (STORE_FILE, *EXTRA_DATABASES):
                 with contextlib.suppress(FileNotFoundError):
@@ -557,14 +575,15 @@ def _write_marker(staging: Path) -> None:
 
 def _replace_contents(target: Path, staging: Path, parent: Path) -> None:
     """Move ``target``'s files aside and the staged ones in; the lock file stays in place,
-    so a process waiting on it sees the restored store."""
+    so a process waiting on it sees the restored store, and so do the subject keys of an
+    encrypted store (``keys/``: never in a backup, so an erased subject stays erased)."""
     old = Path(tempfile.mkdtemp(prefix=".dwbase-old-", dir=parent))
     try:
         for entry in list(target.iterdir()):
-            if entry.name != LOCK_FILE:
+            if entry.name not in (LOCK_FILE, KEYS_DIR):
                 entry.rename(old / entry.name)
         for entry in list(staging.iterdir()):
-            if entry.name != LOCK_FILE:
+            if entry.name not in (LOCK_FILE, KEYS_DIR):
                 entry.rename(target / entry.name)
     except OSError as exc:
         raise StorageError(

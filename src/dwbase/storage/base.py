@@ -50,6 +50,9 @@ class CheckReport:
     records: int = 0
     worlds: int = 0
     problems: list[str] = field(default_factory=list)
+    # Records of an encrypted store whose subject key was erased (crypto-shredded): counted
+    # in ``records``, unreadable on purpose, not a problem.
+    erased: int = 0
 
     def problem(self, text: str) -> None:
         self.ok = False

@@ -18,10 +18,12 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import InvalidInputError, StorageError
 from ..model import FilterSpec, StoredAtom
+from ..security.keys import KeyProvider, default_key_provider
 from .base import (
     GENESIS,
     CheckReport,
@@ -31,9 +33,20 @@ from .base import (
     record_checksum,
     vector_bytes,
 )
+from .crypto import (
+    ENCRYPTION_META,
+    KEYS_DIR,
+    ErasedRecordError,
+    RecordCipher,
+    aad,
+    dump_state,
+    new_state,
+    open_cipher,
+)
 from .lock import StoreLock
 from .sqlite_check import check_store, log_quarantine
 from .sqlite_health import WalWatch, WriteState
+from .sqlite_keys import KeyAdmin
 from .sqlite_schema import (
     COLS,
     HEADS_BACKFILL,
@@ -56,13 +69,27 @@ def _from_cache(cache: dict[int, _V], seqs: Sequence[int]) -> tuple[dict[int, _V
     return out, list(dict.fromkeys(q for q in seqs if q not in out))
 
 
-class SQLiteStorage(LexicalSearch):
-    """SQLite adapter of the storage port. Safe to share between threads."""
+class SQLiteStorage(LexicalSearch, KeyAdmin):
+    """SQLite adapter of the storage port. Safe to share between threads.
+
+    ``encryption_key`` (a key id) creates a new store encrypted under that key, and requires
+    an existing store to be encrypted under it; an encrypted store opens with its keys from
+    ``key_provider`` (default: ``DWBASE_KEY_<ID>`` variables, ``DWBASE_KEY_DIR`` files) even
+    when no key id is given. See :mod:`dwbase.storage.crypto`.
+    """
 
     #: Idle reader connections kept for reuse; more readers than this are closed after use.
     READERS_IDLE = 8
 
-    def __init__(self, path: str, *, durability: str = "normal", lock: bool = True) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        durability: str = "normal",
+        lock: bool = True,
+        encryption_key: str | None = None,
+        key_provider: KeyProvider | None = None,
+    ) -> None:
         if durability not in ("normal", "full"):
             raise InvalidInputError(
                 f"durability {durability!r} must be 'normal' or 'full'", field="durability"
@@ -106,12 +133,21 @@ class SQLiteStorage(LexicalSearch):
         # the store's size for lexical pruning: the last max_seq() read or seq written here
         self._size_hint = 0
         data_dir = os.path.dirname(os.path.abspath(path))
+        self._cipher: RecordCipher | None = None
+        self._encryption_key = encryption_key
+        self._key_provider = key_provider or default_key_provider()
+        self._keys_dir = os.path.join(data_dir, KEYS_DIR)
         self._lock = StoreLock(data_dir) if lock and path != ":memory:" else None
         if self._lock is not None:
             self._lock.acquire_shared()
         try:
             self._open_file(path, data_dir)
         except BaseException:
+            with self._conns_lock:
+                for conn in self._all_conns:
+                    with suppress(sqlite3.Error):
+                        conn.close()
+                self._all_conns.clear()
             if self._lock is not None:
                 self._lock.release()
             raise
@@ -139,6 +175,12 @@ class SQLiteStorage(LexicalSearch):
                 "empty store here",
                 path=path,
             )
+        # A new encrypted store's key is checked before anything is written.
+        state = (
+            new_state(self._key_provider, self._encryption_key)
+            if fresh and self._encryption_key is not None
+            else None
+        )
         try:
             self._writer = self._connect()
             if fresh:
@@ -148,6 +190,11 @@ class SQLiteStorage(LexicalSearch):
                         "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?)",
                         (SCHEMA_VERSION,),
                     )
+                    if state is not None:
+                        self._writer.execute(
+                            "INSERT OR IGNORE INTO meta(key, value) VALUES(?, ?)",
+                            (ENCRYPTION_META, dump_state(state)),
+                        )
             else:
                 tables = {
                     str(r[0])
@@ -170,6 +217,16 @@ class SQLiteStorage(LexicalSearch):
                     )
                 # Stores made before the anchor table get it in their first write.
                 self._has_heads_table = "world_heads" in tables
+            enc = self._writer.execute(
+                "SELECT value FROM meta WHERE key=?", (ENCRYPTION_META,)
+            ).fetchone()
+            self._cipher = open_cipher(
+                self._key_provider,
+                str(enc[0]) if enc else None,
+                self._encryption_key,
+                Path(self._keys_dir),
+                path,
+            )
             # Checkpoints run on a background connection, not inside a remember: an automatic
             # checkpoint would copy and sync the WAL while the caller waits (a p99 spike).
             self._writer.execute("PRAGMA wal_autocheckpoint=0")
@@ -363,10 +420,14 @@ class SQLiteStorage(LexicalSearch):
         row = conn.execute(
             "SELECT (SELECT max(m) FROM (SELECT max(seq) m FROM atoms "
             "UNION ALL SELECT max(seq) FROM tombstones)), "
-            "(SELECT data_version FROM pragma_data_version)"
+            "(SELECT data_version FROM pragma_data_version), "
+            f"(SELECT value FROM meta WHERE key='{ENCRYPTION_META}')"
         ).fetchone()
         seq = row[0] or 0
         self._sync_heads(conn, int(row[1]))
+        cipher = self._cipher
+        if cipher is not None:
+            cipher.refresh(row[2])  # a rotation (here or in another process) moved the key
         touched: set[str] = set()
         atom_rows: list[tuple[Any, ...]] = []
         tag_rows: list[tuple[str, int]] = []
@@ -385,6 +446,20 @@ class SQLiteStorage(LexicalSearch):
             chain = chain_next(prev, checksum)
             self._heads[a.world] = (seq, chain, count + 1)
             touched.add(a.world)
+            payload: str | bytes = a.payload_json
+            vector = vector_bytes(a.vector) if a.vector is not None else None
+            text: str | bytes = rec.text
+            index_vector = rec.index_vector
+            fts_text = rec.text
+            if cipher is not None:
+                kid = cipher.key_for(a)
+                payload = cipher.seal(a.payload_json.encode(), aad(a.id, "payload_json"), kid)
+                if vector is not None:
+                    vector = cipher.seal(vector, aad(a.id, "vector"), kid)
+                text = cipher.seal(rec.text.encode(), aad(a.id, "text"), kid)
+                if index_vector is not None:
+                    index_vector = cipher.seal(index_vector, aad(a.id, "ivec"), kid)
+                fts_text = cipher.index_text(rec.text)
             atom_rows.append(
                 (
                     seq,
@@ -395,12 +470,12 @@ class SQLiteStorage(LexicalSearch):
                     rec.ts_us,
                     rec.recorded_us,
                     a.importance,
-                    a.payload_json,
-                    vector_bytes(a.vector) if a.vector is not None else None,
+                    payload,
+                    vector,
                     json.dumps(list(a.flags), ensure_ascii=False),
                     json.dumps(list(a.labels), ensure_ascii=False),
                     json.dumps([[x.target, x.kind] for x in a.links], ensure_ascii=False),
-                    rec.text,
+                    text,
                     rec.quarantine,
                     checksum,
                     chain,
@@ -408,9 +483,9 @@ class SQLiteStorage(LexicalSearch):
             )
             tag_rows.extend((t, seq) for t in atom_tags(a))
             link_rows.extend((x.target, seq, x.kind) for x in a.links)
-            if rec.index_vector is not None:
-                vec_rows.append((seq, rec.index_vector))
-            fts_rows.append((seq, rec.text))
+            if index_vector is not None:
+                vec_rows.append((seq, index_vector))
+            fts_rows.append((seq, fts_text))
             out.append(
                 StoredAtom(
                     atom=a,
@@ -534,13 +609,12 @@ class SQLiteStorage(LexicalSearch):
 
     def scan_seqs(self, after_seq: int, upto_seq: int) -> list[StoredAtom]:
         """Every stored atom (any world, held ones too) with ``after_seq < seq <= upto_seq``."""
-        return [
-            row_to_stored(r)
-            for r in self._read(
+        return self._atoms(
+            self._read(
                 f"SELECT {COLS} FROM atoms WHERE seq > ? AND seq <= ? ORDER BY seq",
                 (after_seq, upto_seq),
             )
-        ]
+        )
 
     def meta_set(self, key: str, value: str) -> None:
         with self._tx() as conn:
@@ -553,18 +627,19 @@ class SQLiteStorage(LexicalSearch):
     # ------------------------------------------------------------------ reads
 
     def get(self, atom_id: str) -> StoredAtom | None:
-        rows = self._read(f"SELECT {COLS} FROM atoms WHERE id=?", (atom_id,))
-        return row_to_stored(rows[0]) if rows else None
+        found = self._atoms(self._read(f"SELECT {COLS} FROM atoms WHERE id=?", (atom_id,)))
+        return found[0] if found else None
 
     def get_many(self, atom_ids: Sequence[str]) -> dict[str, StoredAtom]:
         out: dict[str, StoredAtom] = {}
         ids = list(dict.fromkeys(atom_ids))
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
-            for row in self._read(
-                f"SELECT {COLS} FROM atoms WHERE id IN ({','.join('?' * len(chunk))})", chunk
+            for s in self._atoms(
+                self._read(
+                    f"SELECT {COLS} FROM atoms WHERE id IN ({','.join('?' * len(chunk))})", chunk
+                )
             ):
-                s = row_to_stored(row)
                 out[s.atom.id] = s
         return out
 
@@ -579,10 +654,11 @@ class SQLiteStorage(LexicalSearch):
         fetched: list[StoredAtom] = []
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
-            for row in self._read(
-                f"SELECT {COLS} FROM atoms WHERE seq IN ({','.join('?' * len(chunk))})", chunk
+            for s in self._atoms(
+                self._read(
+                    f"SELECT {COLS} FROM atoms WHERE seq IN ({','.join('?' * len(chunk))})", chunk
+                )
             ):
-                s = row_to_stored(row)
                 out[s.seq] = s
                 fetched.append(s)
         if version == self._atom_version:
@@ -590,6 +666,19 @@ class SQLiteStorage(LexicalSearch):
                 cache.clear()
             for s in fetched:
                 cache[s.seq] = s
+        return out
+
+    def _atoms(self, rows: Sequence[Any]) -> list[StoredAtom]:
+        """Decode atom rows (opening encrypted ones); rows of erased subjects are left out."""
+        cipher = self._cipher
+        if cipher is None:
+            return [row_to_stored(r) for r in rows]
+        out: list[StoredAtom] = []
+        for r in rows:
+            try:
+                out.append(row_to_stored(r, cipher))
+            except ErasedRecordError:
+                continue
         return out
 
     def _atoms_changed(self) -> None:
@@ -699,18 +788,27 @@ class SQLiteStorage(LexicalSearch):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
-        return [row_to_stored(r) for r in self._read(sql, params)]
+        return self._atoms(self._read(sql, params))
 
     def load_vectors(
         self, world: str, *, quarantined: bool = False, after_seq: int = 0
     ) -> list[tuple[int, bytes]]:
         q = "a.quarantine IS NOT NULL" if quarantined else "a.quarantine IS NULL"
         rows = self._read(
-            "SELECT v.seq, v.data FROM atoms a JOIN vectors v ON v.seq=a.seq "
+            "SELECT v.seq, v.data, a.id FROM atoms a JOIN vectors v ON v.seq=a.seq "
             f"WHERE a.world=? AND {q} AND a.seq > ? ORDER BY a.seq",
             (world, after_seq),
         )
-        return [(int(s), bytes(d)) for s, d in rows]
+        cipher = self._cipher
+        if cipher is None:
+            return [(int(s), bytes(d)) for s, d, _ in rows]
+        out: list[tuple[int, bytes]] = []
+        for s, d, aid in rows:
+            try:
+                out.append((int(s), cipher.open(bytes(d), aad(aid, "ivec"))))
+            except ErasedRecordError:
+                continue
+        return out
 
     def link_counts(
         self, targets: Sequence[str], *, as_of_us: int | None = None
@@ -783,7 +881,7 @@ class SQLiteStorage(LexicalSearch):
         if world is not None:
             sql += " AND a.world=?"
             params.append(world)
-        return [row_to_stored(r) for r in self._read(sql + " ORDER BY a.seq", params)]
+        return self._atoms(self._read(sql + " ORDER BY a.seq", params))
 
     def worlds(self) -> list[str]:
         rows = self._read(
@@ -814,7 +912,7 @@ class SQLiteStorage(LexicalSearch):
             params.append(world)
         sql += " ORDER BY seq LIMIT ?"
         params.append(limit)
-        return [row_to_stored(r) for r in self._read(sql, params)]
+        return self._atoms(self._read(sql, params))
 
     _UNPROTECTED = (
         "NOT EXISTS (SELECT 1 FROM tags t WHERE t.seq=a.seq AND ("
@@ -877,7 +975,7 @@ class SQLiteStorage(LexicalSearch):
     def check(self, *, quick: bool = False) -> CheckReport:
         """Verify the store: see :mod:`dwbase.storage.sqlite_check` for what is compared."""
         with self._reading() as conn:
-            return check_store(conn, quick=quick)
+            return check_store(conn, quick=quick, cipher=self._cipher)
 
     def reindex(self) -> int:
         self.forget_caches()
@@ -887,8 +985,12 @@ class SQLiteStorage(LexicalSearch):
             conn.execute("DELETE FROM fts")
             self._bump_generation(conn)
             n = 0
+            cipher = self._cipher
             for row in conn.execute(f"SELECT {COLS} FROM atoms ORDER BY seq").fetchall():
-                s = row_to_stored(row)
+                try:
+                    s = row_to_stored(row, cipher)
+                except ErasedRecordError:
+                    continue  # its key is gone: nothing of it is indexed again
                 conn.executemany(
                     "INSERT OR IGNORE INTO tags(tag, seq) VALUES(?, ?)",
                     [(t, s.seq) for t in atom_tags(s.atom)],
@@ -897,7 +999,8 @@ class SQLiteStorage(LexicalSearch):
                     "INSERT OR IGNORE INTO links(target, seq, kind) VALUES(?,?,?)",
                     [(x.target, s.seq, x.kind) for x in s.atom.links],
                 )
-                conn.execute("INSERT INTO fts(rowid, text) VALUES(?, ?)", (s.seq, s.text))
+                text = s.text if cipher is None else cipher.index_text(s.text)
+                conn.execute("INSERT INTO fts(rowid, text) VALUES(?, ?)", (s.seq, text))
                 n += 1
         return n
 

@@ -34,6 +34,7 @@ from ..errors import StorageError
 from ..model import StoredAtom, payload_text
 from ..vector.exact import pack_unit
 from .base import GENESIS, CheckReport, chain_next, record_checksum
+from .crypto import ErasedRecordError, RecordCipher, aad
 from .sqlite_schema import COLS, QUARANTINE_LOG, atom_tags, row_to_stored
 
 REINDEX = "run `dwbase storage reindex`"
@@ -57,8 +58,13 @@ def log_quarantine(conn: sqlite3.Connection, seq: int, reason: str | None) -> No
     )
 
 
-def check_store(conn: sqlite3.Connection, *, quick: bool = False) -> CheckReport:
-    """Verify the store behind ``conn`` (a connection in autocommit mode); never writes."""
+def check_store(
+    conn: sqlite3.Connection, *, quick: bool = False, cipher: RecordCipher | None = None
+) -> CheckReport:
+    """Verify the store behind ``conn`` (a connection in autocommit mode); never writes.
+
+    With ``cipher`` (an encrypted store) records are decrypted before they are compared; a
+    record whose subject key was erased is counted in ``erased``, not reported as damage."""
     report = CheckReport()
     try:
         _sqlite_integrity(conn, report, quick)
@@ -67,7 +73,7 @@ def check_store(conn: sqlite3.Connection, *, quick: bool = False) -> CheckReport
     try:
         conn.execute("BEGIN")  # one snapshot for every comparison below
         try:
-            _Checker(conn, report).run()
+            _Checker(conn, report, cipher).run()
         finally:
             if conn.in_transaction:  # the connection goes back to a pool: end the snapshot
                 conn.execute("ROLLBACK")
@@ -122,9 +128,12 @@ class _BySeq:
 
 
 class _Checker:
-    def __init__(self, conn: sqlite3.Connection, report: CheckReport) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, report: CheckReport, cipher: RecordCipher | None = None
+    ) -> None:
         self.conn = conn
         self.report = report
+        self.cipher = cipher
         tables = {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master")}
         self.has_heads = "world_heads" in tables
         self.has_qlog = "quarantine_log" in tables
@@ -170,7 +179,16 @@ class _Checker:
                 continue
             report.records += 1
             try:
-                stored = row_to_stored(row[:15])
+                stored = row_to_stored(row[:15], self.cipher)
+            except ErasedRecordError:
+                # Its subject key was destroyed on purpose: the chain above still verifies,
+                # and its text and vector index rows were removed with the key.
+                report.erased += 1
+                for stream in (texts, tags, links, vectors):
+                    stream.take(seq)
+                if qlog is not None:
+                    qlog.take(seq)
+                continue
             except StorageError as exc:
                 report.problem(exc.message)
                 continue
@@ -206,9 +224,10 @@ class _Checker:
             self.report.problem(
                 f"atom {aid} (seq {seq}): stored text is not its payload's text; {RESTORE}"
             )
+        indexed = s.text if self.cipher is None else self.cipher.index_text(s.text)
         if not rows:
             self.report.problem(f"atom {aid} (seq {seq}) has no text index row; {REINDEX}")
-        elif rows[0][1] != s.text:
+        elif rows[0][1] != indexed:
             self.report.problem(
                 f"atom {aid} (seq {seq}): text index row differs from its text; {REINDEX}"
             )
@@ -234,6 +253,12 @@ class _Checker:
     def _vector(self, s: StoredAtom, rows: list[Any]) -> None:
         aid, seq, world = s.atom.id, s.seq, s.atom.world
         data = bytes(rows[0][1]) if rows else None
+        if data is not None and self.cipher is not None:
+            try:
+                data = self.cipher.open(data, aad(aid, "ivec"))
+            except StorageError as exc:
+                self.report.problem(f"atom {aid} (seq {seq}): index vector: {exc.message}")
+                return
         dim = self.dims.get(world)
         given = s.atom.vector
         if given is not None:

@@ -10,6 +10,7 @@ from ..errors import StorageError
 from ..model import Atom, Link, StoredAtom
 from ..timeutil import format_instant
 from .base import vector_from_bytes
+from .crypto import RecordCipher, aad
 
 SCHEMA_VERSION = "1"
 
@@ -99,8 +100,12 @@ def atom_tags(atom: Atom) -> list[str]:
     return ["l:" + x for x in atom.labels] + ["f:" + x for x in atom.flags]
 
 
-def row_to_stored(row: Sequence[Any]) -> StoredAtom:
+def row_to_stored(row: Sequence[Any], cipher: RecordCipher | None = None) -> StoredAtom:
+    """Decode an atom row; with ``cipher``, an encrypted row is opened first (a row whose
+    subject key was erased raises :class:`~dwbase.storage.crypto.ErasedRecordError`)."""
     try:
+        if cipher is not None and isinstance(row[8], bytes):
+            row = open_row(row, cipher)
         return _decode(row)
     except (ValueError, TypeError, OverflowError) as exc:
         # A damaged row: say so with the store's own error, not a JSON or struct error.
@@ -145,6 +150,17 @@ def _decode(row: Sequence[Any]) -> StoredAtom:
     return StoredAtom(
         atom=atom, seq=seq, ts_us=ts_us, recorded_us=rec_us, text=text, quarantine=quarantine
     )
+
+
+def open_row(row: Sequence[Any], cipher: RecordCipher) -> tuple[Any, ...]:
+    """An encrypted atom row with ``payload_json``, ``vector`` and ``text`` decrypted."""
+    out = list(row)
+    aid = row[1]
+    out[8] = cipher.open(row[8], aad(aid, "payload_json")).decode("utf-8")
+    if row[9] is not None:
+        out[9] = cipher.open(row[9], aad(aid, "vector"))
+    out[13] = cipher.open(row[13], aad(aid, "text")).decode("utf-8")
+    return tuple(out)
 
 
 def fts_query(terms: Sequence[str]) -> str:

@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from ..model import FilterSpec
+from .crypto import RecordCipher
 from .sqlite_schema import fts_query
 
 
@@ -25,6 +26,7 @@ class _Store(Protocol):
     _df: dict[str, tuple[int, int]]  # token -> (atoms holding it, max_seq when counted)
     _size_hint: int
     _stemmer_ready: set[int]
+    _cipher: RecordCipher | None
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
     def _reading(self) -> AbstractContextManager[sqlite3.Connection]: ...
@@ -53,6 +55,9 @@ class LexicalSearch:
     ) -> list[tuple[int, float]]:
         if not terms:
             return []
+        if self._cipher is not None:
+            # An encrypted store's index holds keyed tokens of the words, not the words.
+            terms = self._cipher.query_tokens(terms)
         spec = spec or FilterSpec()
         chosen = self._prune_common(terms)
         if not chosen:
