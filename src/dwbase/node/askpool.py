@@ -41,6 +41,7 @@ from ..config import Settings
 from ..errors import DWBaseError, InternalError, UnavailableError
 from ..security.caps import Caller
 from ..vector.exact import pin_blas_threads
+from .fair import FairQueue
 from .wireform import payload_fragment
 
 log = logging.getLogger("dwbase.node")
@@ -132,6 +133,7 @@ class _Worker:
                     fut.set_result(data)
         except (EOFError, OSError):
             self._gone()
+        self.pool._dispatch()
 
     def _gone(self) -> None:
         if not self.alive:
@@ -175,7 +177,14 @@ class _Worker:
 
 
 class AskPool:
-    """``workers`` processes answering asks over the node's store."""
+    """``workers`` processes answering asks over the node's store.
+
+    Asks wait in a :class:`FairQueue` by principal and go to a worker when it has fewer than
+    :attr:`DEPTH` asks: one it works on and one ready in its pipe, so it never idles while the
+    node's loop is busy, and another caller's ask waits behind at most those.
+    """
+
+    DEPTH = 2
 
     def __init__(self, settings: Settings, workers: int) -> None:
         # The settings were validated (ask_workers needs the sqlite backend). Workers only
@@ -188,6 +197,7 @@ class AskPool:
         self.restarts = 0
         self.answered = 0  # asks the workers answered
         self._turn = 0
+        self._pending: FairQueue[tuple[Any, asyncio.Future[bytes]]] = FairQueue()
 
     def start(self) -> None:
         """Start the workers; call on the event loop that will send them asks."""
@@ -213,6 +223,8 @@ class AskPool:
                 "ask worker failed to start; asks stay in the node process",
                 extra={"fields": {"worker": worker.index, "exitcode": worker.proc.exitcode}},
             )
+            if not any(w.alive for w in self._workers):
+                self._fail_pending("no ask worker is running; retry the ask")
             return
         log.warning(
             "ask worker exited; starting another",
@@ -221,21 +233,50 @@ class AskPool:
         self._workers[self._workers.index(worker)] = _Worker(self, worker.index, self._loop)
         self.restarts += 1
 
-    async def ask(self, kwargs: dict[str, Any], caller: Caller | None) -> bytes | None:
-        """The answer's JSON from the least busy ready worker, or ``None`` if none is ready."""
-        workers = self._workers
-        self._turn = (self._turn + 1) % max(1, len(workers))
-        ready = [w for w in workers[self._turn :] + workers[: self._turn] if w.ready]
-        if not ready:
+    async def ask(
+        self, kwargs: dict[str, Any], caller: Caller | None, key: str = ""
+    ) -> bytes | None:
+        """The answer's JSON from a worker, or ``None`` if no worker is ready.
+
+        ``key`` is the principal whose turn this ask waits for (see the class docstring).
+        """
+        if not self.ready:
             return None
-        worker = min(ready, key=lambda w: len(w.waiting))  # the first in turn among equals
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        worker.send((kwargs, caller), fut)
+        self._pending.push(key, ((kwargs, caller), fut))
+        self._dispatch()
         data = await fut
         if data[:1] == _OK:
             self.answered += 1
             return data[1:]
         raise _raise_from(data[1:])
+
+    def _dispatch(self) -> None:
+        """Hand pending asks to ready workers with room, least busy first."""
+        pending = self._pending
+        while pending:
+            workers = self._workers
+            self._turn = (self._turn + 1) % max(1, len(workers))
+            ready = [
+                w
+                for w in workers[self._turn :] + workers[: self._turn]
+                if w.ready and len(w.waiting) < self.DEPTH
+            ]
+            if not ready:
+                return
+            worker = min(ready, key=lambda w: len(w.waiting))  # the first in turn among equals
+            request, fut = pending.pop()
+            if fut.done():  # the request went away while it waited
+                continue
+            try:
+                worker.send(request, fut)
+            except UnavailableError as exc:
+                fut.set_exception(exc)
+
+    def _fail_pending(self, message: str) -> None:
+        for _, fut in self._pending.drain():
+            if not fut.done():
+                fut.set_exception(UnavailableError(message))
 
     def pids(self) -> list[int]:
         return [w.proc.pid for w in self._workers if w.proc.pid is not None]
@@ -246,3 +287,4 @@ class AskPool:
         workers, self._workers = self._workers, []
         for w in workers:
             w.stop(timeout)
+        self._fail_pending("the node is stopping; retry the ask")

@@ -6,7 +6,8 @@ machine, and with many threads the GIL is passed around more than work gets done
 fixed set of threads fed by one queue; a finished call comes back to the loop with a single
 ``call_soon_threadsafe``.
 
-* :class:`Lane` runs any call (``ask``, ``replay``, ...) on ``threads`` threads.
+* :class:`Lane` runs any call (``ask``, ``get``, ...) on ``threads`` threads, taking the
+  callers' calls in turn.
 * :class:`WriteLane` is one thread that gathers every single remember waiting in its queue and
   stores them with :meth:`Engine.remember_each` in one transaction (group commit). Each
   request still gets its own answer: its id, or its own error.
@@ -29,6 +30,7 @@ from ..engine import Engine
 from ..errors import UnavailableError
 from ..results import AtomId
 from ..security.caps import Caller
+from .fair import FairQueue
 
 T = TypeVar("T")
 
@@ -93,27 +95,70 @@ class _Threads(abc.ABC):
             t.join(timeout)
 
 
-class Lane(_Threads):
-    """Blocking calls on ``threads`` dedicated threads, answered on the caller's loop."""
+class Lane:
+    """Blocking calls on ``threads`` dedicated threads, answered on the caller's loop.
 
-    async def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    Calls are queued by ``key`` (the principal) in a :class:`FairQueue`: a free thread takes
+    the next call of the caller whose turn it is, so one caller's many calls delay another's
+    by at most the calls already running.
+    """
+
+    def __init__(self, name: str, threads: int) -> None:
+        if threads < 1:
+            raise ValueError("a lane needs at least one thread")
+        self.name = name
+        self.size = threads
+        self._jobs: FairQueue[Any] = FairQueue()
+        self._cond = threading.Condition(threading.Lock())
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+
+    async def call(self, fn: Callable[..., T], /, *args: Any, key: str = "", **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
-        self._put((functools.partial(fn, *args, **kwargs), fut, loop))
+        job = (functools.partial(fn, *args, **kwargs), fut, loop)
+        with self._cond:
+            if self._closed:
+                raise UnavailableError(f"the node is shutting down ({self.name} lane closed)")
+            if not self._threads:
+                for i in range(self.size):
+                    t = threading.Thread(
+                        target=self._work, name=f"dwbase-{self.name}-{i}", daemon=True
+                    )
+                    t.start()
+                    self._threads.append(t)
+            self._jobs.push(key, job)
+            self._cond.notify()
         return await fut
 
     def _work(self) -> None:
         while True:
-            job = self._queue.get()
-            if job is _STOP:
-                return
-            fn, fut, loop = job
+            with self._cond:
+                while not self._jobs:
+                    if self._closed:
+                        return
+                    self._cond.wait()
+                fn, fut, loop = self._jobs.pop()
             try:
                 value, error = fn(), None
             except BaseException as exc:  # handed to the request, which reports it
                 value, error = None, exc
             with contextlib.suppress(RuntimeError):  # a closed loop: the server is gone
                 loop.call_soon_threadsafe(_settle, fut, value, error)
+
+    def open(self) -> None:
+        """Take calls again after :meth:`close` (an app's lifespan may run more than once)."""
+        with self._cond:
+            self._closed = False
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Finish the calls already queued, then stop the threads."""
+        with self._cond:
+            self._closed = True
+            threads, self._threads = self._threads, []
+            self._cond.notify_all()
+        for t in threads:
+            t.join(timeout)
 
 
 class WriteLane(_Threads):

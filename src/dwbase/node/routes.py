@@ -186,7 +186,7 @@ def add_routes(app: FastAPI, st: NodeState) -> None:
     )
     async def inspect(request: Request, atom_id: str) -> Response:
         p = st.principal(request)
-        atom = await st.reads.call(engine.get, atom_id, caller=p.caller)
+        atom = await st.reads.call(engine.get, atom_id, caller=p.caller, key=p.key)
         return json_response(atom.to_wire(payload_fragment))
 
     # ------------------------------------------------------------------ worlds

@@ -139,8 +139,8 @@ class NodeState:
         self.reads = Lane("read", settings.read_threads)  # ask, inspect
         self.writes = WriteLane(engine)  # single remembers, group-committed
         self.asks = AskPool(settings, settings.ask_workers) if settings.ask_workers else None
-        self.ask_share = max(settings.read_threads, settings.ask_workers)
-        self._ask_turns: dict[str, _Turn] = {}
+        self.replay_share = max(settings.read_threads, settings.ask_workers)
+        self._replay_turns: dict[str, _Turn] = {}
 
     def open(self) -> None:
         self.writes.open()
@@ -160,21 +160,26 @@ class NodeState:
     ) -> bytes:
         """``engine.ask(**kwargs)`` as response JSON: by an ask worker when one is ready.
 
-        Principal ``key`` has at most :attr:`ask_share` asks in the read lane or at the ask
-        workers at once; its others wait here, in order. So one caller's many (or long) asks
-        queue behind each other, and another caller's ask waits for at most the ones already
-        running, not for everything the first caller sent.
+        The read lane and the ask workers take principals' asks in turn (``key``): one
+        caller's many (or long) asks queue behind each other, and another caller's ask waits
+        for at most the ones already running, not for everything the first caller sent.
         """
-        async with self.turn(key):
-            return await self._askjson_response(kwargs, caller)
+        if self.asks is not None:
+            body = await self.asks.ask(kwargs, caller, key)
+            if body is not None:
+                self.engine.counters.asks_total += 1
+                return body
+        answer = await self.reads.call(self.engine.ask, **kwargs, caller=caller, key=key)
+        return dumps(answer.to_wire(payload_fragment))
 
     @contextlib.asynccontextmanager
     async def turn(self, key: str) -> AsyncIterator[None]:
-        """Wait for one of principal ``key``'s :attr:`ask_share` slots for a read (an ask or
-        a replay): one caller's many reads queue behind each other, not in front of others'."""
-        turn = self._ask_turns.get(key)
+        """Wait for one of principal ``key``'s :attr:`replay_share` slots for a replay (which runs
+        on the shared worker threads): one caller's many replays queue behind each other, not
+        in front of others'."""
+        turn = self._replay_turns.get(key)
         if turn is None:
-            turn = self._ask_turns[key] = _Turn(asyncio.Semaphore(self.ask_share))
+            turn = self._replay_turns[key] = _Turn(asyncio.Semaphore(self.replay_share))
         turn.users += 1
         try:
             async with turn.slots:
@@ -182,16 +187,7 @@ class NodeState:
         finally:
             turn.users -= 1
             if not turn.users:  # nobody holds or awaits it: a new one next time, on any loop
-                del self._ask_turns[key]
-
-    async def _askjson_response(self, kwargs: dict[str, Any], caller: Caller | None) -> bytes:
-        if self.asks is not None:
-            body = await self.asks.ask(kwargs, caller)
-            if body is not None:
-                self.engine.counters.asks_total += 1
-                return body
-        answer = await self.reads.call(self.engine.ask, **kwargs, caller=caller)
-        return dumps(answer.to_wire(payload_fragment))
+                del self._replay_turns[key]
 
     @property
     def auth_enabled(self) -> bool:
