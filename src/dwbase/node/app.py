@@ -208,6 +208,7 @@ def create_app(
     '{"text":"hi"}'
     """
     from ..config import load_settings
+    from ..integrations.mcp_node import add_mcp
 
     settings = settings or load_settings(None, environ={})
     state = NodeState(
@@ -243,6 +244,7 @@ def create_app(
 
     add_routes(app, state)
     add_index(app, state)
+    add_mcp(app, state)  # the MCP server at /mcp, behind the same tokens
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
     app.add_middleware(NodeMiddleware, state=state, answer=answer)
     return app
