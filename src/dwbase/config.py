@@ -166,6 +166,14 @@ class Settings:
     storage_observe_idle_ttl_s: float = _s(
         "storage.observe_idle_ttl_s", 600.0, "drop observe subscriptions idle this long"
     )
+    storage_encryption_key: str = _s(
+        "storage.encryption_key",
+        "",
+        "key id: a new store is encrypted under it, an existing one must be (docs/security.md)",
+    )
+    storage_key_dir: str = _s(
+        "storage.key_dir", "", "directory of <id>.key files, tried after DWBASE_KEY_<ID>"
+    )
 
     # Defaults come from RankingWeights: the node ranks exactly like the library.
     ranking_lexical: float = _s("ranking.lexical", _RW.lexical, "weight of lexical relevance")
@@ -210,6 +218,7 @@ class Settings:
         from .embed import get_embedder
         from .options import Options
         from .quarantine import QuarantineConfig
+        from .security.keys import default_key_provider
 
         ranking = RankingWeights(
             lexical=self.ranking_lexical,
@@ -244,6 +253,8 @@ class Settings:
             "observe_idle_ttl_s": self.storage_observe_idle_ttl_s,
             "gc_interval_s": self.storage_gc_interval_s or None,
             "max_disk_mb": self.storage_max_disk_mb or None,
+            "encryption_key": self.storage_encryption_key or None,
+            "key_provider": default_key_provider(self.storage_key_dir or None),
         }
         opts.update(extra)
         return Options(**opts)
@@ -258,7 +269,13 @@ class Settings:
         if self.storage_backend == "memory":
             return Engine(MemoryStorage(), opts)
         os.makedirs(self.data_dir, exist_ok=True)
-        return Engine(SQLiteStorage(sqlite_path(self.data_dir), durability=opts.durability), opts)
+        storage = SQLiteStorage(
+            sqlite_path(self.data_dir),
+            durability=opts.durability,
+            encryption_key=opts.encryption_key,
+            key_provider=opts.key_provider,
+        )
+        return Engine(storage, opts)
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -458,6 +475,11 @@ def _validate(s: Settings) -> None:
         raise InvalidInputError(
             f"storage.backend {s.storage_backend!r} must be sqlite or memory",
             field="storage.backend",
+        )
+    if s.storage_encryption_key and s.storage_backend != "sqlite":
+        raise InvalidInputError(
+            "storage.encryption_key needs storage.backend = sqlite (a store on disk)",
+            field="storage.encryption_key",
         )
     if s.storage_durability not in ("normal", "full"):
         raise InvalidInputError(

@@ -14,9 +14,9 @@ original key under ``[node]``              here
 ``security.read_worlds`` / ``write_worlds`` ``[]`` (every world, as in the original): ignored;
                                            a list of worlds: refused (use tokens)
 ``security.importance_cap``                ``1.0`` (no cap): ignored; lower: refused (tokens)
-``storage.encryption_enabled``             ``false``: ignored; ``true``: refused (not
-                                           implemented yet)
-``storage.key_id``                         ignored without encryption
+``storage.encryption_enabled = true``      ``storage.encryption_key = <key_id>`` (AES-256-GCM
++ ``storage.key_id``                       at rest, docs/security.md); ``false``: ignored
+``storage.key_id``                         ignored without ``encryption_enabled = true``
 ``health.disk_usage_degraded = F``         ``health.disk_degraded_pct = F * 100``
 ``health.index_rebuild_warn_seconds``      ignored (``index_ok`` reports any rebuild)
 ========================================  ==================================================
@@ -90,15 +90,36 @@ def translate_original(flat: Mapping[str, Any], where: str) -> tuple[dict[str, A
         else:
             refuse(key, f"a node-wide cap is not a setting here; {_TOKENS_HINT} --importance-cap F")
 
+    def _enabled(value: Any) -> bool:
+        return not (
+            value is False
+            or value is None
+            or (isinstance(value, str) and value.lower() in ("false", "0", "no", "off", ""))
+        )
+
     def encryption(key: str, value: Any) -> None:
-        if value is False or (isinstance(value, str) and value.lower() in ("false", "0", "no")):
-            warn(key, "false is the only choice in this version: remove it")
-        else:
+        if not _enabled(value):
+            warn(key, "false (no encryption) is the default: remove it")
+            return
+        key_id = flat.get("storage.key_id")
+        if not isinstance(key_id, str) or not key_id:
             refuse(
                 key,
-                "encryption at rest is not implemented yet in this version, so the store would "
-                "be written in plain text; remove the setting (or keep the original node)",
+                'encryption needs the key\'s id: give node.storage.encryption_key = "<id>" '
+                "(the key itself in DWBASE_KEY_<ID>, 64 hex digits)",
             )
+        if "storage.encryption_key" in flat:
+            refuse(key, "give only node.storage.encryption_key, the key this version reads")
+        out["storage.encryption_key"] = key_id
+        warn(
+            key,
+            f"with key_id, read as storage.encryption_key = {key_id!r}: write that instead "
+            f"(the key itself: DWBASE_KEY_<ID>, 64 hex digits)",
+        )
+
+    def key_id(key: str, value: Any) -> None:
+        if not _enabled(flat.get("storage.encryption_enabled", False)):
+            warn(key, "ignored: encryption_enabled is not true")
 
     def ignored(reason: str) -> Callable[[str, Any], None]:
         return lambda key, value: warn(key, f"ignored: {reason}")
@@ -120,7 +141,7 @@ def translate_original(flat: Mapping[str, Any], where: str) -> tuple[dict[str, A
         "security.write_worlds": worlds,
         "security.importance_cap": importance_cap,
         "storage.encryption_enabled": encryption,
-        "storage.key_id": ignored("there is no encryption at rest in this version"),
+        "storage.key_id": key_id,
         "health.disk_usage_degraded": rename(
             "health.disk_degraded_pct",
             lambda v: _number("health.disk_usage_degraded", v, where) * 100,

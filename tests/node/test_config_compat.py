@@ -58,9 +58,32 @@ def test_health_disk_usage_degraded_is_read_as_a_percentage(tmp_path: Path) -> N
     assert load_settings(path, environ={}).health_disk_degraded_pct == 95.0
 
 
-def test_encryption_enabled_is_refused_as_not_implemented(tmp_path: Path) -> None:
-    text = ORIGINAL.replace("encryption_enabled = false", 'encryption_enabled = true\nkey_id = "k"')
-    with pytest.raises(InvalidInputError, match="encryption at rest is not implemented yet"):
+def test_encryption_enabled_with_key_id_opens_an_encrypted_store(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = ORIGINAL.replace(
+        "encryption_enabled = false", 'encryption_enabled = true\nkey_id = "k-1"'
+    ).replace('data_dir = "./data"', f'data_dir = "{tmp_path / "data"}"')
+    with caplog.at_level(logging.WARNING, logger="dwbase.config"):
+        s = load_settings(_config(tmp_path, text), environ={})
+    assert s.storage_encryption_key == "k-1"
+    assert "storage.encryption_key = 'k-1'" in caplog.text
+    monkeypatch.setenv("DWBASE_KEY_K_1", "ab" * 32)
+    engine = s.open_engine()
+    try:
+        engine.remember("demo", "a", "observation", {"text": "hello"})
+        assert engine.encryption_status() == {
+            "cipher": "AES-256-GCM",
+            "key_id": "k-1",
+            "keys": ["k-1"],
+        }
+    finally:
+        engine.close()
+
+
+def test_encryption_enabled_without_a_key_id_is_refused(tmp_path: Path) -> None:
+    text = ORIGINAL.replace("encryption_enabled = false", "encryption_enabled = true")
+    with pytest.raises(InvalidInputError, match="encryption needs the key's id"):
         load_settings(_config(tmp_path, text), environ={})
 
 

@@ -29,8 +29,10 @@ _KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def check_key_id(key_id: str) -> str:
-    """A key id is 1-64 letters, digits, ``.``, ``_`` or ``-`` (it names a file and a variable)."""
-    if not isinstance(key_id, str) or not _KEY_ID.match(key_id):
+    """A key id is 1-64 letters, digits, ``.``, ``_`` or ``-`` (it names a file and a variable),
+    and not ``dir``."""
+    if not isinstance(key_id, str) or not _KEY_ID.match(key_id) or key_id.lower() == "dir":
+        # ("dir" would be read from DWBASE_KEY_DIR, the key directory's variable)
         raise InvalidInputError(
             f"key id {key_id!r} must be 1-64 letters, digits, '.', '_' or '-' "
             "(starting with a letter or digit)",
