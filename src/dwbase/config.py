@@ -175,6 +175,39 @@ class Settings:
         "storage.key_dir", "", "directory of <id>.key files, tried after DWBASE_KEY_<ID>"
     )
 
+    swarm_enabled: bool = _s(
+        "swarm.enabled", False, "replicate worlds with other nodes over NATS (docs/swarm.md)"
+    )
+    swarm_nats_url: str = _s(
+        "swarm.nats_url", "nats://127.0.0.1:4222", "NATS server(s), comma-separated"
+    )
+    swarm_want: list[str] = _s(  # noqa: RUF009
+        "swarm.want", ["*"], "world patterns this node receives"
+    )
+    swarm_share: list[str] = _s(  # noqa: RUF009
+        "swarm.share", ["*"], "world patterns this node sends"
+    )
+    swarm_deny: list[str] = _s(  # noqa: RUF009
+        "swarm.deny", [], "world patterns never sent nor received"
+    )
+    swarm_peers: list[str] = _s(  # noqa: RUF009
+        "swarm.peers", [], "trusted peers' public keys (base64); others are ignored"
+    )
+    swarm_peers_file: str = _s(
+        "swarm.peers_file", "", 'JSON {"peers": [{"key", "name", "write", "read"}]}'
+    )
+    swarm_endpoint: str = _s("swarm.endpoint", "", "HTTP address announced to peers")
+    swarm_stream: str = _s("swarm.stream", "DWBASE_WORLDS", "JetStream stream of world events")
+    swarm_stream_max_age_s: float = _s(
+        "swarm.stream_max_age_s", 7 * 86400.0, "JetStream keeps events this long"
+    )
+    swarm_hello_interval_s: float = _s(
+        "swarm.hello_interval_s", 5.0, "presence on dwbase.node.hello every N seconds"
+    )
+    swarm_antientropy_interval_s: float = _s(
+        "swarm.antientropy_interval_s", 60.0, "compare worlds with peers every N s (0 = off)"
+    )
+
     # Defaults come from RankingWeights: the node ranks exactly like the library.
     ranking_lexical: float = _s("ranking.lexical", _RW.lexical, "weight of lexical relevance")
     ranking_semantic: float = _s("ranking.semantic", _RW.semantic, "weight of semantic relevance")
@@ -427,9 +460,6 @@ def load_settings(
         flat: dict[str, Any] = {}
         _flatten(node, "", flat, set(rows))
         flat, _ = translate_original(flat, path)  # the original DWBase's keys, with warnings
-        if "swarm" in node:
-            named = next((k for k in flat if k.startswith("swarm.")), "swarm")
-            _refuse_swarm(f"node.{named}", path)
         for key, value in flat.items():
             row = rows.get(key)
             if row is None:
@@ -440,9 +470,6 @@ def load_settings(
                 )
             values[row.name] = _coerce(row, value, path)
     env = os.environ if environ is None else environ
-    for name in sorted(env):
-        if name.startswith("DWBASE_SWARM_"):
-            _refuse_swarm(name, "environment")
     for row in rows.values():
         if row.env in env:
             values[row.name] = _coerce(row, env[row.env], row.env)
@@ -450,23 +477,12 @@ def load_settings(
         if value is None:
             continue
         row = rows.get(key) or by_name.get(key)
-        if row is None and key.startswith(("swarm.", "swarm_")):
-            _refuse_swarm(key, "override")
         if row is None:
             raise InvalidInputError(f"unknown setting {key!r}", field=key)
         values[row.name] = _coerce(row, value, "override")
     settings = replace(Settings(), **values)
     _validate(settings)
     return settings
-
-
-def _refuse_swarm(key: str, source: str) -> None:
-    """Swarm settings would be accepted and do nothing: refuse them until the swarm exists."""
-    raise InvalidInputError(
-        f"{source}: {key}: [node.swarm] is not implemented yet in this version (nodes do not "
-        "replicate yet); remove the setting",
-        field=key,
-    )
 
 
 def _validate(s: Settings) -> None:
@@ -526,6 +542,15 @@ def _validate(s: Settings) -> None:
     for name in ("auth_remember_rate", "auth_ask_rate", "storage_max_disk_mb"):
         if getattr(s, name) < 0:
             raise InvalidInputError(f"{name} must not be negative", field=name)
+    for name in ("swarm_hello_interval_s", "swarm_antientropy_interval_s"):
+        if getattr(s, name) < 0:
+            key = name.replace("_", ".", 1)
+            raise InvalidInputError(f"{key} must not be negative", field=key)
+    if s.swarm_stream_max_age_s <= 0 or s.swarm_hello_interval_s == 0:
+        raise InvalidInputError(
+            "swarm.stream_max_age_s and swarm.hello_interval_s must be positive",
+            field="swarm.stream_max_age_s",
+        )
     if s.health_min_free_mb < 0:
         raise InvalidInputError(
             "health.min_free_mb must not be negative", field="health.min_free_mb"

@@ -29,6 +29,7 @@ from .health import MIN_FREE_MB
 
 if TYPE_CHECKING:
     from .engine import Engine
+    from .swarm import Swarm
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -145,19 +146,40 @@ class _EngineCollector(Collector):
             "Age of the oldest vector a running index rebuild has not reached (0: none)",
             value=health["index_rebuild_lag_ms"] / 1000,
         )
+        swarm = self._m.swarm
+        if swarm is not None:
+            sh = swarm.health()
+            health["sync_lag_ms"] = sh["sync_lag_ms"]
+            dropped = CounterMetricFamily(
+                "dwbase_replication_dropped",
+                "Envelopes' atoms (or messages) from peers dropped, by reason",
+                labels=["reason"],
+            )
+            for reason, count in sorted(sh["replication"]["dropped"].items()):
+                dropped.add_metric([reason], count)
+            yield dropped
+            yield GaugeMetricFamily(
+                "dwbase_replication_outbox",
+                "Local atoms not yet published to the swarm",
+                value=sh["replication"]["outbox"],
+            )
+            yield GaugeMetricFamily(
+                "dwbase_replication_connected",
+                "1 while the node is connected to NATS",
+                value=1 if sh["replication"]["connected"] else 0,
+            )
         if "sync_lag_ms" in health:  # absent without a swarm: no value rather than a fake 0
             yield GaugeMetricFamily(
                 "dwbase_sync_lag_seconds",
                 "Replication lag behind peers",
                 value=health["sync_lag_ms"] / 1000,
             )
+        sent, received = self._m.replication_sent, self._m.replication_received
+        if swarm is not None:
+            sent, received = swarm.stats.sent, swarm.stats.received
+        yield CounterMetricFamily("dwbase_replication_sent", "Atoms sent to peers", value=sent)
         yield CounterMetricFamily(
-            "dwbase_replication_sent", "Atoms sent to peers", value=self._m.replication_sent
-        )
-        yield CounterMetricFamily(
-            "dwbase_replication_received",
-            "Atoms received from peers",
-            value=self._m.replication_received,
+            "dwbase_replication_received", "Atoms received from peers", value=received
         )
 
 
@@ -178,6 +200,7 @@ class NodeMetrics:
         self.disk_min_free_mb = disk_min_free_mb
         self.replication_sent = 0
         self.replication_received = 0
+        self.swarm: Swarm | None = None  # the node's swarm, when [node.swarm] is enabled
         self.registry = CollectorRegistry(auto_describe=True)
         self.remember_seconds = Histogram(
             "dwbase_remember_duration_seconds",

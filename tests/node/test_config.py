@@ -71,35 +71,29 @@ def test_env_parses_booleans_lists_and_tables() -> None:
     assert s.engine_options().max_disk_mb == 512
 
 
-@pytest.mark.parametrize(
-    ("text", "named"),
-    [
-        ("[node.swarm]\nenabled = false\n", "node.swarm.enabled"),
-        ("[node.swarm]\nsubscribe = ['*']\n", "node.swarm.subscribe"),
-        ("[node]\nswarm = { nats_url = 'nats://x:4222' }\n", "node.swarm.nats_url"),
-    ],
-)
-def test_swarm_settings_in_a_file_are_refused_until_the_swarm_exists(
-    tmp_path: Path, text: str, named: str
+def test_swarm_settings_are_read_from_the_file_the_environment_and_overrides(
+    tmp_path: Path,
 ) -> None:
     cfg = tmp_path / "c.toml"
-    cfg.write_text(text)
-    with pytest.raises(InvalidInputError, match=r"\[node\.swarm\] is not implemented yet") as err:
+    cfg.write_text(
+        "[node.swarm]\nenabled = true\nnats_url = 'nats://10.0.0.1:4222'\n"
+        "want = ['team:*']\nantientropy_interval_s = 5\n"
+    )
+    s = load_settings(str(cfg), environ={"DWBASE_SWARM_DENY": "secret*,private"})
+    assert s.swarm_enabled is True and s.swarm_nats_url == "nats://10.0.0.1:4222"
+    assert s.swarm_want == ["team:*"] and s.swarm_deny == ["secret*", "private"]
+    assert s.swarm_antientropy_interval_s == 5.0
+    s = load_settings(None, {"swarm.share": ["team:a"]}, environ={})
+    assert s.swarm_share == ["team:a"] and s.swarm_enabled is False
+    assert any(row.key == "swarm.nats_url" for row in settings_table())
+
+
+def test_an_unknown_swarm_setting_is_refused_by_name(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[node.swarm]\nsubscribe = ['*']\n")
+    with pytest.raises(InvalidInputError, match=r"node\.swarm\.subscribe") as err:
         load_settings(str(cfg), environ={})
-    assert named in str(err.value) and err.value.details["field"] == named
-
-
-def test_swarm_settings_in_the_environment_or_overrides_are_refused() -> None:
-    with pytest.raises(InvalidInputError, match="DWBASE_SWARM_ENABLED") as err:
-        load_settings(None, environ={"DWBASE_SWARM_ENABLED": "true"})
-    assert "[node.swarm] is not implemented yet" in str(err.value)
-    with pytest.raises(
-        InvalidInputError,
-        match=r"swarm\.nats_url.*not implemented yet|"
-        r"not implemented yet.*swarm\.nats_url",
-    ):
-        load_settings(None, {"swarm.nats_url": "nats://x:4222"}, environ={})
-    assert not any(row.key.startswith("swarm.") for row in settings_table())
+    assert err.value.details["field"] == "node.swarm.subscribe"
 
 
 def test_health_min_free_mb_is_a_setting() -> None:

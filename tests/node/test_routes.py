@@ -481,6 +481,7 @@ def test_openapi_describes_every_route(http: TestClient) -> None:
         ("get", "/readyz"),
         ("get", "/metrics"),
         ("get", "/metrics/snapshot"),
+        ("get", "/swarm"),
         ("get", "/"),
     }
     documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}

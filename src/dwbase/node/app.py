@@ -46,8 +46,10 @@ from .state import (
     BodyTooLarge,
     NodeState,
     error_response,
+    run,
     status_for,
 )
+from .swarm import add_swarm_routes, make_swarm
 
 log = logging.getLogger("dwbase.node")
 access_log = logging.getLogger("dwbase.node.access")
@@ -225,10 +227,17 @@ def create_app(
         ),
     )
 
+    swarm = make_swarm(engine, settings)
+    state.metrics.swarm = swarm
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         state.open()
+        if swarm is not None:
+            swarm.start()
         yield
+        if swarm is not None:
+            await run(swarm.stop)
         state.close()
 
     app = FastAPI(
@@ -245,6 +254,7 @@ def create_app(
     add_routes(app, state)
     add_index(app, state)
     add_mcp(app, state)  # the MCP server at /mcp, behind the same tokens
+    add_swarm_routes(app, state)
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
     app.add_middleware(NodeMiddleware, state=state, answer=answer)
     return app

@@ -20,6 +20,7 @@ from ..model import Atom, AtomFilter, validate_question
 from ..results import AtomId
 from . import schemas as S
 from .state import NodeState, atoms_response, dumps, json_response, run
+from .swarm import swarm_health
 from .wireform import payload_fragment
 
 
@@ -517,7 +518,7 @@ def _health(st: NodeState) -> dict[str, Any]:
     pool = st.asks
     out["ask_workers"] = pool.size if pool is not None else 0
     out["ask_workers_ready"] = pool.ready_count if pool is not None else 0
-    return out
+    return swarm_health(out, st.metrics.swarm)
 
 
 async def _finally(chunks: AsyncIterator[bytes], then: Callable[[], None]) -> AsyncIterator[bytes]:
