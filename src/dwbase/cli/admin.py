@@ -286,12 +286,14 @@ def storage_check(
         "records": report.records,
         "worlds": report.worlds,
         "problems": list(report.problems),
+        "erased": report.erased,
     }
     if as_json:
         print_json(data)
     else:
         status = "[green]ok[/]" if report.ok else "[red]PROBLEMS[/]"
-        note(f"{status}: {report.records} records in {report.worlds} world(s) checked")
+        erased = f" ({report.erased} erased by key)" if report.erased else ""
+        note(f"{status}: {report.records} records in {report.worlds} world(s) checked{erased}")
         for p in report.problems:
             note(f"  [red]-[/] {p}")
     if not report.ok:

@@ -230,10 +230,11 @@ def _global(
 
 
 def _register() -> None:
-    from . import admin, atoms, mcp, ops
+    from . import admin, atoms, keys, mcp, ops
 
     atoms.register(app)
     admin.register(app)
+    keys.register(app)
     ops.register(app)
     mcp.register(app)
 
