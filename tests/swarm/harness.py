@@ -61,9 +61,9 @@ class NatsServer:
                 time.sleep(0.02)
         raise RuntimeError(f"nats-server did not listen on {self.port}")
 
-    def stop(self) -> None:
+    def stop(self, *, kill: bool = False) -> None:
         if self.proc is not None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
