@@ -210,3 +210,37 @@ def test_minilm_finds_a_paraphrase_with_no_shared_word(minilm: Any) -> None:
         ans = db.ask("w", "vehicle breakdown")
         assert ans.hits[0].atom.payload["text"].startswith("The car")
         assert "semantic" in ans.hits[0].sources
+
+
+def test_hashing_batches_through_numpy_give_the_pure_python_vectors_bit_for_bit() -> None:
+    pytest.importorskip("numpy")
+    texts = [
+        "Checkout latency spiked to 820 ms after the deploy of version 42",
+        "",
+        "the a of",  # stopwords only: they are the features then
+        "Café naïve résumé — l’été",
+        "painting painted paints paint " * 5,
+        "x",
+        "refund refund refund for order 991 and order 992",
+    ]
+    batch = HashingEmbedder(dim=64).embed(texts)  # numpy: one matrix for the batch
+    one_by_one = HashingEmbedder(dim=64)
+    assert batch == [one_by_one.embed_one(t) for t in texts]  # == on floats: every bit
+    from dwbase.vector import pack
+
+    assert HashingEmbedder(dim=64).embed_packed(texts) == [pack(v) for v in batch]
+
+
+def test_hashing_embeds_without_numpy_as_inside_the_component(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dwbase.embed import hashing
+
+    texts = ["disk on db-2 is almost full", "customer asked for a refund"]
+    with_numpy = HashingEmbedder().embed(texts)
+    monkeypatch.setattr(hashing, "_np", None)
+    emb = HashingEmbedder()
+    assert emb.embed(texts) == with_numpy
+    from dwbase.vector import pack
+
+    assert emb.embed_packed(texts) == [pack(v) for v in with_numpy]

@@ -4,8 +4,11 @@ Each feature is hashed (CRC-32, stable across processes) to a signed bucket; cou
 damped (``1 + log tf``) and the vector is L2-normalised, so a dot product is a cosine.
 
 Words repeat across texts, so each word's stem and character n-grams, and each feature's
-bucket, are computed once and kept in bounded caches: embedding stays pure Python (it runs
-inside the WASI component) and costs a few dictionary lookups per word.
+bucket, are computed once and kept in bounded caches. A batch of texts is embedded with numpy
+when it is importable: the texts' features become index arrays and the vectors one matrix, the
+same figures to the last bit as the pure-Python path, which runs inside the WASI component
+(no numpy there). Both add each text's features into its buckets in the same order and sum the
+squares left to right, so the two paths agree exactly.
 """
 
 from __future__ import annotations
@@ -13,10 +16,18 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Sequence
+from typing import Any
 
 from ..text import STOPWORDS, stem, words
 
+_np: Any
+try:  # numpy is a normal dependency, but the WASI build has none.
+    import numpy as _np
+except ImportError:  # pragma: no cover - exercised inside the component
+    _np = None
+
 _CACHE_LIMIT = 200_000
+_KEY, _PAIR, _GRAM = 1.0, 0.5, 0.25  # what one occurrence of a word, pair or n-gram counts
 
 
 class HashingEmbedder:
@@ -28,6 +39,12 @@ class HashingEmbedder:
         self.ngram = ngram
         self._words: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._buckets: dict[str, tuple[int, float]] = {}
+        # numpy path: features numbered once; their buckets and signs as growing arrays
+        self._fids: dict[str, int] = {}
+        self._word_fids: dict[str, tuple[int, str, tuple[int, ...]]] = {}
+        self._fbucket: Any = None
+        self._fsign: Any = None
+        self._damped: dict[float, float] = {}
 
     def _word(self, w: str) -> tuple[str, tuple[str, ...]]:
         info = self._words.get(w)
@@ -45,21 +62,25 @@ class HashingEmbedder:
             self._words[w] = info
         return info
 
+    @staticmethod
+    def _content(text: str) -> list[str]:
+        ws = words(text)
+        return [w for w in ws if w not in STOPWORDS] or ws
+
     def features(self, text: str) -> dict[str, float]:
         feats: dict[str, float] = {}
-        ws = [w for w in words(text) if w not in STOPWORDS] or words(text)
         prev = ""
         get = feats.get
-        for w in ws:
+        for w in self._content(text):
             key, grams = self._word(w)
-            feats[key] = get(key, 0.0) + 1.0
+            feats[key] = get(key, 0.0) + _KEY
             s = key[2:]
             if prev:
                 pair = "b:" + prev + " " + s
-                feats[pair] = get(pair, 0.0) + 0.5
+                feats[pair] = get(pair, 0.0) + _PAIR
             prev = s
             for g in grams:
-                feats[g] = get(g, 0.0) + 0.25
+                feats[g] = get(g, 0.0) + _GRAM
         return feats
 
     def _bucket(self, feat: str) -> tuple[int, float]:
@@ -70,18 +91,114 @@ class HashingEmbedder:
         self._buckets[feat] = b
         return b
 
+    def _damp(self, weight: float) -> float:
+        out = self._damped.get(weight)
+        if out is None:
+            out = (1.0 + math.log(weight)) if weight >= 1.0 else weight
+            if len(self._damped) < _CACHE_LIMIT:
+                self._damped[weight] = out
+        return out
+
     def embed_one(self, text: str) -> list[float]:
+        """One text's vector, in pure Python (the WASI component's path)."""
         vec = [0.0] * self.dim
         buckets = self._buckets
-        log = math.log
         for feat, weight in self.features(text).items():
             b = buckets.get(feat) or self._bucket(feat)
-            vec[b[0]] += b[1] * ((1.0 + log(weight)) if weight >= 1.0 else weight)
-        norm = math.sqrt(sum(v * v for v in vec))
+            vec[b[0]] += b[1] * self._damp(weight)
+        sq = 0.0
+        for v in vec:  # left to right, as the numpy path's cumulative sum (not math.fsum)
+            if v:
+                sq += v * v
+        norm = math.sqrt(sq)
         if norm > 0:
             inv = 1.0 / norm
             vec = [v * inv for v in vec]
         return vec
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return [self.embed_one(t) for t in texts]
+        if _np is None or len(texts) < 2:
+            return [self.embed_one(t) for t in texts]
+        return list(self._matrix(texts).tolist())
+
+    def embed_packed(self, texts: Sequence[str]) -> list[bytes]:
+        """The vectors as float32 bytes (what the store keeps), without Python float lists."""
+        if _np is None or type(self).embed is not HashingEmbedder.embed:  # a subclass's own
+            from ..vector import pack
+
+            return [pack(v) for v in self.embed(texts)]
+        mat = self._matrix(texts).astype(_np.float32)
+        return [row.tobytes() for row in mat]
+
+    # ------------------------------------------------------------------ numpy path
+
+    def _fid(self, feat: str) -> int:
+        fid = self._fids.get(feat)
+        if fid is None:
+            b, sign = self._buckets.get(feat) or self._bucket(feat)
+            fid = len(self._fids)
+            if self._fbucket is None or fid >= len(self._fbucket):
+                cap = max(1024, 2 * fid)
+                grown_b = _np.zeros(cap, dtype=_np.int64)
+                grown_s = _np.zeros(cap, dtype=_np.float64)
+                if self._fbucket is not None:
+                    grown_b[:fid], grown_s[:fid] = self._fbucket[:fid], self._fsign[:fid]
+                self._fbucket, self._fsign = grown_b, grown_s
+            self._fbucket[fid], self._fsign[fid] = b, sign
+            self._fids[feat] = fid
+        return fid
+
+    def _word_ids(self, w: str) -> tuple[int, str, tuple[int, ...]]:
+        info = self._word_fids.get(w)
+        if info is None:
+            key, grams = self._word(w)
+            info = (self._fid(key), key[2:], tuple(self._fid(g) for g in grams))
+            self._word_fids[w] = info
+        return info
+
+    def _matrix(self, texts: Sequence[str]) -> Any:
+        """The vectors of ``texts`` as a float64 matrix: the same figures as ``embed_one``."""
+        np = _np
+        if len(self._fids) >= _CACHE_LIMIT:  # between batches: numbering starts again
+            self._fids.clear()
+            self._word_fids.clear()
+        fids: list[int] = []
+        wts: list[float] = []
+        counts: list[int] = []
+        word_ids, fid = self._word_ids, self._fid
+        for text in texts:
+            start = len(fids)
+            prev = ""
+            for w in self._content(text):
+                key, s, grams = word_ids(w)
+                fids.append(key)
+                wts.append(_KEY)
+                if prev:
+                    fids.append(fid("b:" + prev + " " + s))
+                    wts.append(_PAIR)
+                prev = s
+                fids.extend(grams)
+                wts.extend([_GRAM] * len(grams))
+            counts.append(len(fids) - start)
+        n = len(texts)
+        mat = np.zeros((n, self.dim), dtype=np.float64)
+        if fids:
+            rows = np.repeat(np.arange(n, dtype=np.int64), counts)
+            f = np.asarray(fids, dtype=np.int64)
+            # One entry per (text, feature), in the order each first appears in its text
+            # (a dict's order in features()); term weights are multiples of 1/4, so sums are
+            # exact in any order.
+            keys = rows * (int(f.max()) + 1) + f
+            uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+            tf = np.bincount(inverse.ravel(), weights=np.asarray(wts), minlength=len(uniq))
+            order = np.argsort(first, kind="stable")
+            pos = first[order]
+            levels = np.unique(tf)
+            damped = np.array([self._damp(float(x)) for x in levels.tolist()])
+            vals = self._fsign[f[pos]] * damped[np.searchsorted(levels, tf[order])]
+            np.add.at(mat, (rows[pos], self._fbucket[f[pos]]), vals)  # in order, unbuffered
+        sq = np.cumsum(mat * mat, axis=1)[:, -1]  # left to right, as embed_one
+        norm = np.sqrt(sq)
+        has = norm > 0
+        mat[has] *= (1.0 / norm[has])[:, None]
+        return mat

@@ -212,10 +212,15 @@ class Writer:
         out = list(prepared)
         if not waiting:
             return out
-        vectors = self.embedder.embed([prepared[i].embed_text for i in waiting])
-        for i, vec in zip(waiting, vectors, strict=True):
+        texts = [prepared[i].embed_text for i in waiting]
+        # float32 bytes straight from an embedder that makes them (the hashing one, in numpy)
+        packed = getattr(self.embedder, "embed_packed", None)
+        blobs = (
+            packed(texts) if packed is not None else [pack(v) for v in self.embedder.embed(texts)]
+        )
+        for i, blob in zip(waiting, blobs, strict=True):
             p = out[i]
-            out[i] = _Prepared(replace(p.record, index_vector=pack(vec)), p.parsed)
+            out[i] = _Prepared(replace(p.record, index_vector=blob), p.parsed)
         return out
 
     def _check_world_open(self, world: str, labels: Sequence[str]) -> None:
