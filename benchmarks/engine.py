@@ -208,10 +208,13 @@ class Config:
 # ----------------------------------------------------------------------------- DWBase
 
 
-def bench_dwbase_remember(root: Path, durability: str, n: int, cfg: Config) -> dict[str, Any]:
+def bench_dwbase_remember(
+    root: Path, durability: str, n: int, cfg: Config, opts: dict[str, Any] | None = None
+) -> dict[str, Any]:
     corpus = Corpus(cfg.seed + 1)
     atoms = corpus.new_atoms(n + cfg.warmup, "bench:single")
-    with dwbase.open(root / f"remember-{durability}", durability=durability) as db:
+    name = f"remember-{durability}" + ("-encrypted" if opts else "")
+    with dwbase.open(root / name, durability=durability, **(opts or {})) as db:
         samples: list[float] = []
         for i, a in enumerate(atoms):
             t0 = time.perf_counter()
@@ -234,7 +237,11 @@ def wait_for_index(db: Any, world: str, limit_s: float = 600.0) -> dict[str, Any
 
 
 def bench_dwbase_load_ask_replay(
-    root: Path, cfg: Config, texts: list[str], questions: list[str]
+    root: Path,
+    cfg: Config,
+    texts: list[str],
+    questions: list[str],
+    opts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     corpus = Corpus(cfg.seed)
     world = "bench:ask"
@@ -242,7 +249,7 @@ def bench_dwbase_load_ask_replay(
     seconds: list[float] = []
     asks: dict[str, Any] = {}
     replays: dict[str, Any] = {}
-    with dwbase.open(root / "load") as db:
+    with dwbase.open(root / ("load-encrypted" if opts else "load"), **(opts or {})) as db:
         loaded = 0
         for size in cfg.sizes:
             while loaded < size:
@@ -273,6 +280,43 @@ def bench_dwbase_load_ask_replay(
                 "per_s": float(size / np.median(reps)),
             }
     return {"batch": throughput(counts, seconds), "ask": asks, "replay": replays}
+
+
+# ----------------------------------------------------------------------------- encryption
+
+
+def bench_encryption(root: Path, cfg: Config, questions: list[str]) -> dict[str, Any]:
+    """The same remember, batch and ask series with encryption at rest off and on."""
+    from dwbase.security.keys import EnvKeyProvider
+
+    key = {
+        "encryption_key": "bench",
+        "key_provider": EnvKeyProvider({"DWBASE_KEY_BENCH": "5a" * 32}),
+    }
+    out: dict[str, Any] = {}
+    for label, opts in (("off", None), ("on", key)):
+        print(f"encryption {label}: remember, remember_batch, ask ...", file=sys.stderr, flush=True)
+        out[label] = {
+            "remember": bench_dwbase_remember(root, "normal", cfg.single_n, cfg, opts),
+            **bench_dwbase_load_ask_replay(root, cfg, [], questions, opts),
+        }
+    return out
+
+
+def report_encryption(results: dict[str, Any], cfg: Config) -> None:
+    enc = results["encryption"]
+    off, on = enc["off"], enc["on"]
+    rows = [
+        ("remember p95 (ms)", off["remember"]["p95_ms"], on["remember"]["p95_ms"]),
+        ("remember_batch (atoms/s)", off["batch"]["per_s"], on["batch"]["per_s"]),
+    ]
+    for size in cfg.sizes:
+        k = str(size)
+        rows.append((f"ask p95 at {size} (ms)", off["ask"][k]["p95_ms"], on["ask"][k]["p95_ms"]))
+    print(results["command"])
+    print(f"{'':28} {'off':>12} {'on':>12} {'on/off':>8}")
+    for name, a, b in rows:
+        print(f"{name:28} {_f(a):>12} {_f(b):>12} {(b / a if a else float('nan')):>7.2f}x")
 
 
 # ----------------------------------------------------------------------------- SQLite floor
@@ -723,6 +767,11 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, argparse.Namespace]:
     p.add_argument("--queries", type=int, help="asks timed at each size")
     p.add_argument("--warmup", type=int, help="untimed calls before each timed series")
     p.add_argument("--keep", metavar="DIR", help="work in DIR and keep the stores")
+    p.add_argument(
+        "--encrypt",
+        action="store_true",
+        help="only compare encryption at rest off and on (remember p95, batch atoms/s, ask p95)",
+    )
     a = p.parse_args(argv)
     quick = a.quick
     sizes = (
@@ -759,6 +808,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     questions = [q_corpus.question() for _ in range(cfg.queries + cfg.warmup)]
     questions = questions[cfg.warmup :] + questions[: cfg.warmup]  # warm-up asks differ
     progress = sys.stderr
+    if args.encrypt:
+        try:
+            results["encryption"] = bench_encryption(root, cfg, questions)
+        finally:
+            if not args.keep:
+                shutil.rmtree(root, ignore_errors=True)
+        report_encryption(results, cfg)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        return 0
     try:
         print("dwbase: remember (normal, full) ...", file=progress, flush=True)
         dw: dict[str, Any] = {

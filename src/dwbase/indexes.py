@@ -208,8 +208,12 @@ class IndexManager:
         self._graph_thread: threading.Thread | None = None  # started with the first graph
         # How long one graph insertion holds the graph (searches wait that long at most).
         self.graph_slice_s = GRAPH_SLICE_S
+        # An encrypted store keeps re-embedded vectors in memory only: on disk they would be
+        # plain text beside the ciphertext (docs/security.md).
+        status = getattr(host.storage, "encryption_status", None)
+        encrypted = callable(status) and status() is not None
         self.cache = ReembedCache(
-            getattr(host.storage, "path", None),
+            None if encrypted else getattr(host.storage, "path", None),
             lambda why: host.background.failed("reembed", why, log),
         )
 

@@ -255,3 +255,19 @@ def test_a_tampered_encrypted_backup_with_recomputed_checksums_is_refused(
     rewrite_backup(tmp_path / "enc.tar.zst", tmp_path / "enc-nomac.tar.zst", drop_mac=True)
     with pytest.raises(dwbase.InvalidInputError, match="MAC"):
         verify_backup(tmp_path / "enc-nomac.tar.zst", key_provider=provider)
+
+
+def test_re_embedded_vectors_of_an_encrypted_store_are_not_written_in_plain(
+    tmp_path: Path,
+) -> None:
+    from dwbase.embed import HashingEmbedder
+    from dwbase.indexes import REEMBED_FILE
+
+    provider = keys(k1=K1)
+    with _open(tmp_path / "s", provider) as db:
+        db.remember("demo", "a", "observation", {"text": "quokkafruit again"})
+    with dwbase.open(
+        tmp_path / "s", key_provider=provider, embedder=HashingEmbedder(64), reembed=True
+    ) as db:
+        assert db.ask("demo", "quokkafruit").hits
+    assert not (tmp_path / "s" / REEMBED_FILE).exists()

@@ -6,7 +6,7 @@ What one encrypted SQLite store holds (docs/security.md has the threat model):
   *envelope*: ``0x01 | len(key id) | key id | 12-byte nonce | AES-256-GCM ciphertext+tag``,
   with the atom id and the column name as associated data (a ciphertext cannot be moved to
   another atom or column);
-* the text index (FTS5) holds, for each word, ``h<hex>x``: the first 96 bits of
+* the text index (FTS5) holds, for each word, ``h<hex>x``: the first 64 bits of
   HMAC-SHA256(index key, stem(word)) — BM25 ranks exactly as over the words, and no word is
   stored;
 * the ``meta`` row ``encryption`` (JSON): the cipher, the current key id and, for every key id
@@ -48,7 +48,7 @@ KEYS_DIR = "keys"
 _VERSION = 1
 _INDEX_AAD = b"dwbase index key v1"
 _SUBJECT_AAD = b"dwbase subject key v1 "
-_TOKEN_BYTES = 12
+_TOKEN_BYTES = 8
 
 
 class ErasedRecordError(StorageError):
@@ -332,26 +332,35 @@ class RecordCipher:
     # ------------------------------------------------------------------ index tokens
 
     def _token(self, word: str) -> str:
+        """``h<hex>x`` for a stemmed word: 64 bits of its HMAC under the index key."""
+        digest: bytes = hmac.digest(self._index_key, word.encode("utf-8"), "sha256")
+        return "h" + digest[:_TOKEN_BYTES].hex() + "x"
+
+    def _word_tokens(self, word: str) -> str:
+        """The tokens of one word of :func:`dwbase.text.words` (cached: most words repeat)."""
         tok = self._tokens.get(word)
         if tok is None:
-            digest: bytes = hmac.digest(self._index_key, word.encode("utf-8"), "sha256")
-            tok = "h" + digest[:_TOKEN_BYTES].hex() + "x"
+            tok = " ".join(self._token(stem(p)) for p in word.split("'") if p)
             if len(self._tokens) > 200_000:
                 self._tokens.clear()
             self._tokens[word] = tok
         return tok
 
     def index_text(self, text: str) -> str:
-        """What the text index holds for ``text``: one keyed token per word, in order."""
-        return " ".join(self._token(stem(p)) for w in words(text) for p in w.split("'") if p)
+        """What the text index holds for ``text``: keyed tokens of its words, in order."""
+        get = self._tokens.get
+        out = [get(w) or self._word_tokens(w) for w in words(text)]
+        return " ".join(t for t in out if t)
 
     def query_tokens(self, terms: Sequence[str]) -> list[str]:
         """The index tokens of a question's terms (each term one token)."""
         out = []
         for term in terms:
-            parts = [p for w in words(term) for p in w.split("'") if p]
-            if parts:
-                out.append(self._token(stem(parts[0])))
+            for w in words(term):
+                tok = self._word_tokens(w).split(" ")[0]
+                if tok:
+                    out.append(tok)
+                break
         return list(dict.fromkeys(out))
 
 
