@@ -167,7 +167,8 @@ def _disk(storage: Storage, disk_path: str | None) -> dict[str, Any]:
         "disk_total_bytes": None,
         "disk_used_percent": None,
     }
-    if path is None:
+    # WASI (the component) has no statvfs, so no shutil.disk_usage: the disk is unknown there.
+    if path is None or not hasattr(shutil, "disk_usage"):
         return out
     try:
         du = shutil.disk_usage(path)

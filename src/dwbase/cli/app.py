@@ -230,13 +230,14 @@ def _global(
 
 
 def _register() -> None:
-    from . import admin, atoms, keys, mcp, ops
+    from . import admin, atoms, keys, mcp, ops, swarm
 
     atoms.register(app)
     admin.register(app)
     keys.register(app)
     ops.register(app)
     mcp.register(app)
+    swarm.register(app)
 
 
 _register()

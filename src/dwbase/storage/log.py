@@ -202,7 +202,8 @@ class LogStorage(MemoryStorage):
         self.path = log_path(data_dir)
         self.durability = durability
         self.load_problems: list[str] = []
-        os.makedirs(data_dir, exist_ok=True)
+        if not os.path.isdir(data_dir):  # WASI: a preopened directory's parent is not there
+            os.makedirs(data_dir, exist_ok=True)
         self._fh = open(self.path, "ab")  # noqa: SIM115 - held open until close()
         try:
             self._lock_file()
