@@ -230,14 +230,14 @@ def _global(
 
 
 def _register() -> None:
-    from . import admin, atoms, keys, mcp, ops, swarm
+    from . import admin, atoms, component, keys, mcp, ops
 
     atoms.register(app)
     admin.register(app)
     keys.register(app)
     ops.register(app)
     mcp.register(app)
-    swarm.register(app)
+    component.register(app)
 
 
 _register()
