@@ -271,3 +271,29 @@ def test_re_embedded_vectors_of_an_encrypted_store_are_not_written_in_plain(
     ) as db:
         assert db.ask("demo", "quokkafruit").hits
     assert not (tmp_path / "s" / REEMBED_FILE).exists()
+
+
+def test_an_altered_ciphertext_is_reported_as_damage_never_read_as_garbage(
+    tmp_path: Path,
+) -> None:
+    from dwbase.storage.base import record_checksum
+
+    provider = keys(k1=K1)
+    with _open(tmp_path / "s", provider) as db:
+        aid = db.remember("demo", "a", "observation", {"text": "hello there"})
+        atom = db.get(aid)
+    conn = sqlite3.connect(tmp_path / "s" / "dwbase.sqlite3")
+    (payload, checksum) = conn.execute("SELECT payload_json, checksum FROM atoms").fetchone()
+    # The stored checksum is keyed: the file alone cannot confirm a guessed record.
+    assert bytes(checksum) != record_checksum(atom)
+    flipped = bytearray(payload)
+    flipped[-1] ^= 1
+    conn.execute("UPDATE atoms SET payload_json=?", (bytes(flipped),))
+    conn.commit()
+    conn.close()
+    with _open(tmp_path / "s", provider) as db:
+        with pytest.raises(StorageError, match="does not decrypt"):
+            db.get(aid)
+        report = db.check()
+        assert not report.ok and report.erased == 0
+        assert any("does not decrypt" in p for p in report.problems)

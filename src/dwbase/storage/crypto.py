@@ -108,6 +108,7 @@ class RecordCipher:
         self.current = ""
         self.key_ids: tuple[str, ...] = ()
         self._index_key = b""
+        self._checksum_key: bytes | None = None
         self._load(state)
 
     # ------------------------------------------------------------------ keys
@@ -169,6 +170,17 @@ class RecordCipher:
         return base64.b64encode(
             nonce + self._master(key_id).encrypt(nonce, self._index_key, _INDEX_AAD)
         ).decode("ascii")
+
+    def keyed_checksum(self, checksum: bytes) -> bytes:
+        """A record's checksum as an encrypted store keeps it: HMAC-SHA256 of the plain
+        SHA-256 under a key derived from the index key, so the file cannot confirm a guess."""
+        key = self._checksum_key
+        if key is None:
+            key = self._checksum_key = hmac.digest(
+                self._index_key, b"dwbase record checksum v1", "sha256"
+            )
+        out: bytes = hmac.digest(key, checksum, "sha256")
+        return out
 
     def mac_key(self, key_id: str) -> bytes:
         """A key for MACs (backup manifests) bound to store key ``key_id``."""

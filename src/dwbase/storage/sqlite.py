@@ -442,6 +442,8 @@ class SQLiteStorage(LexicalSearch, KeyAdmin):
             existing.add(a.id)
             seq += 1
             checksum = record_checksum(a)
+            if cipher is not None:  # a plain hash would let a guessed record be confirmed
+                checksum = cipher.keyed_checksum(checksum)
             _, prev, count = self._head(conn, a.world)
             chain = chain_next(prev, checksum)
             self._heads[a.world] = (seq, chain, count + 1)

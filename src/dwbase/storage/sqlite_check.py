@@ -192,7 +192,10 @@ class _Checker:
             except StorageError as exc:
                 report.problem(exc.message)
                 continue
-            if record_checksum(stored.atom) != checksum:
+            expected = record_checksum(stored.atom)
+            if self.cipher is not None:
+                expected = self.cipher.keyed_checksum(expected)
+            if expected != checksum:
                 report.problem(f"atom {aid} (seq {seq}) does not match its checksum")
             self._text(stored, texts.take(seq))
             self._tags(stored, tags.take(seq))
