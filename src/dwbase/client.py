@@ -381,3 +381,7 @@ class Client:
 
     def metrics_snapshot(self) -> dict[str, Any]:
         return self._send(wire.Request("GET", "/metrics/snapshot", wire.raw))
+
+    def swarm_status(self) -> dict[str, Any]:
+        """The node's swarm: peers, worlds, lag, cursors (``GET /swarm``)."""
+        return self._send(wire.Request("GET", "/swarm", wire.raw))

@@ -230,7 +230,7 @@ def _global(
 
 
 def _register() -> None:
-    from . import admin, atoms, component, keys, mcp, ops
+    from . import admin, atoms, component, keys, mcp, ops, swarm
 
     atoms.register(app)
     admin.register(app)
@@ -238,6 +238,7 @@ def _register() -> None:
     ops.register(app)
     mcp.register(app)
     component.register(app)
+    swarm.register(app)
 
 
 _register()

@@ -253,6 +253,7 @@ def _start(
     settings: list[str] | None,
     template: Path | None,
     as_json: bool,
+    swarm: bool | None = None,
 ) -> None:
     from ..ops import deploy
 
@@ -266,6 +267,7 @@ def _start(
         settings=_settings(settings),
         template=template,
         report=_reporter(as_json),
+        swarm=swarm,
     )
     if as_json:
         print_json(st.to_dict())
@@ -301,18 +303,36 @@ def deploy_devnet(
     timeout: TimeoutOpt = 30.0,
     settings: SettingOpt = None,
     config: TemplateOpt = None,
+    no_swarm: Annotated[
+        bool, typer.Option("--no-swarm", help="Nodes that do not replicate (no nats-server).")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Start N node processes on consecutive ports and wait until each is ready.
+    """Start one nats-server and N replicating node processes; wait until each is ready.
 
-    Each node gets its own config, data dir and log under the state dir.
+    Each node gets its own config, data dir, key and log under the state dir; peers.json
+    there lists every node's public key, so the nodes trust each other and replicate every
+    world through the nats-server (JetStream, store under the state dir). `deploy stop`
+    stops the nodes, then the nats-server.
 
     \b
     Example:
       dwbase deploy devnet --nodes 3 --port 8181 --config deploy/devnet.toml \\
           --set storage.durability=full
+      dwbase --api http://127.0.0.1:8181 swarm status
     """
-    _start("devnet", nodes, port, host, state_dir, timeout, settings, config, as_json)
+    _start(
+        "devnet",
+        nodes,
+        port,
+        host,
+        state_dir,
+        timeout,
+        settings,
+        config,
+        as_json,
+        swarm=not no_swarm,
+    )
 
 
 @deploy_app.command("status")

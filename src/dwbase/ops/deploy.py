@@ -272,11 +272,14 @@ def start(
     template: Path | None = None,
     python: Sequence[str] = (sys.executable,),
     report: Report = _quiet,
+    swarm: bool | None = None,
 ) -> DeployState:
     """Start ``nodes`` node processes, wait until each answers ``/readyz``, record state.
 
     Refuses to start while nodes of an earlier deploy still run (``stop`` them first). If any
-    node fails to get ready, the ones already started are stopped again.
+    node fails to get ready, the ones already started are stopped again. ``swarm`` (default:
+    on for a devnet) first starts one nats-server, recorded with role ``nats``, and the nodes
+    replicate through it (see :mod:`dwbase.ops.devnet`).
     """
     if kind not in ("local", "devnet"):
         raise InvalidInputError(f"deploy kind {kind!r} must be local or devnet")
@@ -298,15 +301,41 @@ def start(
     base = read_template(template) if template is not None else None
     state_dir = state_dir.resolve()
     state = DeployState(kind=kind, created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    if swarm is None:
+        swarm = kind == "devnet"
     try:
+        if swarm:
+            from .devnet import start_nats, swarm_settings
+
+            nats, nats_url, nats_log = start_nats(state_dir, host)
+            _CHILDREN[nats.pid] = nats
+            state.nodes.append(
+                NodeRecord(
+                    name="nats",
+                    pid=nats.pid,
+                    start_time=process_start_time(nats.pid),
+                    url=nats_url,
+                    data_dir=str(state_dir / "nats"),
+                    config="",
+                    log=str(nats_log),
+                    role="nats",
+                )
+            )
+            save_state(state_dir, state)
+            report(f"started nats-server (pid {nats.pid}) on {nats_url}")
+            homes = [state_dir / f"node-{i}" / "data" for i in range(1, len(ports) + 1)]
+            settings = {**swarm_settings(state_dir, homes, nats_url), **(settings or {})}
         for i, port in enumerate(ports, 1):
             name = f"node-{i}"
             home = state_dir / name
             home.mkdir(parents=True, exist_ok=True)
             config = home / "node.toml"
             data_dir = home / "data"
+            extra = dict(settings or {})
+            if swarm:
+                extra["swarm.endpoint"] = f"http://{host}:{port}"
             config.write_text(
-                node_config(f"{host}:{port}", data_dir, settings, base), encoding="utf-8"
+                node_config(f"{host}:{port}", data_dir, extra, base), encoding="utf-8"
             )
             log = home / "node.log"
             env = {k: v for k, v in os.environ.items() if not k.startswith("DWBASE_")}
@@ -333,6 +362,8 @@ def start(
             save_state(state_dir, state)
             report(f"started {name} (pid {proc.pid}) on {record.url}")
         for record in state.nodes:
+            if record.role != "node":
+                continue
             wait_ready(record.url, record.pid, Path(record.log), timeout)
             report(f"{record.name} ready at {record.url}")
     except BaseException:
@@ -352,7 +383,8 @@ def stop(
     if state is None:
         raise NotFoundError(f"no deploy recorded in {state_dir / STATE_FILE}")
     out: list[dict[str, Any]] = []
-    for record in state.nodes:
+    # Nodes first, then the nats-server they publish their last atoms to.
+    for record in sorted(state.nodes, key=lambda r: r.role == "nats"):
         was_alive = is_alive(record.pid, record.start_time)
         killed = _terminate(record.pid, record.start_time, timeout) if was_alive else False
         outcome = "killed" if killed else ("stopped" if was_alive else "not running")
