@@ -44,6 +44,7 @@ class HashingEmbedder:
         self._word_fids: dict[str, tuple[int, str, tuple[int, ...]]] = {}
         self._fbucket: Any = None
         self._fsign: Any = None
+        self._fweight: Any = None  # what one occurrence counts: word 1, pair 1/2, n-gram 1/4
         self._damped: dict[float, float] = {}
 
     def _word(self, w: str) -> tuple[str, tuple[str, ...]]:
@@ -141,10 +142,13 @@ class HashingEmbedder:
                 cap = max(1024, 2 * fid)
                 grown_b = _np.zeros(cap, dtype=_np.int64)
                 grown_s = _np.zeros(cap, dtype=_np.float64)
+                grown_w = _np.zeros(cap, dtype=_np.float64)
                 if self._fbucket is not None:
                     grown_b[:fid], grown_s[:fid] = self._fbucket[:fid], self._fsign[:fid]
-                self._fbucket, self._fsign = grown_b, grown_s
+                    grown_w[:fid] = self._fweight[:fid]
+                self._fbucket, self._fsign, self._fweight = grown_b, grown_s, grown_w
             self._fbucket[fid], self._fsign[fid] = b, sign
+            self._fweight[fid] = _KEY if feat[0] == "w" else _PAIR if feat[0] == "b" else _GRAM
             self._fids[feat] = fid
         return fid
 
@@ -163,22 +167,21 @@ class HashingEmbedder:
             self._fids.clear()
             self._word_fids.clear()
         fids: list[int] = []
-        wts: list[float] = []
         counts: list[int] = []
-        word_ids, fid = self._word_ids, self._fid
+        word_ids, fid, known = self._word_ids, self._fid, self._fids.get
+        winfo = self._word_fids.get
+        append, extend = fids.append, fids.extend
         for text in texts:
             start = len(fids)
             prev = ""
             for w in self._content(text):
-                key, s, grams = word_ids(w)
-                fids.append(key)
-                wts.append(_KEY)
+                info = winfo(w) or word_ids(w)
+                append(info[0])
                 if prev:
-                    fids.append(fid("b:" + prev + " " + s))
-                    wts.append(_PAIR)
-                prev = s
-                fids.extend(grams)
-                wts.extend([_GRAM] * len(grams))
+                    pair = "b:" + prev + " " + info[1]
+                    append(known(pair) or fid(pair))
+                prev = info[1]
+                extend(info[2])
             counts.append(len(fids) - start)
         n = len(texts)
         mat = np.zeros((n, self.dim), dtype=np.float64)
@@ -190,7 +193,7 @@ class HashingEmbedder:
             # exact in any order.
             keys = rows * (int(f.max()) + 1) + f
             uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-            tf = np.bincount(inverse.ravel(), weights=np.asarray(wts), minlength=len(uniq))
+            tf = np.bincount(inverse.ravel(), weights=self._fweight[f], minlength=len(uniq))
             order = np.argsort(first, kind="stable")
             pos = first[order]
             levels = np.unique(tf)
