@@ -1,4 +1,5 @@
-"""Every ```bash, ```sh and ```python block of README.md and docs/*.md runs as written.
+"""Every ```bash, ```sh and ```python block of README.md, docs/*.md and examples/*.md runs
+as written.
 
 Each block runs in a fresh directory laid out as after the README's install: ``dwbase``,
 ``python`` and ``pip`` of this environment come first on ``PATH`` (as with the venv active),
@@ -28,7 +29,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted((ROOT / "examples").glob("*.md")),
+]
 FENCE = re.compile(r"^```([A-Za-z]*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 NOT_RUN = re.compile(r"<!--\s*not run:\s*(.+?)\s*-->\s*\Z", re.S)
 RUN_LANGS = ("bash", "sh", "python")
