@@ -26,8 +26,16 @@ def test_rotate_key_and_erase_from_the_command_line(
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("DWBASE_KEY_K1", K1)
     store = tmp_path / "s"
-    with dwbase.open(store, encryption_key="k1") as db:
-        db.remember("p", "w", "observation", {"text": "tea"}, labels=["subject:u-1"])
+    monkeypatch.setenv("DWBASE_STORAGE_ENCRYPTION_KEY", "k1")
+    code, _, stderr = _run(store, "remember", "-w", "p", "--text", "tea", "--label", "subject:u-1")
+    assert code == 0, stderr
+    with dwbase.open(tmp_path / "plain") as db:
+        db.remember("p", "w", "observation", {"text": "plain"})
+    code, _, stderr = _run(tmp_path / "plain", "replay", "-w", "p")
+    assert code == 1 and "is not encrypted" in stderr
+    monkeypatch.delenv("DWBASE_STORAGE_ENCRYPTION_KEY")  # not needed to open an encrypted store
+    with dwbase.open(store) as db:
+        assert db.encryption_status() is not None
         db.remember("p", "w", "observation", {"text": "coffee"})
     code, stdout, _ = _run(store, "storage", "encryption", "--json")
     assert code == 0 and json.loads(stdout)["key_id"] == "k1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -102,7 +103,16 @@ def _embedded(data_dir: Path, *, create: bool) -> Engine:
         )
     import dwbase
 
-    return dwbase.open(data_dir)
+    from ..security.keys import default_key_provider
+
+    # As for the node: a new store is encrypted under DWBASE_STORAGE_ENCRYPTION_KEY (and an
+    # existing one must be); an encrypted store finds its keys in DWBASE_KEY_<ID> variables
+    # or the DWBASE_STORAGE_KEY_DIR / DWBASE_KEY_DIR files either way.
+    return dwbase.open(
+        data_dir,
+        encryption_key=os.environ.get("DWBASE_STORAGE_ENCRYPTION_KEY") or None,
+        key_provider=default_key_provider(os.environ.get("DWBASE_STORAGE_KEY_DIR") or None),
+    )
 
 
 def _client(url: str, token: str | None) -> Backend:
