@@ -297,3 +297,31 @@ def test_an_altered_ciphertext_is_reported_as_damage_never_read_as_garbage(
         report = db.check()
         assert not report.ok and report.erased == 0
         assert any("does not decrypt" in p for p in report.problems)
+
+
+def test_a_store_opened_before_a_rotation_elsewhere_writes_under_the_new_key(
+    tmp_path: Path,
+) -> None:
+    both = keys(k1=K1, k2=K2)
+    first = _open(tmp_path / "s", both)
+    other = dwbase.open(tmp_path / "s", key_provider=both)  # as another process would
+    try:
+        old = other.remember("w", "a", "observation", {"text": "before"})
+        first.rotate_key("k2")
+        new = other.remember("w", "a", "observation", {"text": "after"})
+        assert other.get(old).payload == {"text": "before"}
+        assert other.encryption_status() == {
+            "cipher": "AES-256-GCM",
+            "key_id": "k2",
+            "keys": ["k2"],
+        }
+    finally:
+        other.close()
+        first.close()
+    with _open(tmp_path / "s", keys(k2=K2), key="k2") as db:
+        assert [a.id for a in db.replay("w")] == [old, new]
+
+
+def test_an_in_memory_store_cannot_be_encrypted() -> None:
+    with pytest.raises(dwbase.InvalidInputError, match="store on disk"):
+        dwbase.open(":memory:", encryption_key="k1")
