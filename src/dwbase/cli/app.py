@@ -230,13 +230,14 @@ def _global(
 
 
 def _register() -> None:
-    from . import admin, atoms, component, keys, mcp, ops, swarm
+    from . import admin, atoms, component, keys, mcp, ops, perf, swarm
 
     atoms.register(app)
     admin.register(app)
     keys.register(app)
     ops.register(app)
     mcp.register(app)
+    perf.register(app)
     component.register(app)
     swarm.register(app)
 
