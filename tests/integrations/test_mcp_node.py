@@ -82,6 +82,20 @@ def test_mcp_over_http_on_a_real_node_uses_the_tokens_worker(node: RunningNode) 
     assert node.engine.replay("demo")[0].worker == "agent-1"
 
 
+def test_mcp_on_a_node_spends_the_tokens_rate_limits(node: RunningNode) -> None:
+    secret, _ = node.tokens.create("slow", read=["*"], write=["*"], remember_rate=0.01)
+
+    async def scenario() -> None:
+        async with session(node.url, secret) as s:
+            await call(s, "remember", world="demo", text="first")
+            err = await call_error(s, "remember", world="demo", text="second")
+            assert err["code"] == "rate_limited" and err["details"]["retry_after"] > 0
+            await call(s, "ask", world="demo", question="first")  # asks have their own
+
+    anyio.run(scenario)
+    assert [a.payload["text"] for a in node.engine.replay("demo")] == ["first"]
+
+
 def test_mcp_on_a_node_refuses_a_request_without_a_valid_token(node: RunningNode) -> None:
     secret, info = node.tokens.create("agent-1", read=["*"], write=["*"])
     hello = {
