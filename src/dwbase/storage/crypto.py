@@ -28,6 +28,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -49,6 +50,7 @@ _VERSION = 1
 _INDEX_AAD = b"dwbase index key v1"
 _SUBJECT_AAD = b"dwbase subject key v1 "
 _TOKEN_BYTES = 8
+_SUBJECT_KID = re.compile(r"^s:[0-9a-f]{32}-[0-9a-f]{16}$")
 
 
 class ErasedRecordError(StorageError):
@@ -195,6 +197,8 @@ class RecordCipher:
     # ------------------------------------------------------------------ subject keys
 
     def _subject_file(self, kid: str) -> Path:
+        if not _SUBJECT_KID.match(kid):  # a record names its key: never a path elsewhere
+            raise StorageError(f"a record names a subject key {kid!r} no DWBase writes")
         return self.keys_dir / f"{kid[2:]}.key"
 
     def _read_subject(self, kid: str) -> Any | None:
