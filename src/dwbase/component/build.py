@@ -45,12 +45,26 @@ def componentize_py() -> str:
     return found
 
 
+def guest_modules() -> list[Path]:
+    """The package's files the component holds: what importing the guest's service imports."""
+    code = (
+        "import json, sys; import dwbase.component.service; print(json.dumps(sorted("
+        "m.__file__ for n, m in list(sys.modules.items()) "
+        "if n.split('.')[0] == 'dwbase' and getattr(m, '__file__', None))))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC_ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    return [Path(p) for p in json.loads(proc.stdout)]
+
+
 def source_hash() -> str:
-    """A hash of everything that goes into the component (the package's Python and the WIT)."""
+    """A hash of what goes into the component: the modules it imports, the guest, the WIT."""
     h = hashlib.sha256()
-    files = sorted(SRC_ROOT.joinpath("dwbase").rglob("*.py")) + sorted(wit_dir().glob("*.wit"))
+    files = [*guest_modules(), PACKAGE_DIR / "guest" / "app.py", *sorted(wit_dir().glob("*.wit"))]
     for path in files:
-        h.update(str(path.relative_to(path.parents[1])).encode())
+        h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()
 

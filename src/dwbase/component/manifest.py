@@ -247,3 +247,15 @@ def build_manifest(wit_dir: Path) -> dict[str, Any]:
         "operations": operations(model),
         "definitions": _definitions(model),
     }
+
+
+def write_manifest(wit_dir: Path | None = None) -> Path:
+    """Regenerate ``wit/component.manifest.json`` (the copy tests compare with the WIT)."""
+    import json
+
+    from .build import wit_dir as default_wit_dir
+
+    where = wit_dir or default_wit_dir()
+    target = where / "component.manifest.json"
+    target.write_text(json.dumps(build_manifest(where), indent=2) + "\n", encoding="utf-8")
+    return target

@@ -107,6 +107,8 @@ def failure(exc: BaseException) -> ToolFailure:
     if isinstance(exc, DWBaseError):
         code = _CODE_OF.get(exc.code, "internal_error")
         return ToolFailure(code, exc.message, _jsonable(exc.details))
+    if isinstance(exc, OSError):  # the data directory: missing, read-only, full
+        return ToolFailure("storage_error", f"storage failed: {exc}", {"errno": exc.errno})
     log.exception("component call failed")
     return ToolFailure("internal_error", f"internal error: {type(exc).__name__}: {exc}")
 

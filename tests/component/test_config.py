@@ -1,0 +1,100 @@
+"""The component's DWBASE_* variables and the service behind the WIT, on CPython."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dwbase.component.config import VARIABLES, ComponentConfig
+from dwbase.component.service import Service, ToolFailure, failure
+from dwbase.errors import InvalidInputError
+
+
+def test_defaults_are_the_documented_safe_ones() -> None:
+    cfg = ComponentConfig.from_env({})
+    assert cfg.enforce_tenant_namespace is True
+    assert cfg.max_payload_bytes == 65536 and cfg.importance_cap == 0.7
+    assert cfg.allowed_kinds == ("observation", "reflection")
+    assert cfg.allowed_labels is None and cfg.allow_policy_labels is False
+    assert (cfg.health_disk_warn_pct, cfg.health_disk_degraded_pct) == (80.0, 90.0)
+    assert cfg.observe_queue_capacity == 10000
+    assert ComponentConfig() == cfg
+    assert set(VARIABLES) == {f"DWBASE_{f.upper()}" for f in ComponentConfig.__slots__}
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        ("0", False),
+        ("false", False),
+        ("No", False),
+        ("off", False),
+        ("", False),
+        ("1", True),
+        ("TRUE", True),
+        ("yes", True),
+        ("on", True),
+    ],
+)
+def test_booleans_are_parsed_as_booleans(raw: str, value: bool) -> None:
+    cfg = ComponentConfig.from_env({"DWBASE_ENFORCE_TENANT_NAMESPACE": raw})
+    assert cfg.enforce_tenant_namespace is value
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("DWBASE_ENFORCE_TENANT_NAMESPACE", "maybe"),
+        ("DWBASE_IMPORTANCE_CAP", "1.5"),
+        ("DWBASE_MAX_PAYLOAD_BYTES", "big"),
+        ("DWBASE_TENANT_ID", "a/b"),
+        ("DWBASE_OBSERVE_DROP_POLICY", "drop_all"),
+        ("DWBASE_HEALTH_DISK_DEGRADED_PCT", "50"),
+    ],
+)
+def test_a_bad_variable_is_refused_by_name(name: str, raw: str) -> None:
+    with pytest.raises(InvalidInputError, match=name):
+        ComponentConfig.from_env({name: raw})
+
+
+def test_lists_and_an_empty_allowed_labels_list(tmp_path: Path) -> None:
+    cfg = ComponentConfig.from_env(
+        {"DWBASE_ALLOW_READ_PREFIXES": " a: , b: ,", "DWBASE_ALLOWED_LABELS": ""}
+    )
+    assert cfg.allow_read_prefixes == ("a:", "b:")
+    assert cfg.allowed_labels == ()  # set but empty: no label allowed
+
+
+def test_any_exception_becomes_a_stable_code() -> None:
+    assert failure(RuntimeError("boom")).code == "internal_error"
+    assert failure(OSError(28, "No space left on device")).code == "storage_error"
+    assert failure(InvalidInputError("bad")).code == "invalid_input"
+    assert ToolFailure("made_up", "x").code == "internal_error"
+    assert json.loads(ToolFailure("invalid_input", "x", {"n": 1}).to_plain()["details_json"]) == {
+        "n": 1
+    }
+
+
+def test_the_service_stores_in_a_log_under_the_data_dir(tmp_path: Path) -> None:
+    svc = Service({"DWBASE_DATA_DIR": str(tmp_path), "DWBASE_TENANT_ID": "t"})
+    new = {
+        "world": "tenant:t/w",
+        "worker": "",
+        "kind": "observation",
+        "timestamp": "",
+        "importance": 0.5,
+        "payload_json": '{"text": "hi"}',
+        "vector": None,
+        "flags": [],
+        "labels": [],
+        "links": [],
+    }
+    aid = svc.v2(svc.remember, new)
+    assert svc.v1(svc.remember, "", {**new, "world": "w"}) == ""
+    svc.close()
+    again = Service({"DWBASE_DATA_DIR": str(tmp_path), "DWBASE_TENANT_ID": "t"})
+    assert [a["id"] for a in again.v2(again.replay, "tenant:t/w", {})] == [aid]
+    assert (tmp_path / "atoms.log").exists()
+    again.close()
