@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from dwbase.model import Atom, Link
+from dwbase.security.keys import EnvKeyProvider
 from dwbase.storage import MemoryStorage, NewRecord, SQLiteStorage, Storage
 from dwbase.storage.log import LogStorage, encode_frame, read_frames
 from dwbase.timeutil import format_instant, parse_instant
@@ -88,6 +89,21 @@ def _tamper_sqlite(store: Storage, path: str, seq: int) -> None:
         conn.close()
 
 
+def _tamper_sqlite_encrypted(store: Storage, path: str, seq: int) -> None:
+    # A valid ciphertext of another payload, as someone holding the key could write.
+    from dwbase.storage.crypto import aad
+
+    cipher = getattr(store, "_cipher")  # noqa: B009 (a private part, on purpose)
+    conn = sqlite3.connect(path)
+    try:
+        with conn:
+            (aid,) = conn.execute("SELECT id FROM atoms WHERE seq=?", (seq,)).fetchone()
+            blob = cipher.seal(b'{"text":"tampered"}', aad(aid, "payload_json"), "k1")
+            conn.execute("UPDATE atoms SET payload_json=? WHERE seq=?", (blob, seq))
+    finally:
+        conn.close()
+
+
 def _tamper_memory(store: Storage, seq: int) -> None:
     assert isinstance(store, MemoryStorage)
     s = store._by_seq[seq]
@@ -137,9 +153,21 @@ def _log(tmp_path: Path) -> Adapter:
     )
 
 
+def _sqlite_encrypted(tmp_path: Path) -> Adapter:
+    path = str(tmp_path / "store.sqlite3")
+    provider = EnvKeyProvider({"DWBASE_KEY_K1": "11" * 32})
+    return Adapter(
+        "sqlite-encrypted",
+        lambda: SQLiteStorage(path, encryption_key="k1", key_provider=provider),
+        lambda store, seq: _tamper_sqlite_encrypted(store, path, seq),
+        path,
+    )
+
+
 ADAPTERS: dict[str, Callable[[Path], Adapter]] = {
     "log": _log,
     "sqlite": _sqlite,
+    "sqlite-encrypted": _sqlite_encrypted,
     "memory": lambda _: Adapter("memory", MemoryStorage, _tamper_memory),
 }
 

@@ -297,6 +297,15 @@ def test_an_altered_ciphertext_is_reported_as_damage_never_read_as_garbage(
         report = db.check()
         assert not report.ok and report.erased == 0
         assert any("does not decrypt" in p for p in report.problems)
+    # Plain text put where ciphertext belongs is refused too, never served.
+    conn = sqlite3.connect(tmp_path / "s" / "dwbase.sqlite3")
+    conn.execute("UPDATE atoms SET payload_json=?", ('{"text": "planted"}',))
+    conn.commit()
+    conn.close()
+    with _open(tmp_path / "s", provider) as db:
+        with pytest.raises(StorageError, match="not encrypted in an encrypted store"):
+            db.get(aid)
+        assert not db.check().ok
 
 
 def test_a_store_opened_before_a_rotation_elsewhere_writes_under_the_new_key(

@@ -191,6 +191,10 @@ class _Checker:
                 continue
             except StorageError as exc:
                 report.problem(exc.message)
+                for stream in (texts, tags, links, vectors):
+                    stream.take(seq)  # its index rows are not strays: the atom is damaged
+                if qlog is not None:
+                    qlog.take(seq)
                 continue
             expected = record_checksum(stored.atom)
             if self.cipher is not None:

@@ -104,7 +104,7 @@ def row_to_stored(row: Sequence[Any], cipher: RecordCipher | None = None) -> Sto
     """Decode an atom row; with ``cipher``, an encrypted row is opened first (a row whose
     subject key was erased raises :class:`~dwbase.storage.crypto.ErasedRecordError`)."""
     try:
-        if cipher is not None and isinstance(row[8], bytes):
+        if cipher is not None:
             row = open_row(row, cipher)
         return _decode(row)
     except (ValueError, TypeError, OverflowError) as exc:
@@ -156,6 +156,16 @@ def open_row(row: Sequence[Any], cipher: RecordCipher) -> tuple[Any, ...]:
     """An encrypted atom row with ``payload_json``, ``vector`` and ``text`` decrypted."""
     out = list(row)
     aid = row[1]
+    if not (
+        isinstance(row[8], bytes)
+        and isinstance(row[13], bytes)
+        and isinstance(row[9], bytes | None)
+    ):
+        # A plain value where ciphertext belongs was written behind the store's back.
+        raise StorageError(
+            f"atom {aid!r} (seq {row[0]}) is not encrypted in an encrypted store: it was "
+            "altered; run `dwbase storage check`"
+        )
     out[8] = cipher.open(row[8], aad(aid, "payload_json")).decode("utf-8")
     if row[9] is not None:
         out[9] = cipher.open(row[9], aad(aid, "vector"))
