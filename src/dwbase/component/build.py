@@ -19,18 +19,11 @@ from pathlib import Path
 
 from ..errors import InvalidInputError, UnavailableError
 from .manifest import build_manifest
+from .manifest import find_wit_dir as wit_dir
 
 WORLD = "core"
 PACKAGE_DIR = Path(__file__).resolve().parent
 SRC_ROOT = PACKAGE_DIR.parents[1]  # the directory holding the dwbase package
-
-
-def wit_dir() -> Path:
-    """The WIT files: ``wit/`` of a source checkout, else the copy inside the package."""
-    for candidate in (SRC_ROOT.parent / "wit", PACKAGE_DIR / "wit"):
-        if (candidate / "dwbase-core.wit").is_file():
-            return candidate
-    raise UnavailableError("the WIT files (wit/dwbase-core.wit) are not found")
 
 
 def componentize_py() -> str:

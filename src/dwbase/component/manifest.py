@@ -8,11 +8,15 @@ WIT names in snake_case (``payload-json`` is ``payload_json``), as on the HTTP n
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
+from ..errors import UnavailableError
 from .config import VARIABLES
+
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 PACKAGE = "dwbase:core@0.1.0"
 INTERFACE = "dwbase:core/engine@0.1.0"
@@ -48,6 +52,14 @@ class WitModel:
         self.records: dict[str, list[tuple[str, TypeRef]]] = {}
         self.enums: dict[str, list[str]] = {}
         self.functions: dict[str, tuple[list[tuple[str, TypeRef]], TypeRef | None]] = {}
+
+
+def find_wit_dir() -> Path:
+    """The WIT files: ``wit/`` of a source checkout, else the copy inside the package."""
+    for candidate in (PACKAGE_DIR.parents[2] / "wit", PACKAGE_DIR / "wit"):
+        if (candidate / "dwbase-core.wit").is_file():
+            return candidate
+    raise UnavailableError("the WIT files (wit/dwbase-core.wit) are not found")
 
 
 def _ident(tok: str) -> str:
@@ -251,11 +263,7 @@ def build_manifest(wit_dir: Path) -> dict[str, Any]:
 
 def write_manifest(wit_dir: Path | None = None) -> Path:
     """Regenerate ``wit/component.manifest.json`` (the copy tests compare with the WIT)."""
-    import json
-
-    from .build import wit_dir as default_wit_dir
-
-    where = wit_dir or default_wit_dir()
+    where = wit_dir or find_wit_dir()
     target = where / "component.manifest.json"
     target.write_text(json.dumps(build_manifest(where), indent=2) + "\n", encoding="utf-8")
     return target
