@@ -34,11 +34,12 @@ from dwbase.model import (
 )
 from dwbase.quarantine import QuarantineConfig
 from dwbase.storage import MemoryStorage, NewRecord, SQLiteStorage, Storage
+from dwbase.storage.log import LogStorage
 from dwbase.storage.sqlite import sqlite_path
 from dwbase.timeutil import format_instant, parse_instant
 from dwbase.vector.exact import pack_unit
 
-ADAPTERS = ["sqlite", "memory"]
+ADAPTERS = ["sqlite", "memory", "log"]
 WORLD_DIM = 3  # the test embedder's dimension, so every world expects 3-dim vectors
 SETTINGS = settings(
     max_examples=60,
@@ -167,6 +168,19 @@ def open_storage(kind: str) -> Iterator[tuple[Storage, Callable[[], Storage]]]:
                 yield store, reopen
             finally:
                 for s in opened:
+                    s.close()
+        elif kind == "log":
+            logs = [LogStorage(tmp)]
+
+            def reopen_log() -> Storage:
+                logs[-1].close()
+                logs.append(LogStorage(tmp))
+                return logs[-1]
+
+            try:
+                yield logs[0], reopen_log
+            finally:
+                for s in logs:
                     s.close()
         else:
             mem = MemoryStorage()
