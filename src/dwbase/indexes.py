@@ -23,7 +23,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -174,6 +174,7 @@ class WorldIndex:
     # seqs in ``exact`` that the graph has not taken in yet, oldest first: asks score them
     # exactly beside the graph's neighbours, and the index thread moves them into the graph
     pending: list[int] = field(default_factory=list)
+    stored: bool = False  # atoms were stored since the index thread last caught up
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -291,6 +292,21 @@ class IndexManager:
             )
         return st
 
+    def stored(self, worlds: Iterable[str]) -> None:
+        """Atoms were stored in ``worlds``: the index thread takes them into the loaded
+        indexes that have a graph (and into the graph), so the graph's lag stays bounded and
+        the next ask finds them there instead of loading them itself. An index without a
+        graph catches up on its next ask, which costs little."""
+        held = False
+        with self._lock:
+            for world in set(worlds):
+                for q in (False, True):
+                    st = self._states.get((world, q))
+                    if st is not None and st.ann is not None:
+                        st.stored = held = True
+        if held:
+            self._wake_graph()
+
     def invalidate(self, world: str) -> None:
         """Atoms left the world (gc, quarantine): resync with storage on next use."""
         with self._lock:
@@ -374,9 +390,10 @@ class IndexManager:
         """(``st.lock`` held) Into the exact index now; into the graph by the index thread."""
         if not items:
             return
+        fresh = [s for s, _ in items if s not in st.exact]  # the index thread may have them
         st.exact.add(items)
-        if st.ann is not None:
-            st.pending.extend(s for s, _ in items)
+        if st.ann is not None and fresh:
+            st.pending.extend(fresh)
             self._wake_graph()
 
     def _resync(self, st: WorldIndex) -> None:
@@ -458,6 +475,18 @@ class IndexManager:
             self._graph_wake.clear()
             while not self._stop.is_set():
                 with self._lock:
+                    fresh = [st for st in self._states.values() if st.stored]
+                    stale = set(self._stale)
+                for st in fresh:
+                    st.stored = False
+                    if st.world not in stale and st.ready and not st.dirty:
+                        try:
+                            self._catch_up_in_slices(st)
+                        except Exception as exc:  # the next ask catches up itself
+                            self.host.background.failed(
+                                "index", exc, log, where=f"catch-up of world {st.world!r}"
+                            )
+                with self._lock:
                     work = [st for st in self._states.values() if st.pending and st.ann]
                 if not work:
                     break
@@ -475,6 +504,20 @@ class IndexManager:
                             st.error = None
                             self.host.background.recovered("index", log)
                 time.sleep(0)  # let a waiting search have the graph first
+
+    def _catch_up_in_slices(self, st: WorldIndex) -> None:
+        """The index thread's catch-up: the store is read without the index's lock, and the
+        vectors go in a slice at a time, so an ask waits for one slice at most."""
+        after = max(st.seen_seq, st.exact.max_seq)
+        rows = self.host.storage.load_vectors(st.world, quarantined=st.quarantined, after_seq=after)
+        for i in range(0, len(rows), 1024):
+            chunk = rows[i : i + 1024]
+            with st.lock:
+                if st.dirty or self._stop.is_set():
+                    return
+                self._add(st, self._resolve(st, chunk))
+                st.seen_seq = max(st.seen_seq, chunk[-1][0])
+            time.sleep(0)
 
     def _graph_slice(self, st: WorldIndex, size: int) -> int:
         """Put up to ``size`` pending vectors of ``st`` into its graph; the next slice's size."""

@@ -96,6 +96,7 @@ class Engine:
             counters=self.counters,
             lock=self._lock,
             embedder_record=record,
+            on_stored=self.indexes.stored,
         )
         self._reader = Reader(
             storage=storage,

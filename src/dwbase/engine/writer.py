@@ -111,6 +111,7 @@ class Writer:
         counters: Counters,
         lock: threading.RLock,
         embedder_record: EmbedderRecord,
+        on_stored: Callable[[Iterable[str]], None] | None = None,
     ) -> None:
         self.storage = storage
         self.options = options
@@ -122,6 +123,7 @@ class Writer:
         self.counters = counters
         self._lock = lock
         self._embedder_record = embedder_record
+        self._on_stored = on_stored  # the worlds that just took atoms (vector indexes follow)
         self._ids = IdGenerator()
         self._quarantine = Quarantine(options.quarantine, options.clock)
 
@@ -362,6 +364,8 @@ class Writer:
                 if s.quarantine is not None:
                     self.counters.quarantine_total += 1
             self._feed.stored(stored)
+        if stored and self._on_stored is not None:
+            self._on_stored(s.atom.world for s in stored)
         return stored
 
     def ingest(
