@@ -52,6 +52,7 @@ ENVELOPE_BYTES = 512 * 1024
 SCAN_CHUNK = 2000
 FETCH = 64
 MAX_INGESTED_MEMO = 200_000
+PUBLISH_TIMEOUT_S = 2.0  # an ack lost to a NATS restart is retried after this
 
 
 class Link:
@@ -65,24 +66,36 @@ class Link:
         self._wake = asyncio.Event()
         self._hello_now = asyncio.Event()
         self._closing = False
+        self._stream_ok = False
 
     # ------------------------------------------------------------------ connection
 
+    async def _connect(self) -> NatsClient:
+        return await nats.connect(
+            servers=self.cfg.servers,
+            name=f"dwbase-{self.sw.node_id}",
+            connect_timeout=1,
+            reconnect_time_wait=0.25,
+            max_reconnect_attempts=-1,
+            ping_interval=2,
+            max_outstanding_pings=2,
+            disconnected_cb=self._on_disconnect,
+            reconnected_cb=self._on_reconnect,
+            error_cb=self._on_error,
+        )
+
     async def run(self, stop: asyncio.Event) -> None:
+        stopped = asyncio.create_task(stop.wait())
         while not stop.is_set():
+            connect = asyncio.create_task(self._connect())
+            await asyncio.wait({connect, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not connect.done():  # asked to stop while connecting
+                connect.cancel()
+                with contextlib.suppress(BaseException):
+                    await connect
+                return
             try:
-                self.nc = await nats.connect(
-                    servers=self.cfg.servers,
-                    name=f"dwbase-{self.sw.node_id}",
-                    connect_timeout=1,
-                    reconnect_time_wait=0.25,
-                    max_reconnect_attempts=-1,
-                    ping_interval=2,
-                    max_outstanding_pings=2,
-                    disconnected_cb=self._on_disconnect,
-                    reconnected_cb=self._on_reconnect,
-                    error_cb=self._on_error,
-                )
+                self.nc = connect.result()
             except Exception as exc:
                 log.info("swarm: NATS %s not reachable (%s); retrying", self.cfg.nats_url, exc)
                 with contextlib.suppress(TimeoutError):
@@ -91,7 +104,7 @@ class Link:
             break
         if stop.is_set() or self.nc is None:
             return
-        self.js = self.nc.jetstream(timeout=5)
+        self.js = self.nc.jetstream(timeout=PUBLISH_TIMEOUT_S)
         self._connected()
         await self.nc.subscribe(HELLO_SUBJECT, cb=self._on_hello)
         await self.antientropy.listen(self.nc)
@@ -110,10 +123,16 @@ class Link:
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        if self.sw.flush_on_stop:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._publish_pending(), 2.0)  # a last flush
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._publish_pending(), 2.0)  # a last flush of the outbox
+            await asyncio.wait_for(self.nc.close(), 2.0 if self.sw.flush_on_stop else 0.1)
+        # A close that timed out (NATS paused, or a crash-like stop) leaves the socket open.
+        transport = getattr(self.nc, "_transport", None)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.nc.close(), 2.0)
+            if transport is not None:
+                transport.close()
         self.sw.connected = False
 
     def _connected(self) -> None:
@@ -129,6 +148,7 @@ class Link:
     async def _on_reconnect(self) -> None:
         log.info("swarm: NATS connection back")
         self._reset_consumer = True  # resume exactly after our cursor
+        self._stream_ok = False  # a new server may not have it (a fresh store)
         self._connected()
         self._wake.set()
         self._hello_now.set()
@@ -140,6 +160,8 @@ class Link:
 
     async def _ensure_stream(self) -> None:
         assert self.js is not None
+        if self._stream_ok:
+            return
         try:
             await self.js.stream_info(self.cfg.stream)
         except JsNotFoundError:
@@ -153,6 +175,7 @@ class Link:
                         duplicate_window=120.0,
                     )
                 )
+        self._stream_ok = True
 
     def may_send(self, world: str) -> bool:
         return self.cfg.shares(world) and self.sw.engine.policy(world).allows_replication(world)
@@ -211,6 +234,7 @@ class Link:
             data,
             stream=self.cfg.stream,
             headers={"Nats-Msg-Id": f"{self.sw.node_id}:{n}"},
+            timeout=PUBLISH_TIMEOUT_S,
         )
         with self.sw.lock:
             self.sw.stats.sent += len(items)
@@ -421,8 +445,10 @@ class Link:
     async def _saver(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await asyncio.sleep(0.1)
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.to_thread(self.sw.save)
+            except Exception as exc:  # a full disk: the next save tries again
+                log.warning("swarm: saving swarm.json failed: %s", exc)
 
     async def _antientropy(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

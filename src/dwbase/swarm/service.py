@@ -91,6 +91,7 @@ class Swarm:
         self.version = __version__
         self._dirty = False
         self._saved_at = 0.0
+        self.flush_on_stop = True
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -116,6 +117,7 @@ class Swarm:
 
         def main() -> None:
             loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
             self._loop = loop
             self._stop = asyncio.Event()
             self._link = Link(self)
@@ -125,22 +127,35 @@ class Swarm:
             except Exception:
                 log.exception("swarm link failed")
             finally:
+                # nats-py's own tasks outlive a close that timed out (NATS paused): end them
+                # here, so nothing is left pending on a closed loop.
+                left = asyncio.all_tasks(loop)
+                for task in left:
+                    task.cancel()
+                loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+                loop.run_until_complete(loop.shutdown_asyncgens())
                 loop.close()
 
         self._thread = threading.Thread(target=main, name="dwbase-swarm", daemon=True)
         self._thread.start()
         ready.wait()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the link (publishing what it can first) and save ``swarm.json``."""
+    def stop(self, timeout: float = 10.0, *, flush: bool = True) -> None:
+        """Stop the link (publishing what it can first) and save ``swarm.json``.
+
+        ``flush=False`` stops as a crash would: no last publish and no last save, so the
+        next start resumes from the state last written (the convergence checker's kill).
+        """
         thread, loop, stop = self._thread, self._loop, self._stop
         if thread is None or loop is None or stop is None:
             return
+        self.flush_on_stop = flush
         with contextlib.suppress(RuntimeError):  # the loop ended already
             loop.call_soon_threadsafe(stop.set)
         thread.join(timeout)
         self._thread = None
-        self.save(force=True)
+        if flush:
+            self.save(force=True)
 
     def call(self, coro: Callable[[], Coroutine[Any, Any, T]], timeout: float = 30.0) -> T:
         """Run ``coro()`` on the link's loop and wait for its result."""
