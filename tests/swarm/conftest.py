@@ -5,8 +5,9 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import require
+from dwbase.ops.devnet import nats_server_path
 
-from .harness import NatsServer, nats_server_path
+from .harness import NatsServer
 
 
 @pytest.fixture(scope="session")

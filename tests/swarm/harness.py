@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -19,14 +17,6 @@ from typing import Any
 import dwbase
 from dwbase.engine import Engine
 from dwbase.swarm import Peer, Swarm, SwarmConfig, load_or_create
-
-
-def nats_server_path() -> str | None:
-    found = shutil.which("nats-server")
-    if found:
-        return found
-    beside = Path(sys.executable).parent / "nats-server"
-    return str(beside) if beside.exists() else None
 
 
 def free_port() -> int:
@@ -99,6 +89,18 @@ class NatsServer:
         async def go() -> None:
             nc = await nats.connect(self.url)
             await nc.jetstream().purge_stream(stream)
+            await nc.close()
+
+        asyncio.run(go())
+
+    def publish_core(self, subject: str, data: bytes) -> None:
+        """Publish raw bytes on plain NATS (not the stream)."""
+        import nats
+
+        async def go() -> None:
+            nc = await nats.connect(self.url)
+            await nc.publish(subject, data)
+            await nc.flush()
             await nc.close()
 
         asyncio.run(go())

@@ -105,19 +105,21 @@ def test_forged_tampered_unknown_and_replayed_envelopes_are_dropped_and_counted(
     nats_server.publish(subject, seal(stranger, body))
     # no signature at all
     nats_server.publish(subject, b'{"type":"atoms","world":"team:a","atoms":[]}')
+    # a hello signed by a key nobody configured
+    nats_server.publish_core("dwbase.node.hello", seal(stranger, {"type": "hello"}))
     # a's genuine first envelope, sent again
     first = seal(a.sw.identity, {"type": "atoms", "world": "team:a", "n": 1, "atoms": [atom]})
     nats_server.publish(subject, first)
 
     def counted() -> bool:
         d = b.sw.stats.dropped
-        return all(
-            d.get(r, 0) >= 1 for r in ("bad_signature", "unknown_peer", "malformed", "replay")
-        )
+        reasons = ("bad_signature", "unknown_peer", "malformed", "replay", "hello_unknown_peer")
+        return all(d.get(r, 0) >= 1 for r in reasons)
 
     assert wait_for(counted), b.sw.stats.dropped
     assert b.sw.stats.dropped["bad_signature"] == 2  # wrong key, tampered body
     assert b.ids("team:a") == [aid]
+    assert stranger.node_id not in {p["node_id"] for p in b.sw.status()["peers"]}
     with pytest.raises(NotFoundError):
         b.db.get("01J0000000000000000000FAKE")
     health = b.sw.health()["replication"]

@@ -138,7 +138,7 @@ class AntiEntropy:
     async def round(self) -> dict[str, int]:
         """One comparison with every live peer; atoms stored per world."""
         filled: dict[str, int] = {}
-        for peer in self.link.live_peers():
+        for peer in self.link.membership.live_peers():
             try:
                 await self._with_peer(peer, filled)
             except Exception as exc:

@@ -38,6 +38,7 @@ from ..security.caps import world_matches
 from .antientropy import AntiEntropy
 from .config import HELLO_SUBJECT, world_of_subject, world_subject
 from .envelope import EnvelopeError, Peer, open_envelope, seal
+from .membership import Membership, from_self
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as NatsClient
@@ -64,7 +65,7 @@ class Link:
         self.antientropy = AntiEntropy(self)
         self._reset_consumer = True
         self._wake = asyncio.Event()
-        self._hello_now = asyncio.Event()
+        self.membership = Membership(swarm)
         self._closing = False
         self._stream_ok = False
 
@@ -106,12 +107,12 @@ class Link:
             return
         self.js = self.nc.jetstream(timeout=PUBLISH_TIMEOUT_S)
         self._connected()
-        await self.nc.subscribe(HELLO_SUBJECT, cb=self._on_hello)
+        await self.nc.subscribe(HELLO_SUBJECT, cb=self.membership.on_hello)
         await self.antientropy.listen(self.nc)
         tasks = [
             asyncio.create_task(self._publisher(stop)),
             asyncio.create_task(self._consumer(stop)),
-            asyncio.create_task(self._hello(stop)),
+            asyncio.create_task(self.membership.announce(self.nc, stop)),
             asyncio.create_task(self._saver(stop)),
         ]
         if self.cfg.antientropy_interval_s:
@@ -151,7 +152,7 @@ class Link:
         self._stream_ok = False  # a new server may not have it (a fresh store)
         self._connected()
         self._wake.set()
-        self._hello_now.set()
+        self.membership.announce_now()
 
     async def _on_error(self, exc: Exception) -> None:
         log.debug("swarm: NATS error: %s", exc)
@@ -319,7 +320,7 @@ class Link:
         try:
             body = open_envelope(data, sw.peers)
         except EnvelopeError as exc:
-            if not _from_self(data, sw.node_id):
+            if not from_self(data, sw.node_id):
                 log.debug("swarm: dropped %s", exc)
                 with sw.lock:
                     sw.stats.drop(exc.reason)
@@ -384,62 +385,6 @@ class Link:
                 sw.stats.drop(reason, count)
         return stored
 
-    # ------------------------------------------------------------------ presence
-
-    def hello_body(self) -> dict[str, Any]:
-        return {
-            "type": "hello",
-            "endpoint": self.cfg.endpoint,
-            "want": list(self.cfg.want),
-            "share": list(self.cfg.share),
-            "version": self.sw.version,
-            "key": self.sw.identity.public_b64,
-            "ttl": 3 * self.cfg.hello_interval_s,
-        }
-
-    async def _hello(self, stop: asyncio.Event) -> None:
-        assert self.nc is not None
-        while not stop.is_set():
-            with contextlib.suppress(Exception):
-                await self.nc.publish(HELLO_SUBJECT, seal(self.sw.identity, self.hello_body()))
-            self._hello_now.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._hello_now.wait(), self.cfg.hello_interval_s)
-
-    async def _on_hello(self, msg: Msg) -> None:
-        sw = self.sw
-        if _from_self(msg.data, sw.node_id):
-            return
-        try:
-            body = open_envelope(msg.data, sw.peers)
-        except EnvelopeError as exc:
-            with sw.lock:
-                sw.stats.drop(f"hello_{exc.reason}")
-            return
-        sender = body["from"]
-        with sw.lock:
-            new = sender not in sw.state.peers or not sw.state.peers[sender].get("alive_once")
-            sw.state.peers[sender] = {
-                "endpoint": body.get("endpoint"),
-                "want": body.get("want"),
-                "version": body.get("version"),
-                "ttl": float(body.get("ttl") or 3 * self.cfg.hello_interval_s),
-                "seen_at": round(sw.clock(), 3),
-                "alive_once": True,
-            }
-        sw.mark_dirty()
-        if new:
-            self._hello_now.set()  # answer a newcomer at once, so it knows us too
-
-    def live_peers(self) -> list[Peer]:
-        now = self.sw.clock()
-        out = []
-        for p in self.sw.peers:
-            seen = self.sw.state.peers.get(p.node_id)
-            if seen and now - seen.get("seen_at", 0) <= seen.get("ttl", 15.0):
-                out.append(p)
-        return out
-
     # ------------------------------------------------------------------ background
 
     async def _saver(self, stop: asyncio.Event) -> None:
@@ -474,10 +419,6 @@ def _chunks(items: Sequence[StoredAtom], batch: int) -> list[Sequence[StoredAtom
     if start < len(items):
         out.append(items[start:])
     return out
-
-
-def _from_self(data: bytes, node_id: str) -> bool:
-    return f'"from":"{node_id}"'.encode() in data[68:]
 
 
 def _ingest(engine: Any, atoms: list[dict[str, Any]], peer: Peer) -> tuple[int, dict[str, int]]:
