@@ -125,10 +125,18 @@ class Writer:
         self._embedder_record = embedder_record
         self._on_stored = on_stored  # the worlds that just took atoms (vector indexes follow)
         self._ids = IdGenerator()
+        self._last_instant: tuple[int, str] = (-1, "")
         self._quarantine = Quarantine(options.quarantine, options.clock)
 
     def _now(self) -> int:
         return now_micros(self.clock)
+
+    def _instant(self, micros: int) -> str:
+        """``format_instant(micros)``, remembering the last one (the batch's record time)."""
+        last = self._last_instant
+        if last[0] != micros:
+            last = self._last_instant = (micros, format_instant(micros))
+        return last[1]
 
     def _prepare(
         self,
@@ -186,19 +194,20 @@ class Writer:
         index_vec = pack_unit(vector) if vector is not None else None
         embed_text = text if vector is None and dim == self.embedder.dim else ""
         rec_us = now_us if recorded_us is None else recorded_us
+        rec_text = self._instant(rec_us)  # a batch shares one record time: formatted once
         atom = Atom(
             id=atom_id or self._ids.new_id(now_us // 1000),
             world=world,
             worker=worker,
             kind=kind,
-            timestamp=format_instant(ts_us),
+            timestamp=rec_text if ts_us == rec_us else format_instant(ts_us),
             importance=importance,
             payload_json=payload_json,
             vector=vector,
             flags=flags,
             labels=labels,
             links=links,
-            recorded_at=format_instant(rec_us),
+            recorded_at=rec_text,
         )
         return _Prepared(
             NewRecord(
@@ -221,8 +230,10 @@ class Writer:
             packed(texts) if packed is not None else [pack(v) for v in self.embedder.embed(texts)]
         )
         for i, blob in zip(waiting, blobs, strict=True):
-            p = out[i]
-            out[i] = _Prepared(replace(p.record, index_vector=blob), p.parsed)
+            p, r = out[i], out[i].record
+            # built directly: dataclasses.replace costs more than the rest of this loop
+            rec = NewRecord(r.atom, r.ts_us, r.recorded_us, r.text, blob, r.quarantine)
+            out[i] = _Prepared(rec, p.parsed)
         return out
 
     def _check_world_open(self, world: str, labels: Sequence[str]) -> None:
