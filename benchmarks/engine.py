@@ -286,20 +286,78 @@ def bench_dwbase_load_ask_replay(
 
 
 def bench_encryption(root: Path, cfg: Config, questions: list[str]) -> dict[str, Any]:
-    """The same remember, batch and ask series with encryption at rest off and on."""
+    """Remember, batch and ask with encryption at rest off and on, interleaved call by call
+    (two stores open side by side), so that both see the same machine at the same moment."""
     from dwbase.security.keys import EnvKeyProvider
 
-    key = {
-        "encryption_key": "bench",
-        "key_provider": EnvKeyProvider({"DWBASE_KEY_BENCH": "5a" * 32}),
-    }
-    out: dict[str, Any] = {}
-    for label, opts in (("off", None), ("on", key)):
-        print(f"encryption {label}: remember, remember_batch, ask ...", file=sys.stderr, flush=True)
-        out[label] = {
-            "remember": bench_dwbase_remember(root, "normal", cfg.single_n, cfg, opts),
-            **bench_dwbase_load_ask_replay(root, cfg, [], questions, opts),
+    provider = EnvKeyProvider({"DWBASE_KEY_BENCH": "5a" * 32})
+    labels = ("off", "on")
+    out: dict[str, Any] = {k: {"ask": {}} for k in labels}
+
+    def open_pair(name: str, durability: str = "normal") -> dict[str, Any]:
+        return {
+            "off": dwbase.open(root / f"{name}-off", durability=durability),
+            "on": dwbase.open(
+                root / f"{name}-on",
+                durability=durability,
+                encryption_key="bench",
+                key_provider=provider,
+            ),
         }
+
+    def pairs(i: int) -> tuple[str, str]:
+        return labels if i % 2 == 0 else labels[::-1]  # alternate who goes first
+
+    print("encryption off/on: remember ...", file=sys.stderr, flush=True)
+    single = Corpus(cfg.seed + 1).new_atoms(cfg.single_n + cfg.warmup, "bench:single")
+    dbs = open_pair("remember")
+    samples: dict[str, list[float]] = {k: [] for k in labels}
+    try:
+        for i, a in enumerate(single):
+            for k in pairs(i):
+                dt, _ = timed(lambda k=k, a=dict(a): dbs[k].remember_atom(a))
+                if i >= cfg.warmup:
+                    samples[k].append(dt)
+    finally:
+        for db in dbs.values():
+            db.close()
+    for k in labels:
+        out[k]["remember"] = latency(samples[k])
+
+    print("encryption off/on: remember_batch, ask ...", file=sys.stderr, flush=True)
+    corpus = Corpus(cfg.seed)
+    world = "bench:ask"
+    counts: list[int] = []
+    seconds: dict[str, list[float]] = {k: [] for k in labels}
+    dbs = open_pair("load")
+    try:
+        loaded = 0
+        for size in cfg.sizes:
+            while loaded < size:
+                batch = corpus.new_atoms(min(cfg.batch_size, size - loaded), world)
+                for k in pairs(len(counts)):
+                    copy = [dict(a) for a in batch]
+                    dt, _ = timed(lambda k=k, b=copy: dbs[k].remember_batch(b))
+                    seconds[k].append(dt)
+                counts.append(len(batch))
+                loaded += len(batch)
+            gc.collect()
+            for k in labels:
+                for q in questions[: cfg.warmup]:
+                    dbs[k].ask(world, q)
+                wait_for_index(dbs[k], world)
+            asks: dict[str, list[float]] = {k: [] for k in labels}
+            for i, q in enumerate(questions[: cfg.queries]):
+                for k in pairs(i):
+                    dt, _ = timed(lambda k=k, q=q: dbs[k].ask(world, q))
+                    asks[k].append(dt)
+            for k in labels:
+                out[k]["ask"][str(size)] = latency(asks[k])
+    finally:
+        for db in dbs.values():
+            db.close()
+    for k in labels:
+        out[k]["batch"] = throughput(counts, seconds[k])
     return out
 
 
