@@ -98,3 +98,32 @@ def test_the_service_stores_in_a_log_under_the_data_dir(tmp_path: Path) -> None:
     assert [a["id"] for a in again.v2(again.replay, "tenant:t/w", {})] == [aid]
     assert (tmp_path / "atoms.log").exists()
     again.close()
+
+
+def test_a_remember_past_the_disk_budget_evicts_the_least_valuable_atoms(tmp_path: Path) -> None:
+    svc = Service(
+        {"DWBASE_DATA_DIR": str(tmp_path), "DWBASE_TENANT_ID": "t", "DWBASE_MAX_DISK_MB": "0.2"}
+    )
+    big = "y" * 5000
+    for i in range(80):  # about 0.45 MB of atoms against a 0.2 MB budget
+        svc.v2(
+            svc.remember,
+            {
+                "world": "tenant:t/w",
+                "worker": "",
+                "kind": "observation",
+                "timestamp": "",
+                "importance": 0.1 if i < 40 else 0.6,
+                "payload_json": json.dumps({"text": f"{i} {big}"}),
+                "vector": None,
+                "flags": [],
+                "labels": [],
+                "links": [],
+            },
+        )
+    kept = svc.v2(svc.replay, "tenant:t/w", {})
+    assert 0 < len(kept) < 80
+    assert svc.engine.storage.used_bytes() <= 0.2 * 1024 * 1024
+    assert all(a["importance"] == 0.6 for a in kept)  # the low-importance ones went first
+    assert (tmp_path / "atoms.log").stat().st_size < 3 * 0.2 * 1024 * 1024 + (1 << 20)
+    svc.close()

@@ -201,3 +201,24 @@ def test_acknowledged_atoms_of_a_log_store_survive_sigkill(tmp_path: Path) -> No
         report = db.check()
         assert report.ok, report.problems
         assert read_frames(str(data_dir / LOG_FILE)).torn_tail is False
+
+
+def test_deleted_atoms_leave_used_bytes_and_the_file_is_compacted_in_time(
+    tmp_path: Path,
+) -> None:
+    rec = RecordMaker()
+    store = LogStorage(str(tmp_path))
+    try:
+        stored = store.append([rec(text="x" * 4000) for _ in range(400)])  # about 1.7 MB
+        full = store.used_bytes()
+        assert full > 1_500_000
+        store.delete([s.seq for s in stored[:100]])
+        assert store.used_bytes() < full * 0.8  # counted out at once, though still in the file
+        assert (tmp_path / LOG_FILE).stat().st_size > full
+        store.delete([s.seq for s in stored[100:350]])
+        # Now the dead bytes outgrow the live ones: the delete compacted the file.
+        assert (tmp_path / LOG_FILE).stat().st_size < full * 0.3
+        report = store.check()
+        assert report.ok and report.records == 50
+    finally:
+        store.close()

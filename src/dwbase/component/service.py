@@ -239,7 +239,18 @@ class Service:
         if data.get("vector") is None:
             data.pop("vector", None)
         with self._timed("dwbase_remember_duration_seconds"):
-            return str(self.engine.remember_atom(data, caller=self.caller))
+            aid = str(self.engine.remember_atom(data, caller=self.caller))
+        self._keep_disk_budget()
+        return aid
+
+    def _keep_disk_budget(self) -> None:
+        # Nothing runs gc on a schedule in the component (it has no threads to spare): a
+        # remember that takes the store past DWBASE_MAX_DISK_MB evicts the least valuable atoms.
+        budget = self.config.max_disk_mb
+        engine = self.engine
+        if budget is not None and engine.storage.used_bytes() > budget * 1024 * 1024:
+            report = engine.gc()
+            log.info("disk budget of %s MB: gc evicted %d atoms", budget, report.evicted)
 
     def ask(self, question: Plain) -> Plain:
         world = question.get("world", "")

@@ -70,6 +70,7 @@ class Scan:
     """What reading a log file found: good frames (with their line numbers) and problems."""
 
     frames: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)  # each good frame's bytes on disk
     good_end: int = 0  # byte offset just past the last good frame
     torn_tail: bool = False
     problems: list[str] = field(default_factory=list)
@@ -101,6 +102,7 @@ def read_frames(path: str) -> Scan:
                     scan.problems.append(f"log line {n} {reason}")
                 bad = []
             scan.frames.append((line_no, frame))
+            scan.sizes.append(end + 1 - pos)
             scan.good_end = end + 1
         pos = end + 1
     if bad:
@@ -202,6 +204,10 @@ class LogStorage(MemoryStorage):
         self.path = log_path(data_dir)
         self.durability = durability
         self.load_problems: list[str] = []
+        # Bytes each live atom takes in the log: what a compaction keeps, and what gc's disk
+        # budget counts (the file also holds deleted atoms until it is compacted).
+        self._sizes: dict[int, int] = {}
+        self._live = 0
         if not os.path.isdir(data_dir):  # WASI: a preopened directory's parent is not there
             os.makedirs(data_dir, exist_ok=True)
         self._fh = open(self.path, "ab")  # noqa: SIM115 - held open until close()
@@ -238,22 +244,23 @@ class LogStorage(MemoryStorage):
             )
             os.truncate(self.path, scan.good_end)
         self.load_problems = list(scan.problems)
-        for line_no, op, frame in _records(scan.frames):
+        for (line_no, op, frame), size in zip(_records(scan.frames), scan.sizes, strict=True):
             try:
-                self._apply(op, frame)
+                self._apply(op, frame, size)
             except (KeyError, TypeError, ValueError) as exc:
                 self.load_problems.append(f"log line {line_no} cannot be applied: {exc!r}")
         for problem in self.load_problems:
             log.error("log %s: %s", self.path, problem)
 
-    def _apply(self, op: str, frame: dict[str, Any]) -> None:
+    def _apply(self, op: str, frame: dict[str, Any], size: int) -> None:
         if op == "append":
             staged = [_staged(r) for r in frame["records"]]
             self._commit(staged)
+            self._count_live(staged, size)
         elif op == "quarantine":
             super().set_quarantine(int(frame["seq"]), frame.get("reason"))
         elif op == "delete":
-            super().delete([int(q) for q in frame["seqs"]])
+            self._forget([int(q) for q in frame["seqs"]])
         elif op == "meta":
             self._meta[str(frame["key"])] = str(frame["value"])
         elif op == "gone":
@@ -289,15 +296,29 @@ class LogStorage(MemoryStorage):
         self._check_open()
         with self._lock:
             staged = self._stage(records)
-            if staged:
-                try:
-                    data = encode_frame(
-                        {"op": "append", "records": [_record_json(s) for s in staged]}
-                    )
-                except (ValueError, TypeError) as exc:
-                    raise StorageError(f"storage write failed, nothing was stored: {exc}") from exc
-                self._write(data)
-            return self._commit(staged)
+            if not staged:
+                return []
+            try:
+                data = encode_frame({"op": "append", "records": [_record_json(s) for s in staged]})
+            except (ValueError, TypeError) as exc:
+                raise StorageError(f"storage write failed, nothing was stored: {exc}") from exc
+            self._write(data)
+            out = self._commit(staged)
+            self._count_live(staged, len(data))
+            return out
+
+    def _count_live(self, staged: Sequence[Staged], size: int) -> None:
+        if not staged:
+            return
+        each = size // len(staged)
+        for s, *_ in staged:
+            self._sizes[s.seq] = each
+            self._live += each
+
+    def _forget(self, seqs: Sequence[int]) -> int:
+        for q in seqs:
+            self._live -= self._sizes.pop(q, 0)
+        return super().delete(seqs)
 
     def set_quarantine(self, seq: int, reason: str | None) -> None:
         self._check_open()
@@ -313,7 +334,12 @@ class LogStorage(MemoryStorage):
             present = [q for q in dict.fromkeys(seqs) if q in self._by_seq]
             if present:
                 self._write(encode_frame({"op": "delete", "seqs": present}))
-            return super().delete(present)
+            n = self._forget(present)
+            # Deleted atoms stay in the file until a compaction: keep them under the live data
+            # (and at least 1 MiB), so the file stays within about twice what it holds.
+            if present and self._file_bytes() - self._live > max(self._live, 1 << 20):
+                self.compact()
+            return n
 
     def meta_set(self, key: str, value: str) -> None:
         self._check_open()
@@ -324,7 +350,11 @@ class LogStorage(MemoryStorage):
     # ------------------------------------------------------------------ maintenance
 
     def used_bytes(self) -> int:
+        """Bytes the stored atoms take in the log (deleted ones not counted)."""
         self._check_open()
+        return self._live
+
+    def _file_bytes(self) -> int:
         try:
             return os.path.getsize(self.path)
         except OSError:
@@ -334,7 +364,7 @@ class LogStorage(MemoryStorage):
         """Rewrite the log as the current state; a crash keeps the old log or the new one."""
         self._check_open()
         with self._lock:
-            before = self.used_bytes()
+            before = self._file_bytes()
             frames: list[dict[str, Any]] = []
             for seq in sorted(self._ledger):
                 world, aid, checksum, chain = self._ledger[seq]
@@ -370,7 +400,7 @@ class LogStorage(MemoryStorage):
                 if self._fh.closed:
                     self._fh = open(self.path, "ab")  # noqa: SIM115
                     self._lock_file()
-            return {"log_bytes_before": before, "log_bytes_after": self.used_bytes()}
+            return {"log_bytes_before": before, "log_bytes_after": self._file_bytes()}
 
     def check(self, *, quick: bool = False) -> CheckReport:
         """Verify the log on disk: frame checksums, record checksums, every world's chain."""
