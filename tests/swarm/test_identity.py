@@ -86,3 +86,20 @@ def test_peers_come_from_keys_and_a_peers_file_and_bad_entries_are_named(
     path.write_text(json.dumps({"peers": [{"key": b.public_b64, "role": "x"}]}))
     with pytest.raises(InvalidInputError, match="unknown peer field"):
         load_peers([], str(path))
+
+
+def test_restoring_a_backup_in_place_keeps_the_node_key(tmp_path: Path) -> None:
+    import dwbase
+    from dwbase.ops.backup import create_backup, restore_backup
+
+    data = tmp_path / "data"
+    with dwbase.open(data) as db:
+        db.remember("w", "a", text="x")
+    me = load_or_create(str(data))
+    save_state(str(data), SwarmState(node_id=me.node_id, published_seq=1))
+    create_backup(data, tmp_path / "b.tar.zst")
+    restore_backup(tmp_path / "b.tar.zst", data, force=True)
+    # The key is not in the backup (a private key) and the restore leaves it in place, so
+    # the node keeps the identity its peers trust.
+    assert load_or_create(str(data)).public_b64 == me.public_b64
+    assert load_state(str(data)).node_id == me.node_id

@@ -60,6 +60,7 @@ MANIFEST = "manifest.json"
 # Small files of a node's data dir that travel with the store when present (auth.json: the
 # node has required tokens, so the restored node keeps requiring them).
 EXTRA_FILES = ("tokens.json", "auth.json", "swarm.json")
+SWARM_KEY = "swarm.key"  # the node's private key (dwbase.swarm.identity): kept, never copied
 # SQLite files beside the store, snapshotted the same way when present: the vectors of older
 # atoms re-embedded after an embedder change (a restore would otherwise embed them again).
 EXTRA_DATABASES = (REEMBED_FILE,)
@@ -576,14 +577,16 @@ def _write_marker(staging: Path) -> None:
 def _replace_contents(target: Path, staging: Path, parent: Path) -> None:
     """Move ``target``'s files aside and the staged ones in; the lock file stays in place,
     so a process waiting on it sees the restored store, and so do the subject keys of an
-    encrypted store (``keys/``: never in a backup, so an erased subject stays erased)."""
+    encrypted store (``keys/``: never in a backup, so an erased subject stays erased) and the
+    swarm node key (``swarm.key``: a private key, never in a backup; the node keeps the
+    identity its peers trust)."""
     old = Path(tempfile.mkdtemp(prefix=".dwbase-old-", dir=parent))
     try:
         for entry in list(target.iterdir()):
-            if entry.name not in (LOCK_FILE, KEYS_DIR):
+            if entry.name not in (LOCK_FILE, KEYS_DIR, SWARM_KEY):
                 entry.rename(old / entry.name)
         for entry in list(staging.iterdir()):
-            if entry.name not in (LOCK_FILE, KEYS_DIR):
+            if entry.name not in (LOCK_FILE, KEYS_DIR, SWARM_KEY):
                 entry.rename(target / entry.name)
     except OSError as exc:
         raise StorageError(
