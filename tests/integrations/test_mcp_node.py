@@ -13,11 +13,13 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
+from fastapi.testclient import TestClient
 from mcp import ClientSession, MCPError
 from mcp.client.streamable_http import streamable_http_client
 
+import dwbase
 from dwbase.config import load_settings
-from dwbase.node import start_background
+from dwbase.node import create_app, start_background
 from dwbase.node.server import RunningNode
 from dwbase.security.caps import world_matches
 
@@ -175,3 +177,16 @@ def test_no_mcp_tool_returns_an_atom_of_a_world_the_token_may_not_read(
             await as_token(name)
 
     anyio.run(scenario)
+
+
+def test_mcp_on_a_node_answers_only_post_and_is_counted_as_its_route(tmp_path: Path) -> None:
+    app = create_app(dwbase.open(":memory:"), load_settings(None, {}, environ={}))
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    with TestClient(app) as http:
+        r = http.post("/mcp", json=ping, headers={"Accept": "application/json, text/event-stream"})
+        assert r.status_code == 200 and r.json() == {"jsonrpc": "2.0", "id": 1, "result": {}}
+        for method in ("GET", "DELETE"):  # stateless: no stream to hold open, no session
+            r = http.request(method, "/mcp", headers={"Accept": "text/event-stream"})
+            assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+        metrics = http.get("/metrics").text
+        assert 'dwbase_http_requests_total{route="/mcp",status="200"} 1.0' in metrics

@@ -135,6 +135,7 @@ class McpEndpoint:
 
     def __init__(self, state: NodeState) -> None:
         self.state = state
+        self.route: Route | None = None  # for the node's access log and metrics
         self._server: MCPServer[Any] | None = None
 
     def _memory(self) -> NodeMemory:
@@ -142,6 +143,8 @@ class McpEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         rid = scope.get("dwbase.request_id")
+        if self.route is not None:
+            scope["route"] = self.route
         try:
             principal = self.state.principal(Request(scope))
             handler = self._handler()
@@ -188,5 +191,8 @@ class McpEndpoint:
 def add_mcp(app: Starlette, state: NodeState) -> None:
     """Serve the MCP server at ``/mcp`` on the node's ``app``."""
     endpoint = McpEndpoint(state)  # an ASGI app: Starlette hands it the raw request
-    route = Route("/mcp", endpoint, methods=["GET", "POST", "DELETE"], include_in_schema=False)
+    # POST only: a stateless server has no session to DELETE and no stream to GET (the
+    # SDK would hold such a GET open for good); other methods are 405 method_not_allowed.
+    route = Route("/mcp", endpoint, methods=["POST"], include_in_schema=False)
+    endpoint.route = route
     app.router.routes.append(route)
