@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +15,12 @@ from langgraph.store.base import BaseStore, GetOp, IndexConfig, Item, PutOp, Sea
 from langgraph.store.memory import InMemoryStore
 
 import dwbase
+from dwbase.client import Client
+from dwbase.config import load_settings
 from dwbase.engine import Engine
+from dwbase.errors import CapabilityDeniedError
 from dwbase.integrations.langgraph import DWBaseStore
+from dwbase.node import start_background
 
 Step = tuple[Any, ...]
 
@@ -194,3 +199,28 @@ def test_a_namespace_comes_back_from_its_world_unchanged(db: Engine) -> None:
     (world,) = db.list_worlds()
     assert world == store.world(odd) and store.namespace(world) == odd
     assert store.list_namespaces() == [odd]
+
+
+def test_on_a_node_a_token_sees_only_the_namespaces_of_its_worlds(tmp_path: Path) -> None:
+    settings = load_settings(
+        None, {"data_dir": str(tmp_path / "n"), "access_log": False}, environ={}
+    )
+    with start_background(settings) as node:
+        owner = DWBaseStore(node.engine)
+        owner.put(("users", "ada"), "k", {"v": "ada's"})
+        owner.put(("users", "bob"), "k", {"v": "bob's"})
+        secret, _ = node.tokens.create(
+            "ada-agent", read=["langgraph/users/ada"], write=["langgraph/users/ada"]
+        )
+        with Client(node.url, token=secret) as client:
+            store = DWBaseStore(client)
+            assert store.list_namespaces() == [("users", "ada")]
+            assert [i.value for i in store.search(("users",))] == [{"v": "ada's"}]
+            store.put(("users", "ada"), "k", {"v": "ada's, updated"})
+            assert store.get(("users", "ada"), "k").value == {"v": "ada's, updated"}
+            with pytest.raises(CapabilityDeniedError):
+                store.get(("users", "bob"), "k")
+            with pytest.raises(CapabilityDeniedError):
+                store.put(("users", "bob"), "k", {"v": "overwritten"})
+        assert owner.get(("users", "bob"), "k").value == {"v": "bob's"}
+        assert node.engine.replay("langgraph/users/ada")[-1].worker == "ada-agent"
