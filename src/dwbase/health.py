@@ -17,7 +17,9 @@
   (``max_disk_mb``), the store's bytes against it, as in the original component.
   ``disk_pressure`` is the higher of the filesystem's and the budget's percentages, judged
   against the warn and degraded percentages.
-* ``sync_lag_ms`` is absent: there is no swarm to lag behind yet (absent, not 0).
+* ``sync_lag_ms`` is absent here: an engine has no swarm. A node whose swarm is on adds it
+  and ``replication`` (:func:`dwbase.node.swarm.swarm_health`); without one it stays absent
+  rather than a fake 0.
 
 ``status`` is ``ready`` only when storage and indexes are ok, the disk is below the degraded
 percentage and no background task is failing; ``message`` names every problem.

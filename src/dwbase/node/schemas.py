@@ -302,6 +302,11 @@ class Health(BaseModel):
     sync_lag_ms: float | None = Field(
         default=None, description="replication lag; absent while the node has no swarm"
     )
+    replication: dict[str, Any] | None = Field(
+        default=None,
+        description="the swarm's state: status, connected, outbox, pending, sent, received, "
+        "dropped (by reason); absent while the node has no swarm (docs/swarm.md)",
+    )
     ask_workers: int = 0
     ask_workers_ready: int = 0
 
