@@ -217,10 +217,12 @@ def test_on_a_node_a_token_sees_only_the_namespaces_of_its_worlds(tmp_path: Path
             assert store.list_namespaces() == [("users", "ada")]
             assert [i.value for i in store.search(("users",))] == [{"v": "ada's"}]
             store.put(("users", "ada"), "k", {"v": "ada's, updated"})
-            assert store.get(("users", "ada"), "k").value == {"v": "ada's, updated"}
+            updated = store.get(("users", "ada"), "k")
+            assert updated is not None and updated.value == {"v": "ada's, updated"}
             with pytest.raises(CapabilityDeniedError):
                 store.get(("users", "bob"), "k")
             with pytest.raises(CapabilityDeniedError):
                 store.put(("users", "bob"), "k", {"v": "overwritten"})
-        assert owner.get(("users", "bob"), "k").value == {"v": "bob's"}
+        bob = owner.get(("users", "bob"), "k")
+        assert bob is not None and bob.value == {"v": "bob's"}
         assert node.engine.replay("langgraph/users/ada")[-1].worker == "ada-agent"
