@@ -58,9 +58,19 @@ class Quarantine:
         self._recent: dict[tuple[str, str], deque[float]] = {}
 
     def reason(
-        self, *, world: str, worker: str, importance: float, payload: Any, trust: float
+        self,
+        *,
+        world: str,
+        worker: str,
+        importance: float,
+        payload: Any,
+        trust: float,
+        burst: bool = True,
     ) -> str | None:
-        """Why this write should be held, or ``None`` to store it normally."""
+        """Why this write should be held, or ``None`` to store it normally.
+
+        ``burst=False`` leaves out the burst rule: for atoms from a peer, whose catch-up
+        brings a worker's atoms of many seconds at once (the origin applied the rule)."""
         cfg = self.config
         if not cfg.enabled:
             return None
@@ -68,7 +78,7 @@ class Quarantine:
             return "impossible_number"
         if trust < cfg.low_trust and importance > cfg.low_trust_importance:
             return "low_trust"
-        if cfg.burst_count is None:
+        if cfg.burst_count is None or not burst:
             return None
         now = self._clock()
         with self._lock:

@@ -244,7 +244,7 @@ class Writer:
                 f"world {world!r} is archived; resume it before writing", world=world
             )
 
-    def _quarantine_reason(self, prep: _Prepared) -> str | None:
+    def _quarantine_reason(self, prep: _Prepared, *, burst: bool = True) -> str | None:
         a = prep.record.atom
         if any(lb.startswith(("policy:", "world_status:")) for lb in a.labels):
             return None
@@ -255,6 +255,7 @@ class Writer:
             importance=a.importance,
             payload=prep.parsed,
             trust=trust,
+            burst=burst,
         )
 
     def remember_batch(
@@ -359,9 +360,10 @@ class Writer:
             out.append(a)
         return out
 
-    def _with_quarantine(self, p: _Prepared) -> NewRecord:
-        """``p``'s record, held in quarantine when the quarantine rules say so."""
-        reason = self._quarantine_reason(p)
+    def _with_quarantine(self, p: _Prepared, *, peer: bool = False) -> NewRecord:
+        """``p``'s record, held in quarantine when the quarantine rules say so (for a peer's
+        atom, all but the burst rule)."""
+        reason = self._quarantine_reason(p, burst=not peer)
         return p.record if reason is None else replace(p.record, quarantine=reason)
 
     def _store(self, records: Sequence[NewRecord]) -> list[StoredAtom]:
@@ -410,7 +412,7 @@ class Writer:
         check_links(self.storage, [p.record.atom for p in prepared], allow_unknown=True)
         for p in prepared:
             self._check_world_open(p.record.atom.world, p.record.atom.labels)
-        records = [self._with_quarantine(p) for p in self._embed_pending(prepared)]
+        records = [self._with_quarantine(p, peer=True) for p in self._embed_pending(prepared)]
         stored = {s.atom.id for s in self._store(records)}
         ids = [r.atom.id for r in records]
         return IngestResult(
