@@ -100,3 +100,15 @@ def test_error_codes_and_variables_agree_everywhere() -> None:
     types_wit = (WIT / "dwbase-types.wit").read_text(encoding="utf-8")
     for code in ERROR_CODES:
         assert code in types_wit
+
+
+def test_the_docs_name_every_variable_error_code_and_operation() -> None:
+    text = (ROOT / "docs" / "component.md").read_text(encoding="utf-8")
+    for name, (default, _) in VARIABLES.items():
+        row = next((ln for ln in text.splitlines() if ln.startswith(f"| `{name}` |")), None)
+        assert row is not None, name
+        assert (f"`{default}`" if default else "unset") in row, row
+    for code in ERROR_CODES:
+        assert f"| `{code}` |" in text, code
+    for op in build_manifest(WIT)["operations"]:
+        assert f"{op['name']}: func(" in text, op["name"]
