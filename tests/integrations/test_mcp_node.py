@@ -4,6 +4,8 @@ no tool or resource returns an atom of a world the token may not read."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -190,3 +192,38 @@ def test_mcp_on_a_node_answers_only_post_and_is_counted_as_its_route(tmp_path: P
             assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
         metrics = http.get("/metrics").text
         assert 'dwbase_http_requests_total{route="/mcp",status="200"} 1.0' in metrics
+
+
+def test_one_tokens_mcp_requests_take_turns_behind_its_own(tmp_path: Path) -> None:
+    """While a caller holds all its turns (replays and MCP requests), its next MCP request
+    waits; another caller's is answered at once."""
+    settings = load_settings(None, {"data_dir": str(tmp_path / "d")}, environ={})
+    engine = settings.open_engine()
+    app = create_app(engine, settings)
+    state = app.state.node
+    busy, busy_info = state.tokens.create("busy", read=["*"], write=["*"])
+    other, _ = state.tokens.create("other", read=["*"], write=["*"])
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    accept = {"Accept": "application/json, text/event-stream"}
+
+    async def scenario() -> None:
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://node") as http:
+
+            async def post(secret: str) -> int:
+                auth = {"Authorization": f"Bearer {secret}", **accept}
+                return (await http.post("/mcp", json=ping, headers=auth)).status_code
+
+            async with contextlib.AsyncExitStack() as held:
+                for _ in range(state.replay_share):
+                    await held.enter_async_context(state.turn(f"token:{busy_info.id}"))
+                waiting = asyncio.create_task(post(busy))
+                assert await post(other) == 200
+                await asyncio.sleep(0.05)
+                assert not waiting.done()
+            assert await waiting == 200
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        engine.close()

@@ -154,7 +154,10 @@ class McpEndpoint:
             return
         token = _principal.set(principal)
         try:
-            await handler(scope, receive, send)
+            # One caller's MCP requests take turns like its replays (both run on the shared
+            # worker threads): a flood of them waits behind itself, not in front of others.
+            async with self.state.turn(principal.key):
+                await handler(scope, receive, send)
         finally:
             _principal.reset(token)
 
