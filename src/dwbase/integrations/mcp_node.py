@@ -84,6 +84,7 @@ class NodeMemory:
         since: str | None = None,
         until: str | None = None,
         limit: int = 10,
+        rank: str = "hybrid",
         current_only: bool = False,
     ) -> Answer:
         self._state.limiter.check(self._p.key, "ask", rate=self._p.ask_rate)
@@ -95,6 +96,7 @@ class NodeMemory:
             since=since,
             until=until,
             limit=limit,
+            rank=rank,
             current_only=current_only,
             caller=self._p.caller,
         )

@@ -39,6 +39,7 @@ log = logging.getLogger("dwbase.integrations.mcp")
 DEFAULT_WORKER = "mcp"
 MAX_OBSERVE = 200
 MAX_REPLAY = 500
+RESOURCE_ATOMS = 100  # atoms in a dwbase://world/{world} resource
 
 INSTRUCTIONS = """\
 DWBase is long-term memory. Memory lives in worlds (namespaces such as "demo" or
@@ -77,6 +78,7 @@ class Memory(Protocol):
         since: str | None = None,
         until: str | None = None,
         limit: int = 10,
+        rank: str = "hybrid",
         current_only: bool = False,
     ) -> Answer: ...
 
@@ -468,7 +470,7 @@ def _add_resources(server: MCPServer[Any], resolve: Resolve) -> None:
         "dwbase://world/{+world}",
         name="world",
         title="A world's latest atoms",
-        description="The latest atoms of one world (up to 100), oldest first.",
+        description="The latest atoms of one world (up to 100, by event time), oldest first.",
         mime_type="application/json",
         security=ResourceSecurity(exempt_params={"world"}),  # the engine validates world keys
     )
@@ -477,12 +479,12 @@ def _add_resources(server: MCPServer[Any], resolve: Resolve) -> None:
 
         def run() -> str:
             try:
-                atoms = memory.replay(world)
+                # Newest first by event time, from the recency window: no full scan of a world.
+                latest = memory.ask(world, "latest", rank="recency", limit=RESOURCE_ATOMS)
             except DWBaseError as exc:
                 raise ResourceError(f"error[{exc.code}]: {exc.message}") from exc
-            return json.dumps(
-                {"world": world, "atoms": [atom_view(a) for a in atoms[-100:]]}, default=str
-            )
+            atoms = [atom_view(h.atom) for h in reversed(latest.hits)]
+            return json.dumps({"world": world, "atoms": atoms}, default=str)
 
         return await anyio.to_thread.run_sync(run)
 
