@@ -45,6 +45,7 @@ class HashingEmbedder:
         self._fbucket: Any = None
         self._fsign: Any = None
         self._fweight: Any = None  # what one occurrence counts: word 1, pair 1/2, n-gram 1/4
+        self._new: list[tuple[int, float, float]] = []  # numbered, not in the arrays yet
         self._damped: dict[float, float] = {}
 
     def _word(self, w: str) -> tuple[str, tuple[str, ...]]:
@@ -134,23 +135,45 @@ class HashingEmbedder:
     # ------------------------------------------------------------------ numpy path
 
     def _fid(self, feat: str) -> int:
+        """The feature's number; a new one's bucket, sign and weight go to the lists that
+        ``_arrays`` turns into numpy arrays once per batch."""
         fid = self._fids.get(feat)
         if fid is None:
-            b, sign = self._buckets.get(feat) or self._bucket(feat)
             fid = len(self._fids)
-            if self._fbucket is None or fid >= len(self._fbucket):
-                cap = max(1024, 2 * fid)
-                grown_b = _np.zeros(cap, dtype=_np.int64)
-                grown_s = _np.zeros(cap, dtype=_np.float64)
-                grown_w = _np.zeros(cap, dtype=_np.float64)
-                if self._fbucket is not None:
-                    grown_b[:fid], grown_s[:fid] = self._fbucket[:fid], self._fsign[:fid]
-                    grown_w[:fid] = self._fweight[:fid]
-                self._fbucket, self._fsign, self._fweight = grown_b, grown_s, grown_w
-            self._fbucket[fid], self._fsign[fid] = b, sign
-            self._fweight[fid] = _KEY if feat[0] == "w" else _PAIR if feat[0] == "b" else _GRAM
+            h = zlib.crc32(feat.encode("utf-8"))  # as _bucket, without its cache
+            self._new.append(
+                (
+                    h % self.dim,
+                    -1.0 if h & 0x80000000 else 1.0,
+                    _KEY if feat[0] == "w" else _PAIR if feat[0] == "b" else _GRAM,
+                )
+            )
             self._fids[feat] = fid
         return fid
+
+    def _arrays(self) -> None:
+        """Append the features numbered since the last batch to the numpy arrays."""
+        if not self._new:
+            return
+        np = _np
+        n, add = len(self._fids) - len(self._new), len(self._new)
+        if self._fbucket is None or n + add > len(self._fbucket):
+            cap = max(1024, 2 * (n + add))
+            grown_b = np.zeros(cap, dtype=np.int64)
+            grown_s = np.zeros(cap, dtype=np.float64)
+            grown_w = np.zeros(cap, dtype=np.float64)
+            if self._fbucket is not None:
+                grown_b[:n], grown_s[:n], grown_w[:n] = (
+                    self._fbucket[:n],
+                    self._fsign[:n],
+                    self._fweight[:n],
+                )
+            self._fbucket, self._fsign, self._fweight = grown_b, grown_s, grown_w
+        b, sign, w = zip(*self._new, strict=True)
+        self._fbucket[n : n + add] = b
+        self._fsign[n : n + add] = sign
+        self._fweight[n : n + add] = w
+        self._new.clear()
 
     def _word_ids(self, w: str) -> tuple[int, str, tuple[int, ...]]:
         info = self._word_fids.get(w)
@@ -166,6 +189,7 @@ class HashingEmbedder:
         if len(self._fids) >= _CACHE_LIMIT:  # between batches: numbering starts again
             self._fids.clear()
             self._word_fids.clear()
+            self._new.clear()
         fids: list[int] = []
         counts: list[int] = []
         word_ids, fid, known = self._word_ids, self._fid, self._fids.get
@@ -183,6 +207,7 @@ class HashingEmbedder:
                 prev = info[1]
                 extend(info[2])
             counts.append(len(fids) - start)
+        self._arrays()
         n = len(texts)
         mat = np.zeros((n, self.dim), dtype=np.float64)
         if fids:
