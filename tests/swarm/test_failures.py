@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 import dwbase
 from dwbase.config import load_settings
+from dwbase.errors import StorageError
 from dwbase.node import create_app
 from dwbase.swarm import Peer, SwarmConfig, load_or_create
 
@@ -197,3 +198,27 @@ def test_the_node_serves_swarm_status_health_and_metrics(
 
 def _peers(pairs: list[list[str]]) -> tuple[Peer, ...]:
     return tuple(Peer(p[0], p[1]) for p in pairs)
+
+
+def test_a_store_that_cannot_write_for_a_while_loses_nothing_from_the_stream(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    a, b = (n.start() for n in make_nodes(tmp_path, nats_server.url, 2))
+    try:
+        real_append = b.db.storage.append
+        failures = [0]
+
+        def failing_append(records: Any) -> Any:
+            if failures[0] < 3:  # the disk is full for a moment
+                failures[0] += 1
+                raise StorageError("database or disk is full")
+            return real_append(records)
+
+        b.db.storage.append = failing_append  # type: ignore[method-assign]
+        ids = [a.db.remember("team:a", "agent", text=f"n{i}") for i in range(5)]
+        assert wait_for(lambda: set(b.ids("team:a")) == set(ids), 10)
+        assert failures[0] == 3
+        assert "storage_error" not in b.sw.stats.dropped  # retried, not dropped
+    finally:
+        a.stop()
+        b.stop()

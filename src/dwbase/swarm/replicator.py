@@ -32,7 +32,7 @@ from nats.js import api
 from nats.js.errors import Error as JsError
 from nats.js.errors import NotFoundError as JsNotFoundError
 
-from ..errors import DWBaseError
+from ..errors import DWBaseError, StorageError, UnavailableError
 from ..model import StoredAtom
 from ..security.caps import world_matches
 from .antientropy import AntiEntropy
@@ -296,6 +296,11 @@ class Link:
                 log.debug("swarm: consumer waits for NATS (%s)", exc)
                 self._reset_consumer = True
                 await asyncio.sleep(0.25)
+            except (StorageError, UnavailableError) as exc:
+                # Nothing after the cursor was consumed: the same envelopes come again.
+                log.warning("swarm: the store refused a peer's atoms (%s); retrying", exc)
+                self._reset_consumer = True
+                await asyncio.sleep(0.5)
             except Exception:
                 log.exception("swarm: consumer failed; rebinding")
                 self._reset_consumer = True
@@ -429,11 +434,15 @@ def _ingest(engine: Any, atoms: list[dict[str, Any]], peer: Peer) -> tuple[int, 
     try:
         result = engine.ingest(atoms, caller=caller)
         results = [result]
+    except (StorageError, UnavailableError):
+        raise  # the store, not the atoms: the envelope is consumed again later
     except DWBaseError:
         results = []
         for a in atoms:
             try:
                 results.append(engine.ingest([a], caller=caller))
+            except (StorageError, UnavailableError):
+                raise
             except DWBaseError as exc:
                 drops[exc.code] = drops.get(exc.code, 0) + 1
                 log.info("swarm: atom %s from %s refused: %s", a.get("id"), peer.node_id, exc)
