@@ -55,11 +55,6 @@ class Link:
         return {"target": self.target, "kind": self.kind}
 
 
-# Atom.to_wire's key order: payload sits beside payload_json.
-_BEFORE_PAYLOAD = ("id", "world", "worker", "kind", "timestamp", "importance", "payload_json")
-_AFTER_PAYLOAD = ("vector", "flags", "labels", "links", "recorded_at")
-
-
 @dataclass(frozen=True, slots=True)
 class Atom:
     """An immutable stored record. ``timestamp`` is event time, ``recorded_at`` record time."""
@@ -115,13 +110,22 @@ class Atom:
         parsed payload (NaN and infinities, which JSON lacks, as null; ``payload(text)`` gives
         it another way). Storage (checksums, backups) keeps :meth:`to_dict`; ``payload_json``
         stays the original's wire shape, byte for byte."""
-        d = self.to_dict()
         value = payload(self.payload_json) if payload else finite(json.loads(self.payload_json))
-        return (
-            {k: d[k] for k in _BEFORE_PAYLOAD}
-            | {"payload": value}
-            | {k: d[k] for k in _AFTER_PAYLOAD}
-        )
+        return {  # to_dict's fields in its order, payload after payload_json
+            "id": self.id,
+            "world": self.world,
+            "worker": self.worker,
+            "kind": self.kind,
+            "timestamp": self.timestamp,
+            "importance": self.importance,
+            "payload_json": self.payload_json,
+            "payload": value,
+            "vector": list(self.vector) if self.vector is not None else None,
+            "flags": list(self.flags),
+            "labels": list(self.labels),
+            "links": [link.to_dict() for link in self.links],
+            "recorded_at": self.recorded_at,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Atom:
@@ -285,12 +289,31 @@ class Answer:
         }
 
     def to_wire(self, payload: Callable[[str], Any] | None = None) -> dict[str, Any]:
-        """:meth:`to_dict` with every atom in its wire form (:meth:`Atom.to_wire`)."""
+        """:meth:`to_dict` with every atom in its wire form (:meth:`Atom.to_wire`).
+
+        An atom that is both a supporting atom and a hit's atom is converted once (the answer
+        holds the same dict twice; it is meant to be serialised, not edited)."""
+        done: dict[int, dict[str, Any]] = {}
+
+        def wire(atom: Atom) -> dict[str, Any]:
+            d = done.get(id(atom))
+            if d is None:
+                d = done[id(atom)] = atom.to_wire(payload)
+            return d
+
         return {
             "world": self.world,
             "text": self.text,
-            "supporting_atoms": [a.to_wire(payload) for a in self.supporting_atoms],
-            "hits": [h.to_wire(payload) for h in self.hits],
+            "supporting_atoms": [wire(a) for a in self.supporting_atoms],
+            "hits": [
+                {
+                    "atom": wire(h.atom),
+                    "score": h.score,
+                    "parts": dict(h.parts),
+                    "sources": list(h.sources),
+                }
+                for h in self.hits
+            ],
             "warnings": list(self.warnings),
         }
 
