@@ -49,6 +49,12 @@ def component_wasm() -> Path:
                 target.with_name("component.manifest.json")
             )
             tmp.replace(target)
+    # Each change to the engine builds anew: keep the three newest builds.
+    builds = [d for d in BUILD_ROOT.iterdir() if (d / "dwbase-core.wasm").exists()]
+    builds.sort(key=lambda d: d.stat().st_mtime, reverse=True)
+    for old in builds[3:]:
+        if old != target.parent:
+            shutil.rmtree(old, ignore_errors=True)
     return target
 
 

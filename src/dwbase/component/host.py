@@ -27,7 +27,15 @@ import wasmtime
 from wasmtime import component as wc
 
 INTERFACE = "dwbase:core/engine@0.1.0"
+KEEP_COMPILED = 4  # compiled components kept in the cache (each about 35 MB), newest first
 GUEST_DATA_DIR = "/data"
+
+
+def _prune(cache: Path, *, keep: int) -> None:
+    # Every rebuilt .wasm compiles to a new entry: keep the newest few.
+    entries = sorted(cache.glob("*.cwasm"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in entries[keep:]:
+        old.unlink(missing_ok=True)
 
 
 def _wasmtime_version() -> str:
@@ -65,6 +73,7 @@ class ComponentHost:
         tmp = compiled.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_bytes(bytes(component.serialize()))
         os.replace(tmp, compiled)
+        _prune(cache, keep=KEEP_COMPILED)
         return cls(engine, component)
 
     def instantiate(
