@@ -127,3 +127,58 @@ def test_a_remember_past_the_disk_budget_evicts_the_least_valuable_atoms(tmp_pat
     assert all(a["importance"] == 0.6 for a in kept)  # the low-importance ones went first
     assert (tmp_path / "atoms.log").stat().st_size < 3 * 0.2 * 1024 * 1024 + (1 << 20)
     svc.close()
+
+
+def _note(i: int, size: int = 10) -> dict[str, object]:
+    return {
+        "world": "tenant:t/w",
+        "worker": "",
+        "kind": "observation",
+        "timestamp": "",
+        "importance": 0.5,
+        "payload_json": json.dumps({"text": f"{i} " + "z" * size}),
+        "vector": None,
+        "flags": [],
+        "labels": [],
+        "links": [],
+    }
+
+
+def test_health_judges_the_store_against_the_disk_budget_with_the_set_thresholds(
+    tmp_path: Path,
+) -> None:
+    env = {
+        "DWBASE_DATA_DIR": str(tmp_path),
+        "DWBASE_TENANT_ID": "t",
+        "DWBASE_MAX_DISK_MB": "0.1",
+        "DWBASE_HEALTH_DISK_WARN_PCT": "20",
+        "DWBASE_HEALTH_DISK_DEGRADED_PCT": "60",
+    }
+    svc = Service(env)
+    assert svc.v2(svc.health)["disk_pressure"] == "ok"
+    assert svc.v2(svc.health)["disk_budget_bytes"] == int(0.1 * 1024 * 1024)
+    for i in range(5):
+        svc.v2(svc.remember, _note(i, 5000))  # about 26 KB: past 20% of 0.1 MB
+    health = svc.v2(svc.health)
+    assert health["disk_pressure"] == "warn" and health["status"] == "ready"
+    for i in range(8):
+        svc.v2(svc.remember, _note(10 + i, 5000))  # past 60%
+    health = svc.v2(svc.health)
+    assert health["disk_pressure"] == "degraded" and health["status"] == "degraded"
+    svc.close()
+
+
+def test_drop_newest_keeps_the_first_atoms_of_a_full_observe_queue(tmp_path: Path) -> None:
+    svc = Service(
+        {
+            "DWBASE_DATA_DIR": str(tmp_path),
+            "DWBASE_TENANT_ID": "t",
+            "DWBASE_OBSERVE_QUEUE_CAPACITY": "2",
+            "DWBASE_OBSERVE_DROP_POLICY": "drop_newest",
+        }
+    )
+    handle = svc.v2(svc.observe_start, {"world": "tenant:t/w"})
+    ids = [svc.v2(svc.remember, _note(i)) for i in range(3)]
+    assert [a["id"] for a in svc.v2(svc.observe_poll, handle, 10)] == ids[:2]
+    assert svc.v2(svc.observe_stats, handle)["dropped_count"] == 1
+    svc.close()
