@@ -66,15 +66,22 @@ def test_dwbase_mcp_serves_memory_over_stdio_on_an_embedded_store(tmp_path: Path
             assert atom["payload"] == {"text": "checkout latency back to 90ms"}
             assert (await call(s, "list_worlds")) == {"worlds": ["ops"]}
 
-            page = await call(s, "observe_poll", world="ops", max=1)
+            now = await call(s, "observe_poll", world="ops")  # from now: a cursor, no atoms
+            assert now == {"world": "ops", "atoms": [], "cursor": fix["id"], "more": False}
+            page = await call(s, "observe_poll", world="ops", cursor="start", max=1)
             assert [a["id"] for a in page["atoms"]] == [first["id"]] and page["more"]
             page = await call(s, "observe_poll", world="ops", cursor=page["cursor"])
             assert [a["id"] for a in page["atoms"]] == [fix["id"]] and not page["more"]
             idle = await call(s, "observe_poll", world="ops", cursor=page["cursor"])
             assert idle["atoms"] == [] and idle["cursor"] == fix["id"]
             new = await call(s, "remember", world="ops", text="deploy 42 rolled back")
-            later = await call(s, "observe_poll", world="ops", cursor=idle["cursor"])
+            later = await call(s, "observe_poll", world="ops", cursor=now["cursor"])
             assert [a["id"] for a in later["atoms"]] == [new["id"]]
+            empty = await call(s, "observe_poll", world="new-world")
+            assert empty["cursor"] == "start"  # nothing yet: the first atom will be new
+            born = await call(s, "remember", world="new-world", text="hello")
+            seen = await call(s, "observe_poll", world="new-world", cursor=empty["cursor"])
+            assert [a["id"] for a in seen["atoms"]] == [born["id"]]
 
             err = await call_error(s, "remember", world="ops", text="x", importance=1.7)
             assert err["code"] == "invalid_input" and "importance" in err["message"]
@@ -85,7 +92,12 @@ def test_dwbase_mcp_serves_memory_over_stdio_on_an_embedded_store(tmp_path: Path
 
             listed = await s.read_resource("dwbase://worlds")
             worlds = json.loads(getattr(listed.contents[0], "text", ""))
-            assert worlds == {"worlds": [{"world": "ops", "uri": "dwbase://world/ops"}]}
+            assert worlds == {
+                "worlds": [
+                    {"world": "new-world", "uri": "dwbase://world/new-world"},
+                    {"world": "ops", "uri": "dwbase://world/ops"},
+                ]
+            }
             one = await s.read_resource("dwbase://world/ops")
             body = json.loads(getattr(one.contents[0], "text", ""))
             assert [a["id"] for a in body["atoms"]][-1] == new["id"]

@@ -40,6 +40,8 @@ DEFAULT_WORKER = "mcp"
 MAX_OBSERVE = 200
 MAX_REPLAY = 500
 RESOURCE_ATOMS = 100  # atoms in a dwbase://world/{world} resource
+RECENT = 32  # atoms an observe_poll without a cursor looks at for the newest
+START = "start"  # the cursor before a world's first atom
 
 INSTRUCTIONS = """\
 DWBase is long-term memory. Memory lives in worlds (namespaces such as "demo" or
@@ -391,8 +393,9 @@ def build_server(resolve: Resolve, *, worker: str = DEFAULT_WORKER) -> MCPServer
             str | None,
             Field(
                 description=(
-                    "The cursor returned by the previous call; omit it on the first call "
-                    "to start at the world's oldest atom."
+                    "The cursor returned by the previous call. Omit it on the first call to "
+                    'start from now (no atoms, a cursor at the newest one); "start" reads '
+                    "from the world's oldest atom."
                 )
             ),
         ] = None,
@@ -408,15 +411,20 @@ def build_server(resolve: Resolve, *, worker: str = DEFAULT_WORKER) -> MCPServer
     ) -> CallToolResult:
         """Get the atoms stored in a world since you last looked.
 
-        Returns them oldest first with a cursor; call again with that cursor to get only
-        newer atoms. "more": true means more are waiting now; an empty list means you are
+        The first call (no cursor) returns a cursor at the world's newest atom; each later
+        call with the cursor it was given returns the atoms stored since, oldest first, and
+        a new cursor. "more": true means more are waiting now; an empty list means you are
         up to date.
         """
         memory = resolve()
 
         def run() -> dict[str, Any]:
             n = _bounded(max, MAX_OBSERVE, "max")
-            atoms = memory.replay(world, kinds=kinds, labels=labels, limit=n, after=cursor)
+            if cursor is None:
+                newest = _newest(memory, world)
+                return {"world": world, "atoms": [], "cursor": newest or START, "more": False}
+            after = None if cursor == START else cursor
+            atoms = memory.replay(world, kinds=kinds, labels=labels, limit=n, after=after)
             return {
                 "world": world,
                 "atoms": [atom_view(a) for a in atoms],
@@ -445,6 +453,14 @@ async def _coded_errors(ctx: ServerRequestContext[Any, Any], call_next: CallNext
         coded = failed(InvalidInputError(" ".join(texts) or "invalid tool call"))
         return {**result, **coded.model_dump(mode="json", by_alias=True, exclude_none=True)}
     return result
+
+
+def _newest(memory: Memory, world: str) -> str | None:
+    """The id of the atom ``world`` stored last, from its recency window (no full scan)."""
+    answer = memory.ask(world, "latest", rank="recency", limit=RECENT)
+    if not answer.hits:
+        return None
+    return max(answer.hits, key=lambda h: (h.atom.recorded_us, h.atom.id)).atom.id
 
 
 def _bounded(value: int, maximum: int, field: str) -> int:
