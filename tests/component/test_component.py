@@ -214,3 +214,28 @@ def test_health_and_metrics_report_the_store(db: Any) -> None:
     assert hist["dwbase_remember_duration_seconds"]["count"] == 3
     assert hist["dwbase_ask_duration_seconds"]["count"] == 1
     assert hist["dwbase_ask_duration_seconds"]["sum"] > 0
+
+
+def test_the_embedding_example_runs_against_the_built_component(
+    component_wasm: Path, component_host: Any, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    del component_host  # compiled once for the session; the example finds it cached
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "component_host.py"),
+            str(component_wasm),
+            str(tmp_path / "memory"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "remember-v2: ok" in proc.stdout
+    assert "refund approved" in proc.stdout
+    assert "another tenant's world: err capability_denied" in proc.stdout
