@@ -70,7 +70,7 @@ def test_storage_check_is_clean_then_reports_a_tampered_record(dw: Run, data_dir
     aid = remember(dw, "-w", "demo", "--text", "original")
     remember(dw, "-w", "demo", "--text", "second")
     report = ok_json(dw("storage", "check", "--json"))
-    assert report == {"ok": True, "records": 2, "worlds": 1, "problems": []}
+    assert report == {"ok": True, "records": 2, "worlds": 1, "problems": [], "erased": 0}
     assert ok_json(dw("storage", "reindex", "--json")) == {"reindexed": 2}
     compacted = ok_json(dw("storage", "compact", "--json"))
     assert compacted["file_bytes"] > 0

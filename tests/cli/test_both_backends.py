@@ -52,6 +52,9 @@ LOCAL_COMMANDS: frozenset[Path_] = frozenset(
         ("storage", "check"),
         ("storage", "reindex"),
         ("storage", "compact"),
+        ("storage", "encryption"),
+        ("storage", "rotate-key"),
+        ("erase",),
         ("backup", "create"),
         ("backup", "restore"),
         ("token", "create"),
@@ -241,6 +244,10 @@ def test_local_commands_run_on_an_embedded_store(cli: Run, tmp_path: Path) -> No
     assert w.json(("storage", "check"))["ok"] is True
     assert w.json(("storage", "reindex"))["reindexed"] == 1
     assert w.json(("storage", "compact"))["used_bytes_after"] > 0
+    assert w.json(("storage", "encryption")) == {"cipher": None}
+    # A plain store: rotate-key and erase say it is not encrypted (tests/security run them).
+    assert "not encrypted" in w.run(("storage", "rotate-key"), "--to", "k2", exit_code=2).stderr
+    assert "not encrypted" in w.run(("erase",), "--subject", "u-1", exit_code=2).stderr
     made = w.json(("token", "create"), "agent-1", "--read", "demo")
     assert [t["id"] for t in w.json(("token", "list"))] == [made["id"]]
     assert w.json(("token", "revoke"), made["id"])["revoked_at"] is not None
@@ -260,6 +267,8 @@ def test_local_commands_on_a_node_say_to_give_a_data_dir(
         ("token", "revoke"): ["3f9a1c2b7d4e"],
         ("backup", "create"): [str(tmp_path / "b.tar.zst")],
         ("backup", "restore"): [str(tmp_path / "b.tar.zst")],
+        ("storage", "rotate-key"): ["--to", "k2"],
+        ("erase",): ["--subject", "u-1"],
     }
     for path in sorted(LOCAL_COMMANDS):
         result = cli("--api", node.url, *path, *arguments.get(path, []))
