@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rates", default="1250,1500,2000,4000")
     ap.add_argument("--downtime", type=float, default=60.0)
+    ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.cmd == "node":
@@ -186,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in readers:  # both readers consume before the clock starts
             while not r.out.exists():
                 time.sleep(0.05)
-        offer(db, 200, 2.0)  # warm up: connections, consumers, caches
-        wait_lags(readers, 400, 30)
+        warm, _ = offer(db, 200, args.warmup)  # warm up: connections, consumers, caches
+        wait_lags(readers, warm, 30)
 
         def phase(rate: float, seconds: float) -> dict[str, float]:
             for r in readers:
@@ -214,8 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         results["lag_1000"] = phase(1000, args.seconds)
         print("higher rates:")
         ramp = []
-        for r in (float(x) for x in args.rates.split(",") if x):
-            ramp.append(phase(r, args.seconds))
+        for rate in (float(x) for x in args.rates.split(",") if x):
+            ramp.append(phase(rate, args.seconds))
             if ramp[-1]["p95_ms"] > 2000:  # far past the bar: higher rates only queue more
                 break
         results["ramp"] = ramp
