@@ -74,6 +74,9 @@ NO_STORE_COMMANDS: dict[Path_, str] = {
     ("deploy", "clean"): "stops node processes; tests/cli/test_deploy.py",
     ("mcp",): "a stdio server for an MCP client; tests/integrations/test_mcp_stdio.py runs it "
     "on an embedded store and on a node",
+    ("component", "build"): "builds the WASI component; tests/component builds it once a session",
+    ("pack", "build"): "zips a pack; tests/component/test_pack.py",
+    ("pack", "run"): "runs a pack's flow in its component; tests/component/test_pack.py",
 }
 """Commands that use no store at all (``--data-dir`` and ``--api`` do not apply)."""
 
