@@ -334,3 +334,34 @@ def test_a_store_opened_before_a_rotation_elsewhere_writes_under_the_new_key(
 def test_an_in_memory_store_cannot_be_encrypted() -> None:
     with pytest.raises(dwbase.InvalidInputError, match="store on disk"):
         dwbase.open(":memory:", encryption_key="k1")
+
+
+def test_an_interrupted_rotation_is_finished_by_running_it_again(tmp_path: Path) -> None:
+    both = keys(k1=K1, k2=K2)
+    with _open(tmp_path / "s", both) as db:
+        db.remember_batch(
+            [
+                {"world": "r", "worker": "w", "kind": "observation", "payload": {"text": f"t{i}"}}
+                for i in range(100)
+            ]
+        )
+
+        def stop_half_way(done: int, total: int) -> None:
+            if done >= total // 2 and done:
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            db.rotate_key("k2", batch=10, progress=stop_half_way)
+        assert db.encryption_status() == {
+            "cipher": "AES-256-GCM",
+            "key_id": "k2",
+            "keys": ["k1", "k2"],
+        }
+    # Half the records are still under k1: the store says it needs both keys.
+    with pytest.raises(EncryptionKeyError, match="k1"):
+        _open(tmp_path / "s", keys(k2=K2), key="k2")
+    with _open(tmp_path / "s", both, key="k2") as db:
+        assert len(db.replay("r", limit=1000)) == 100
+        assert db.rotate_key("k2", batch=10)["reencrypted"] == 50
+    with _open(tmp_path / "s", keys(k2=K2), key="k2") as db:
+        assert len(db.replay("r", limit=1000)) == 100 and db.check().ok
