@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from dwbase.swarm import load_or_create
 from dwbase.swarm.config import world_subject
 from dwbase.swarm.envelope import seal
 
-from .harness import NatsServer, Node, make_nodes, wait_for
+from .harness import NatsServer, Node, make_nodes, wait_for, with_config
 
 
 @pytest.fixture
@@ -124,3 +125,22 @@ def test_forged_tampered_unknown_and_replayed_envelopes_are_dropped_and_counted(
         b.db.get("01J0000000000000000000FAKE")
     health = b.sw.health()["replication"]
     assert health["dropped"]["replay"] >= 1 and health["connected"] is True
+
+
+def test_a_peer_writing_a_world_it_may_not_write_here_is_refused_and_counted(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    a, b = make_nodes(tmp_path, nats_server.url, 2)
+    # b lets a write only team:* worlds (the peers file's "write")
+    peers = tuple(replace(p, write=("team:*",)) if p.name == "node0" else p for p in b.config.peers)
+    b = with_config(b, peers=peers)
+    nodes = [a.start(), b.start()]
+    try:
+        ops = a.db.remember("ops:x", "agent", text="not for b")
+        team = a.db.remember("team:x", "agent", text="for b")
+        assert wait_for(lambda: b.ids("team:x") == [team])
+        assert wait_for(lambda: b.sw.stats.dropped.get("capability_denied") == 1)
+        assert b.ids("ops:x") == [] and a.ids("ops:x") == [ops]
+    finally:
+        for n in nodes:
+            n.stop()
