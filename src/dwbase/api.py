@@ -351,6 +351,16 @@ class AsyncDWBase:
     async def compact(self) -> dict[str, Any]:
         return await asyncio.to_thread(self.engine.compact)
 
+    async def encryption_status(self) -> dict[str, Any] | None:
+        return await asyncio.to_thread(self.engine.encryption_status)
+
+    async def rotate_key(self, to: str, *, batch: int = 500) -> dict[str, Any]:
+        """Re-encrypt under key ``to`` on a worker thread (see :meth:`Engine.rotate_key`)."""
+        return await asyncio.to_thread(self.engine.rotate_key, to, batch=batch)
+
+    async def erase_subject(self, subject: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self.engine.erase_subject, subject)
+
     async def stats(self) -> dict[str, Any]:
         return await asyncio.to_thread(self.engine.stats)
 

@@ -6,6 +6,7 @@ import random
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -365,3 +366,21 @@ def test_an_interrupted_rotation_is_finished_by_running_it_again(tmp_path: Path)
         assert db.rotate_key("k2", batch=10)["reencrypted"] == 50
     with _open(tmp_path / "s", keys(k2=K2), key="k2") as db:
         assert len(db.replay("r", limit=1000)) == 100 and db.check().ok
+
+
+def test_the_async_api_rotates_and_erases(tmp_path: Path) -> None:
+    import asyncio
+
+    async def main() -> tuple[Any, Any, list[str]]:
+        async with dwbase.open_async(
+            tmp_path / "s", encryption_key="k1", key_provider=keys(k1=K1, k2=K2)
+        ) as db:
+            await db.remember("p", "w", "observation", {"text": "a"}, labels=["subject:x"])
+            keep = await db.remember("p", "w", "observation", {"text": "b"})
+            rotated = await db.rotate_key("k2")
+            erased = await db.erase_subject("x")
+            return rotated, erased, [a.id for a in await db.replay("p")] + [str(keep)]
+
+    rotated, erased, ids = asyncio.run(main())
+    assert rotated["retired_keys"] == ["k1"] and erased["atoms"] == 1
+    assert ids[0] == ids[1]
