@@ -18,6 +18,7 @@ import dwbase
 from dwbase.config import load_settings
 from dwbase.errors import StorageError
 from dwbase.node import create_app
+from dwbase.security.tokens import create_token
 from dwbase.swarm import Peer, SwarmConfig, load_or_create
 
 from .harness import NatsServer, Node, make_nodes, wait_for, with_config
@@ -192,6 +193,13 @@ def test_the_node_serves_swarm_status_health_and_metrics(
             assert "dwbase_replication_sent_total 1.0" in text
             assert "dwbase_replication_received_total 1.0" in text
             assert engine.get(pid).worker == "p"
+            peer.db.remember("hidden", "p", text="another world")
+            assert wait_for(lambda: len(engine.replay("hidden")) == 1)
+            assert set(http.get("/swarm").json()["worlds"]) == {"w", "hidden"}
+            secret, _ = create_token(str(tmp_path / "node"), "reader", read=["w"])
+            headers = {"Authorization": f"Bearer {secret}"}
+            # a token sees the swarm's worlds it may read, not the names of the others
+            assert set(http.get("/swarm", headers=headers).json()["worlds"]) == {"w"}
     finally:
         peer.stop()
 

@@ -67,8 +67,11 @@ def add_swarm_routes(app: FastAPI, st: NodeState) -> None:
         tags=["operators"],
     )
     async def swarm_status(request: Request) -> Response:
-        st.principal(request)
+        p = st.principal(request)
         swarm = st.metrics.swarm
         if swarm is None:
             return json_response({"enabled": False})
-        return json_response({"enabled": True, **(await run(swarm.status))})
+        status = await run(swarm.status)
+        if p.caller is not None:  # a token sees the worlds it may read, not others' names
+            status["worlds"] = {w: v for w, v in status["worlds"].items() if p.caller.can_read(w)}
+        return json_response({"enabled": True, **status})
