@@ -43,6 +43,7 @@ STORE_COMMANDS: frozenset[Path_] = frozenset(
         ("quarantine", "release"),
         ("quarantine", "drop"),
         ("gc",),
+        ("soak",),
     }
 )
 """Commands that call the DWBase API: the same on an embedded store and on a node."""
@@ -77,6 +78,7 @@ NO_STORE_COMMANDS: dict[Path_, str] = {
     ("component", "build"): "builds the WASI component; tests/component builds it once a session",
     ("pack", "build"): "zips a pack; tests/component/test_pack.py",
     ("pack", "run"): "runs a pack's flow in its component; tests/component/test_pack.py",
+    ("bench",): "times a temporary store of its own; tests/cli/test_perf.py",
 }
 """Commands that use no store at all (``--data-dir`` and ``--api`` do not apply)."""
 
@@ -172,6 +174,14 @@ def gc(w: Walk) -> None:
     assert old["id"] != fresh["id"]
 
 
+def soak(w: Walk) -> None:
+    report = w.json(("soak",), "--duration", "2s", "--interval", "0.4")
+    assert report["ok"] is True and report["first_error"] is None
+    assert report["totals"]["remember"] > 0 and report["totals"]["ask"] > 0
+    wal = [s["wal_bytes"] for s in report["samples"]]
+    assert all(isinstance(b, int) for b in wal)  # the store's WAL, through health()
+
+
 SCENARIOS: dict[str, tuple[Callable[[Walk], None], frozenset[Path_]]] = {
     "atoms": (
         atoms,
@@ -205,6 +215,7 @@ SCENARIOS: dict[str, tuple[Callable[[Walk], None], frozenset[Path_]]] = {
         ),
     ),
     "gc": (gc, frozenset({("remember",), ("world", "policy"), ("gc",), ("replay",)})),
+    "soak": (soak, frozenset({("soak",)})),
 }
 """Scenarios whose answers hold on either backend, and the commands each one runs."""
 
