@@ -361,6 +361,12 @@ class AsyncDWBase:
     async def erase_subject(self, subject: str) -> dict[str, Any]:
         return await asyncio.to_thread(self.engine.erase_subject, subject)
 
+    async def add_erasable_worlds(self, patterns: Sequence[str]) -> list[str]:
+        return await asyncio.to_thread(self.engine.add_erasable_worlds, patterns)
+
+    async def erase_world(self, world: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self.engine.erase_world, world)
+
     async def stats(self) -> dict[str, Any]:
         return await asyncio.to_thread(self.engine.stats)
 

@@ -76,6 +76,7 @@ def test_encryption_enabled_with_key_id_opens_an_encrypted_store(
             "cipher": "AES-256-GCM",
             "key_id": "k-1",
             "keys": ["k-1"],
+            "erasable_worlds": [],
         }
     finally:
         engine.close()

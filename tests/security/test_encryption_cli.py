@@ -55,6 +55,7 @@ def test_rotate_key_and_erase_from_the_command_line(
         "subject": "u-1",
         "keys_destroyed": 1,
         "atoms": 1,
+        "not_erasable": 0,
     }
     code, stdout, _ = _run(store, "storage", "check", "--json")
     report = json.loads(stdout)
@@ -65,3 +66,24 @@ def test_rotate_key_and_erase_from_the_command_line(
     monkeypatch.delenv("DWBASE_KEY_K2")
     code, _, stderr = _run(store, "replay", "-w", "p")
     assert code == 1 and "error[encryption_key]" in stderr and "DWBASE_KEY_K2" in stderr
+
+
+def test_erase_a_whole_world_from_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("DWBASE_DATA_DIR", "DWBASE_API", "DWBASE_KEY_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("DWBASE_KEY_K1", K1)
+    store = tmp_path / "s"
+    with dwbase.open(store, encryption_key="k1"):
+        pass
+    code, stdout, _ = _run(store, "storage", "encryption", "--erasable-world", "t:*", "--json")
+    assert code == 0 and json.loads(stdout)["erasable_worlds"] == ["t:*"]
+    code, _, stderr = _run(store, "remember", "-w", "t:1", "--text", "gone soon")
+    assert code == 0, stderr
+    code, _, stderr = _run(store, "erase")
+    assert code == 2 and "give --subject S or --world WORLD" in stderr
+    code, stdout, _ = _run(store, "erase", "--world", "t:1")
+    assert code == 0 and "1 atom(s) can no longer be read" in stdout
+    code, stdout, _ = _run(store, "replay", "-w", "t:1", "--json")
+    assert code == 0 and json.loads(stdout) == []

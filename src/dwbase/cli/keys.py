@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from ..errors import InvalidInputError
 from .atoms import JsonFlag
 from .context import open_local
 from .render import note, out, print_json
@@ -70,53 +71,80 @@ def rotate_key(
     )
 
 
-def encryption(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """Say whether the store is encrypted, and under which key.
+def encryption(
+    ctx: typer.Context,
+    erasable: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--erasable-world",
+            metavar="PATTERN",
+            help="Make worlds matching PATTERN (demo, tenant:acme/*) erasable as a whole by "
+            "`erase --world` from now on (repeatable).",
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Say whether the store is encrypted, under which key, and which worlds are erasable.
 
     \b
     Example:
-      dwbase --data-dir ./mem storage encryption --json
+      dwbase --data-dir ./mem storage encryption --erasable-world 'tenant:acme/*' --json
     """
     with open_local(ctx, "storage encryption") as db:
+        if erasable:
+            db.add_erasable_worlds(erasable)
         status = db.encryption_status()
     if as_json:
         print_json(status or {"cipher": None})
     elif status is None:
         note("not encrypted")
     else:
+        worlds = ", ".join(status["erasable_worlds"]) or "none"
         note(
-            f"{status['cipher']} under key {status['key_id']!r} (keys: {', '.join(status['keys'])})"
+            f"{status['cipher']} under key {status['key_id']!r} (keys: "
+            f"{', '.join(status['keys'])}); erasable worlds: {worlds}"
         )
 
 
 def erase(
     ctx: typer.Context,
     subject: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--subject", metavar="S", help="The subject (atoms labelled subject:S) to erase."
         ),
-    ],
+    ] = None,
+    world: Annotated[
+        str | None,
+        typer.Option("--world", metavar="WORLD", help="An erasable world to erase as a whole."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Erase a subject from an encrypted store by destroying its key (crypto-shredding).
+    """Erase a subject, or a whole erasable world, by destroying its key (crypto-shredding).
 
-    Atoms labelled subject:S were encrypted under a key of their own; once it is destroyed
-    they cannot be read from the store or from any backup made before. ask and replay skip
-    them, and storage check counts them as erased. This cannot be undone.
+    Atoms labelled subject:S (or written to a world made erasable with `storage encryption
+    --erasable-world`) were encrypted under a key of their own; once it is destroyed they
+    cannot be read from the store or from any backup made before. ask and replay skip them,
+    and storage check counts them as erased. This cannot be undone.
 
     \b
-    Example:
+    Examples:
       dwbase --data-dir ./mem erase --subject user-4711
+      dwbase --data-dir ./mem erase --world tenant:acme/support
     """
+    if (subject is None) == (world is None):
+        raise InvalidInputError("give --subject S or --world WORLD (one of them)", field="subject")
     with open_local(ctx, "erase") as db:
-        result = db.erase_subject(subject)
+        result = db.erase_subject(subject) if subject is not None else db.erase_world(world or "")
     if as_json:
         print_json(result)
         return
+    what = f"subject {subject!r}" if subject is not None else f"world {world!r}"
+    kept = result["not_erasable"]
     note(
-        f"erased subject {subject!r}: {result['keys_destroyed']} key(s) destroyed, "
-        f"{result['atoms']} atom(s) can no longer be read"
+        f"erased {what}: {result['keys_destroyed']} key(s) destroyed, {result['atoms']} "
+        "atom(s) can no longer be read"
+        + (f"; {kept} older atom(s) under the store key stay readable" if kept else "")
     )
 
 

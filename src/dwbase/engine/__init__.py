@@ -490,6 +490,18 @@ class Engine:
         self._forget_for_others()
         return result
 
+    def add_erasable_worlds(self, patterns: Sequence[str]) -> list[str]:
+        """Tie atoms written from now on to worlds matching ``patterns`` to a key of their
+        world's (unless labelled ``subject:``), so :meth:`erase_world` can erase them."""
+        return keys.add_erasable_worlds(self.storage, patterns)
+
+    def erase_world(self, world: str) -> dict[str, Any]:
+        """Destroy the key of an erasable world: its atoms written since it became erasable
+        can no longer be read (``not_erasable`` counts the older ones, still readable)."""
+        result = keys.erase_world(self.storage, world)
+        self._forget_for_others()
+        return result
+
     def index_status(
         self, world: str | None = None, *, caller: Caller | None = None
     ) -> list[dict[str, Any]]:

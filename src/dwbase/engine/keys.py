@@ -6,7 +6,7 @@ The work is the store's (:mod:`dwbase.storage.sqlite_keys`); a store that cannot
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, cast
 
 from ..errors import InvalidInputError
@@ -19,6 +19,8 @@ class _KeyStore(Protocol):
     def encryption_status(self) -> dict[str, Any] | None: ...
     def rotate_key(self, to: str, *, progress: Progress, batch: int) -> dict[str, Any]: ...
     def erase_subject(self, subject: str) -> dict[str, Any]: ...
+    def erase_world(self, world: str) -> dict[str, Any]: ...
+    def add_erasable_worlds(self, patterns: Sequence[str]) -> list[str]: ...
 
 
 def _keys(storage: Storage) -> _KeyStore | None:
@@ -47,3 +49,11 @@ def rotate_key(storage: Storage, to: str, progress: Progress, batch: int) -> dic
 
 def erase_subject(storage: Storage, subject: str) -> dict[str, Any]:
     return _require(storage).erase_subject(subject)
+
+
+def erase_world(storage: Storage, world: str) -> dict[str, Any]:
+    return _require(storage).erase_world(world)
+
+
+def add_erasable_worlds(storage: Storage, patterns: Sequence[str]) -> list[str]:
+    return _require(storage).add_erasable_worlds(patterns)

@@ -37,6 +37,7 @@ from typing import Any
 
 from ..errors import EncryptionKeyError, StorageError
 from ..model import Atom
+from ..security.caps import world_matches
 from ..security.keys import KEY_BYTES, KeyProvider, check_key_id
 from ..text import stem, words
 
@@ -76,6 +77,12 @@ def _invalid_tag() -> type[Exception]:
     return InvalidTag
 
 
+def world_subject(world: str) -> str:
+    """The subject whose key an erasable world's atoms are sealed under (a label cannot hold
+    the NUL, so no ``subject:`` label shares it)."""
+    return "\0world\0" + world
+
+
 def subject_id(subject: str) -> str:
     """The file-name-safe id of a subject (the subject itself is not written in key files)."""
     return hashlib.sha256(subject.encode("utf-8")).hexdigest()[:32]
@@ -109,6 +116,7 @@ class RecordCipher:
         self.raw = ""
         self.current = ""
         self.key_ids: tuple[str, ...] = ()
+        self.erasable_worlds: tuple[str, ...] = ()
         self._index_key = b""
         self._checksum_key: bytes | None = None
         self._load(state)
@@ -154,6 +162,7 @@ class RecordCipher:
         self._index_key = index_key
         self.current = str(state["key_id"])
         self.key_ids = tuple(sorted(state["keys"]))
+        self.erasable_worlds = tuple(str(p) for p in state.get("erasable_worlds", ()))
         self.raw = dump_state(state)
 
     def refresh(self, raw: str | None) -> None:
@@ -311,8 +320,15 @@ class RecordCipher:
     # ------------------------------------------------------------------ records
 
     def key_for(self, atom: Atom) -> str:
-        """The key id a new record of ``atom`` is sealed under."""
+        """The key id a new record of ``atom`` is sealed under: its subject's key, else its
+        world's key when the world is erasable, else the store key."""
         subject = atom_subject(atom)
+        if (
+            subject is None
+            and self.erasable_worlds
+            and world_matches(atom.world, self.erasable_worlds)
+        ):
+            subject = world_subject(atom.world)
         return self._subject_kid(subject) if subject is not None else self.current
 
     def seal(self, data: bytes, aad: bytes, key_id: str) -> bytes:

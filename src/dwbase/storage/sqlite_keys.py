@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -30,6 +30,7 @@ from .crypto import (
     envelope_key_id,
     iter_chunks,
     subject_id,
+    world_subject,
 )
 
 Progress = Callable[[int, int], None]  # (atoms done, atoms in all)
@@ -90,7 +91,12 @@ class KeyAdmin:
         cipher = self._cipher
         if cipher is None:
             return None
-        return {"cipher": "AES-256-GCM", "key_id": cipher.current, "keys": list(cipher.key_ids)}
+        return {
+            "cipher": "AES-256-GCM",
+            "key_id": cipher.current,
+            "keys": list(cipher.key_ids),
+            "erasable_worlds": list(cipher.erasable_worlds),
+        }
 
     def rotate_key(
         self: _Store, to: str, *, progress: Progress = _noop, batch: int = 500
@@ -165,32 +171,73 @@ class KeyAdmin:
 
     def erase_subject(self: _Store, subject: str) -> dict[str, Any]:
         """Destroy ``subject``'s keys: its atoms become unreadable everywhere, backups too."""
-        cipher = self._require_cipher()
         if not subject:
             raise InvalidInputError("give the subject to erase", field="subject")
-        prefix = f"s:{subject_id(subject)}-"
-        keys = cipher.erase_subject(subject)
+        found = _erase(
+            self,
+            subject,
+            "SELECT a.seq, a.payload_json FROM atoms a WHERE a.seq IN "
+            "(SELECT seq FROM tags WHERE tag=?)",
+            "l:" + SUBJECT_PREFIX + subject,
+        )
+        return {"subject": subject, **found}
+
+    def erase_world(self: _Store, world: str) -> dict[str, Any]:
+        """Destroy the key of an erasable world (see :meth:`add_erasable_worlds`): the atoms
+        written to it since it became erasable can no longer be read; ``not_erasable`` counts
+        its atoms under the store key (written before), which stay readable."""
+        if not world:
+            raise InvalidInputError("give the world to erase", field="world")
+        found = _erase(
+            self,
+            world_subject(world),
+            "SELECT a.seq, a.payload_json FROM atoms a WHERE a.world=?",
+            world,
+        )
+        return {"world": world, **found}
+
+    def add_erasable_worlds(self: _Store, patterns: Sequence[str]) -> list[str]:
+        """From now on, atoms written to worlds matching ``patterns`` (``demo``, ``tenant:a/*``)
+        and carrying no ``subject:`` label are sealed under a key of their world's, so the
+        whole world can be erased. Recorded in the store: every process follows it."""
+        cipher = self._require_cipher()
+        for p in patterns:
+            if not isinstance(p, str) or not p or len(p) > 256:
+                raise InvalidInputError(f"world pattern {p!r} is not valid", field="world")
         with self._tx() as conn:
-            conn.execute("PRAGMA secure_delete=ON")  # freed index pages are zeroed
-            try:
-                seqs = [
-                    int(seq)
-                    for seq, payload in conn.execute(
-                        "SELECT a.seq, a.payload_json FROM atoms a WHERE a.seq IN "
-                        "(SELECT seq FROM tags WHERE tag=?)",
-                        ("l:" + SUBJECT_PREFIX + subject,),
-                    )
-                    if isinstance(payload, bytes) and envelope_key_id(payload).startswith(prefix)
-                ]
-                for chunk in _chunks(seqs, 500):
-                    marks = ",".join("?" * len(chunk))
-                    conn.execute(f"DELETE FROM fts WHERE rowid IN ({marks})", chunk)
-                    conn.execute(f"DELETE FROM vectors WHERE seq IN ({marks})", chunk)
-                self._bump_generation(conn)
-            finally:
-                conn.execute("PRAGMA secure_delete=OFF")
-        self.forget_caches()
-        return {"subject": subject, "keys_destroyed": keys, "atoms": len(seqs)}
+            cipher.refresh(_meta(conn))
+            state = cipher.state()
+            state["erasable_worlds"] = sorted({*state.get("erasable_worlds", ()), *patterns})
+            raw = _put_meta(conn, state)
+        cipher.refresh(raw)
+        return list(cipher.erasable_worlds)
+
+
+def _erase(store: _Store, subject: str, select: str, param: str) -> dict[str, Any]:
+    """Destroy ``subject``'s key files, then remove the text and vector index rows of the
+    atoms ``select`` finds that were sealed under them."""
+    cipher = store._require_cipher()
+    prefix = f"s:{subject_id(subject)}-"
+    keys = cipher.erase_subject(subject)
+    kept = 0
+    with store._tx() as conn:
+        conn.execute("PRAGMA secure_delete=ON")  # freed index pages are zeroed
+        try:
+            seqs: list[int] = []
+            for seq, payload in conn.execute(select, (param,)):
+                if isinstance(payload, bytes) and envelope_key_id(payload).startswith(prefix):
+                    seqs.append(int(seq))
+                else:
+                    kept += 1
+            for chunk in _chunks(seqs, 500):
+                marks = ",".join("?" * len(chunk))
+                conn.execute(f"DELETE FROM fts WHERE rowid IN ({marks})", chunk)
+                conn.execute(f"DELETE FROM vectors WHERE seq IN ({marks})", chunk)
+            store._bump_generation(conn)
+        finally:
+            conn.execute("PRAGMA secure_delete=OFF")
+    store.forget_caches()
+    return {"keys_destroyed": keys, "atoms": len(seqs), "not_erasable": kept}
 
 
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
