@@ -79,6 +79,8 @@ NO_STORE_COMMANDS: dict[Path_, str] = {
     ("pack", "build"): "zips a pack; tests/component/test_pack.py",
     ("pack", "run"): "runs a pack's flow in its component; tests/component/test_pack.py",
     ("bench",): "times a temporary store of its own; tests/cli/test_perf.py",
+    ("swarm", "status"): "asks a node's GET /swarm or reads a data dir's swarm.json, not the "
+    "store; tests/cli/test_deploy.py runs both",
 }
 """Commands that use no store at all (``--data-dir`` and ``--api`` do not apply)."""
 
