@@ -35,6 +35,7 @@ class Observing:
         self._feed = feed
         self._sync = sync
         self._watch = watch
+        self._last_time: tuple[str, int] = ("", 0)  # the last event time read, for accepts
 
     def observe(self, atom: Atom | Mapping[str, Any], *, caller: Caller | None = None) -> int:
         """Publish an already-built atom to observers without storing it; returns receivers."""
@@ -76,15 +77,20 @@ class Observing:
             validate_world(world)
             who.require_read(world)
         spec = filters.spec(flt, None)
+        # Called for every subscription on every publish: with no filter nothing more to read,
+        # and an event time is read once per atom (the last one is kept) for all of them.
+        open_spec = spec.is_open
+        timed = spec.since_us is not None or spec.until_us is not None
 
         def accepts(atom: Atom, seq: int | None) -> bool:
             if world is not None and atom.world != world:
                 return False
             if not who.can_read(atom.world):
                 return False
-            fake = StoredAtom(
-                atom=atom, seq=seq or 0, ts_us=parse_instant(atom.timestamp), recorded_us=0, text=""
-            )
+            if open_spec:
+                return True
+            ts_us = self._event_time(atom.timestamp) if timed else 0
+            fake = StoredAtom(atom=atom, seq=seq or 0, ts_us=ts_us, recorded_us=0, text="")
             return spec.matches(fake)
 
         backlog_after = None
@@ -105,6 +111,12 @@ class Observing:
         if waker is not None:
             self._watch()
         return handle
+
+    def _event_time(self, timestamp: str) -> int:
+        last = self._last_time
+        if last[0] != timestamp:
+            last = self._last_time = (timestamp, parse_instant(timestamp))
+        return last[1]
 
     def poll(self, handle: str, max: int = 100) -> list[Atom]:
         """Up to ``max`` atoms queued for ``handle``, whichever process stored them."""
