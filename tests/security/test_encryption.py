@@ -399,3 +399,21 @@ def test_an_erasable_world_is_erased_as_a_whole_and_older_atoms_stay(tmp_path: P
         assert [a.id for a in db.replay("tenant:b/x")] == [other]
         check = db.check()
         assert check.ok and check.erased == len(gone)
+
+
+def test_an_erased_atoms_links_no_longer_count(tmp_path: Path) -> None:
+    with _open(tmp_path / "s", keys(k1=K1)) as db:
+        old = db.remember("p", "w", "observation", {"text": "plan a"})
+        db.remember(
+            "p",
+            "w",
+            "observation",
+            {"text": "plan b"},
+            labels=["subject:s"],
+            links=[{"target": old, "kind": "supersedes"}],
+        )
+        assert db.storage.link_counts([old]) == {old: {"supersedes": 1}}
+        db.erase_subject("s")
+        assert db.storage.link_counts([old]) == {}
+        assert [a.id for a in db.replay("p", current_only=True)] == [old]
+        assert db.check().ok

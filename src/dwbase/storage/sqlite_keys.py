@@ -214,8 +214,8 @@ class KeyAdmin:
 
 
 def _erase(store: _Store, subject: str, select: str, param: str) -> dict[str, Any]:
-    """Destroy ``subject``'s key files, then remove the text and vector index rows of the
-    atoms ``select`` finds that were sealed under them."""
+    """Destroy ``subject``'s key files, then remove the text, vector and link index rows of
+    the atoms ``select`` finds that were sealed under them."""
     cipher = store._require_cipher()
     prefix = f"s:{subject_id(subject)}-"
     keys = cipher.erase_subject(subject)
@@ -233,6 +233,8 @@ def _erase(store: _Store, subject: str, select: str, param: str) -> dict[str, An
                 marks = ",".join("?" * len(chunk))
                 conn.execute(f"DELETE FROM fts WHERE rowid IN ({marks})", chunk)
                 conn.execute(f"DELETE FROM vectors WHERE seq IN ({marks})", chunk)
+                # its links no longer move other atoms' ranks either
+                conn.execute(f"DELETE FROM links WHERE seq IN ({marks})", chunk)
             store._bump_generation(conn)
         finally:
             conn.execute("PRAGMA secure_delete=OFF")
