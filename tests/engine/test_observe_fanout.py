@@ -5,20 +5,19 @@ from __future__ import annotations
 import pytest
 
 import dwbase
-from dwbase.engine import observe as observe_mod
+from dwbase.timeutil import parse_instant
 
 
 def test_an_atom_is_read_once_for_all_its_subscribers(
     db: dwbase.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parsed: list[str] = []
-    real = observe_mod.parse_instant
 
     def counting(value: str, *, field: str = "timestamp") -> int:
         parsed.append(value)
-        return real(value, field=field)
+        return parse_instant(value, field=field)
 
-    monkeypatch.setattr(observe_mod, "parse_instant", counting)
+    monkeypatch.setattr("dwbase.engine.observe.parse_instant", counting)
     plain = [db.observe_start("demo") for _ in range(20)]
     timed = [db.observe_start("demo", filter={"since": "2020-01-01T00:00:00Z"}) for _ in range(20)]
     kinds = db.observe_start("demo", filter={"kinds": ["plan"]})
