@@ -417,3 +417,25 @@ def test_an_erased_atoms_links_no_longer_count(tmp_path: Path) -> None:
         assert db.storage.link_counts([old]) == {}
         assert [a.id for a in db.replay("p", current_only=True)] == [old]
         assert db.check().ok
+
+
+def test_a_running_store_picks_up_a_new_key_file_for_a_rotation(tmp_path: Path) -> None:
+    key_dir = tmp_path / "keys"
+    key_dir.mkdir()
+    (key_dir / "k1.key").write_text(K1)
+    running = dwbase.open(
+        tmp_path / "s", encryption_key="k1", key_provider=KeyFileProvider(key_dir)
+    )
+    try:
+        aid = running.remember("w", "a", "observation", {"text": "one"})
+        (key_dir / "k2.key").write_text(K2)  # the operator adds the new key, then rotates
+        with dwbase.open(tmp_path / "s", key_provider=KeyFileProvider(key_dir)) as cli:
+            cli.rotate_key("k2")
+        running.remember("w", "a", "observation", {"text": "two"})
+        running.forget_caches()
+        assert running.get(aid).payload == {"text": "one"}
+    finally:
+        running.close()
+    (key_dir / "k1.key").unlink()
+    with dwbase.open(tmp_path / "s", key_provider=KeyFileProvider(key_dir)) as db:
+        assert [a.payload["text"] for a in db.replay("w")] == ["one", "two"]
