@@ -405,35 +405,37 @@ def bench_floor_load_query(
         conn.execute("COMMIT")
 
     loaded = 0
-    for size in cfg.sizes:
-        while loaded < size:
-            chunk = rows[loaded : min(size, loaded + cfg.batch_size)]
-            plain.time(lambda c=chunk: insert(c))
-            # FTS kept apart so the plain-insert floor stays a plain insert.
-            fts.time(lambda c=chunk, s=loaded: insert_fts(c, s))
-            counts.append(len(chunk))
-            loaded += len(chunk)
-        disk = sum(p.stat().st_size for p in root.glob(path.name + "*"))
-        feet[str(size)] = {"atoms": size, "disk_bytes": disk, "disk_per_atom": disk / size}
-        sql = "SELECT rowid, bm25(fts) s FROM fts WHERE fts MATCH ? ORDER BY s LIMIT 10"
-        matches = [fts_query(query_terms(q)) for q in questions]
-        for m in matches[: cfg.warmup]:
-            conn.execute(sql, (m,)).fetchall()
-        series = Series()
-        for m in matches[: cfg.queries]:
-            series.time(lambda m=m, sql=sql: conn.execute(sql, (m,)).fetchall())
-        queries[str(size)] = series.latency()
-        reps = [
-            timed_cpu(lambda: conn.execute("SELECT * FROM atoms ORDER BY seq").fetchall())
-            for _ in range(3)
-        ]
-        median = float(np.median([r[0] for r in reps]))
-        reads[str(size)] = {
-            "atoms": size,
-            "median_s": median,
-            "per_s": float(size / median),
-            "cpu_s": float(np.median([r[1] for r in reps])),
-        }
+    with progress(f"sqlite floor load ({style})", cfg.sizes[-1], cfg.progress) as advance:
+        for size in cfg.sizes:
+            while loaded < size:
+                chunk = rows[loaded : min(size, loaded + cfg.batch_size)]
+                plain.time(lambda c=chunk: insert(c))
+                # FTS kept apart so the plain-insert floor stays a plain insert.
+                fts.time(lambda c=chunk, s=loaded: insert_fts(c, s))
+                counts.append(len(chunk))
+                loaded += len(chunk)
+                advance(len(chunk))
+            disk = sum(p.stat().st_size for p in root.glob(path.name + "*"))
+            feet[str(size)] = {"atoms": size, "disk_bytes": disk, "disk_per_atom": disk / size}
+            sql = "SELECT rowid, bm25(fts) s FROM fts WHERE fts MATCH ? ORDER BY s LIMIT 10"
+            matches = [fts_query(query_terms(q)) for q in questions]
+            for m in matches[: cfg.warmup]:
+                conn.execute(sql, (m,)).fetchall()
+            series = Series()
+            for m in matches[: cfg.queries]:
+                series.time(lambda m=m, sql=sql: conn.execute(sql, (m,)).fetchall())
+            queries[str(size)] = series.latency()
+            reps = [
+                timed_cpu(lambda: conn.execute("SELECT * FROM atoms ORDER BY seq").fetchall())
+                for _ in range(3)
+            ]
+            median = float(np.median([r[0] for r in reps]))
+            reads[str(size)] = {
+                "atoms": size,
+                "median_s": median,
+                "per_s": float(size / median),
+                "cpu_s": float(np.median([r[1] for r in reps])),
+            }
     conn.close()
     return {
         "batch": throughput(counts, plain.wall, plain.cpu),
@@ -447,13 +449,15 @@ def bench_floor_load_query(
 # ----------------------------------------------------------------------------- vectors
 
 
-def embed_all(texts: Sequence[str]) -> tuple[np.ndarray, dict[str, Any]]:
+def embed_all(texts: Sequence[str], show: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
     emb = HashingEmbedder()
     out = np.zeros((len(texts), emb.dim), dtype=np.float32)
     c0, t0 = time.process_time(), time.perf_counter()
-    for i in range(0, len(texts), 1000):
-        block = emb.embed(texts[i : i + 1000])
-        out[i : i + len(block)] = np.asarray(block, dtype=np.float32)
+    with progress("embedding (for the floor and peers)", len(texts), show) as advance:
+        for i in range(0, len(texts), 1000):
+            block = emb.embed(texts[i : i + 1000])
+            out[i : i + len(block)] = np.asarray(block, dtype=np.float32)
+            advance(len(block))
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     n = max(1, len(texts))
     return out, {
@@ -598,7 +602,7 @@ def run_corpus(root: Path, cfg: Config, style: str) -> dict[str, Any]:
         **bench_floor_load_query(root, cfg, texts, questions, style),
     }
     print(f"[{style}] embeddings and numpy floor ...", file=say, flush=True)
-    vectors, out["embedding"] = embed_all(texts)
+    vectors, out["embedding"] = embed_all(texts, cfg.progress)
     out["numpy"] = bench_numpy_floor(vectors, questions, cfg)
     emb = HashingEmbedder()
     single_corpus = Corpus(cfg.seed + 1, style=style)
