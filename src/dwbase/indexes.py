@@ -175,6 +175,7 @@ class WorldIndex:
     # exactly beside the graph's neighbours, and the index thread moves them into the graph
     pending: list[int] = field(default_factory=list)
     stored: bool = False  # atoms were stored since the index thread last caught up
+    resyncs: int = 0  # bumped by each resync: rows read before one may be gone since
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -405,6 +406,7 @@ class IndexManager:
             st.ann.remove(gone)
         self._add(st, self._resolve(st, [(s, d) for s, d in rows if s not in st.exact]))
         st.dirty = False
+        st.resyncs += 1
 
     # ------------------------------------------------------------------ background work
 
@@ -508,12 +510,15 @@ class IndexManager:
     def _catch_up_in_slices(self, st: WorldIndex) -> None:
         """The index thread's catch-up: the store is read without the index's lock, and the
         vectors go in a slice at a time, so an ask waits for one slice at most."""
-        after = max(st.seen_seq, st.exact.max_seq)
+        with st.lock:
+            after, resyncs = max(st.seen_seq, st.exact.max_seq), st.resyncs
         rows = self.host.storage.load_vectors(st.world, quarantined=st.quarantined, after_seq=after)
         for i in range(0, len(rows), 1024):
             chunk = rows[i : i + 1024]
             with st.lock:
-                if st.dirty or self._stop.is_set():
+                # atoms removed since the read (gc, quarantine) must not come back: stop, and
+                # leave the rest to the next ask's resync or catch-up
+                if st.dirty or st.resyncs != resyncs or self._stop.is_set():
                     return
                 self._add(st, self._resolve(st, chunk))
                 st.seen_seq = max(st.seen_seq, chunk[-1][0])
