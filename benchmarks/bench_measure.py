@@ -142,9 +142,13 @@ def footprint(
             rss_bytes=now["rss"],
             rss_peak_bytes=now["peak"],
             rss_grown_bytes=grown,
-            rss_per_atom=grown / atoms,
+            rss_per_atom=grown / atoms if grown > 0 else None,
             benchmark_held_bytes=held_bytes,
         )
+        if grown <= 0:
+            # The store fit in memory this process had freed earlier (a previous corpus or
+            # phase): RSS says nothing about it. Measure it in a process of its own.
+            out["rss_note"] = "RSS did not grow (memory freed earlier in the process reused)"
     return out
 
 

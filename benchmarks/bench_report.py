@@ -118,7 +118,10 @@ def report_corpus(r: dict[str, Any], cfg: Any) -> None:
                 f"{_cpu(s, 'cpu_s'):>8}"
             )
 
-    print("\n## footprint after each load (disk: the data dir's files; RSS: dwbase only)")
+    print(
+        "\n## footprint after each load (disk: the data dir's files; RSS grown since the store "
+        "was opened, dwbase only: meaningful for a process's first load)"
+    )
     print(
         f"{'atoms':>8}  {'store':44} {'disk B/atom':>12} {'RSS B/atom':>11} {'RSS MB':>8} "
         f"{'peak MB':>8}"
@@ -135,9 +138,11 @@ def report_corpus(r: dict[str, Any], cfg: Any) -> None:
             peak = f.get("rss_peak_bytes", float("nan")) / 1e6
             print(
                 f"{size:>8}  {name:44} {_f(f['disk_per_atom'], 0):>12} "
-                f"{_f(f.get('rss_per_atom', float('nan')), 0):>11} {_f(mb, 0):>8} "
+                f"{_f(f.get('rss_per_atom'), 0):>11} {_f(mb, 0):>8} "
                 f"{_f(peak, 0):>8}"
             )
+            if "rss_note" in f:
+                print(f"{'':>8}  {'':44} ({f['rss_note']})")
 
     print("\n## open again after each load (the open, then open + first query answered)")
     print(f"{'atoms':>8}  {'store':44} {'open s':>9} {'+query s':>9}")
@@ -170,7 +175,7 @@ def report_corpus(r: dict[str, Any], cfg: Any) -> None:
             print(
                 f"{name:44} {s['n']:>5} {_f(s['p50_ms'], 3):>9} {_f(s['p95_ms'], 3):>9} "
                 f"{_cpu(s):>8} {_f(f['disk_per_atom'], 0):>12} "
-                f"{_f(f.get('rss_per_atom', float('nan')), 0):>11}"
+                f"{_f(f.get('rss_per_atom'), 0):>11}"
             )
         print(f"p95 ratio (many / alone): {_f(w['p95_ratio'])}x")
 
