@@ -160,3 +160,19 @@ def test_the_graph_takes_in_new_atoms_without_any_ask() -> None:
         wait_for(lambda: db.index_status("w")[0]["lag"] == 0)
         wait_for(lambda: db.index_status("w")[0]["ann_pending"] == 0)
         assert db.index_status("w")[0]["vectors"] == len(TEXTS) + len(NEW)
+
+
+def test_a_probe_ranks_given_seqs_as_sorting_their_scores_would() -> None:
+    np = pytest.importorskip("numpy")
+    from dwbase.vector import ExactIndex
+
+    rng = np.random.default_rng(3)
+    idx = ExactIndex(8)
+    vecs = rng.standard_normal((50, 8)).astype(np.float32)
+    idx.add([(s, vecs[s].tobytes()) for s in range(50)])
+    idx.add([(60, vecs[7].tobytes())])  # a tie with seq 7
+    probe = idx.probe(rng.standard_normal(8).tolist())
+    seqs = [7, 60, 3, 99, 3, *range(10, 40)]  # 99 is not indexed; 3 is given twice
+    want = sorted(probe.scores(seqs).items(), key=lambda x: -x[1])[:5]
+    assert probe.top(seqs, 5) == want
+    assert probe.top(seqs, 0) == [] and probe.top([99], 3) == []

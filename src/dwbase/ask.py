@@ -338,8 +338,7 @@ def _semantic(
         if idx.ann is not None:
             # The graph's neighbours, and every vector it has not taken in yet, scored exactly.
             near, tail = idx.nearest(qvec, k)
-            scores = probe.scores([*near, *tail] if tail else near)
-            results = sorted(scores.items(), key=lambda x: -x[1])[:k]
+            results = probe.top([*near, *tail] if tail else near, k)
         else:
             results = probe.search(k)
         if spec.is_open:

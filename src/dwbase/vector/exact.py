@@ -393,6 +393,26 @@ class Probe:
                     index._ts[ask_rows] = found
         return Context(nbr, np.where(real, cos, 0.0).astype(np.float64), np.where(real, ts, NO_TS))
 
+    def top(self, seqs: Sequence[int], k: int) -> list[tuple[int, float]]:
+        """The ``k`` indexed seqs among ``seqs`` nearest the query, best first: ``(seq,
+        cosine)``; equal cosines keep the order of ``seqs`` (which may repeat a seq)."""
+        index = self._index
+        if _np is None:
+            got = self.scores(seqs)
+            return sorted(got.items(), key=lambda x: -x[1])[:k]
+        with index._lock:
+            get = index._rows.get
+            pairs = [(s, r) for s in dict.fromkeys(seqs) if (r := get(s)) is not None]
+            if not pairs or k <= 0:
+                return []
+            rows = _np.fromiter((r for _, r in pairs), dtype=_np.int64, count=len(pairs))
+            if self._all is not None and int(rows.max()) < self._upto:
+                vals = self._all[rows]
+            else:
+                vals = index._cosines(self._q, rows)
+        order = _np.argsort(-vals, kind="stable")[:k]
+        return [(pairs[i][0], v) for i, v in zip(order.tolist(), vals[order].tolist(), strict=True)]
+
     def scores(self, seqs: Iterable[int]) -> dict[int, float]:
         """Cosine of the query with each indexed seq among ``seqs``."""
         index = self._index
