@@ -116,3 +116,52 @@ def test_decoded_atoms_are_not_served_stale_after_a_release_or_a_delete(tmp_path
     store.delete([seq.seq])
     assert store.get_seqs([seq.seq]) == {}
     db.close()
+
+
+def test_a_small_worlds_rare_word_is_searched_however_common_it_is_elsewhere(
+    tmp_path: Path,
+) -> None:
+    db = dwbase.open(str(tmp_path / "s"))
+    store = db.storage
+    assert isinstance(store, SQLiteStorage)
+    store.WORK_BUDGET = 4  # the pruning rule of large stores, at a test's size
+    db.remember_batch([{"world": "small", "worker": "w", "payload": {"text": "plain words"}}] * 39)
+    db.remember_batch([{"world": "small", "worker": "w", "payload": {"text": "alpha words"}}])
+    _fill(db, 400, "alpha again")  # alpha is in 401 of the store's 440 atoms, 1 of small's 40
+    # Pruning weighs a word by its count in the asking world, not in the store.
+    assert len(store.search_text("small", ["alpha"], 10)) == 1
+    assert store.search_text("c", ["alpha"], 10) == []  # in world c, alpha is everywhere
+    db.close()
+
+
+def test_world_indexes_are_bounded_and_let_go_of_the_least_recent_world(tmp_path: Path) -> None:
+    db = dwbase.open(str(tmp_path / "s"))
+    store = db.storage
+    assert isinstance(store, SQLiteStorage)
+    worlds = [f"team-{i}" for i in range(5)]
+    for i, world in enumerate(worlds):
+        texts = ["disk full", f"disk {i} cleanup", "cache warm disk", f"note {i}"]
+        db.remember_batch([{"world": world, "worker": "w", "payload": {"text": t}} for t in texts])
+    store.WORLD_INDEX_SLOTS, store.WORLD_INDEX_ATOMS = 3, 10  # 2 worlds of 4 atoms fit
+    reference = SQLiteStorage(sqlite_path(str(tmp_path / "s")))  # holds every world
+    expected = [reference.search_text(w, ["disk", "cache"], 10) for w in worlds]
+    reference.close()
+    assert all(len(hits) == 3 for hits in expected)
+    for _ in range(2):
+        assert [store.search_text(w, ["disk", "cache"], 10) for w in worlds] == expected
+        with store._reading() as conn:
+            held = conn.execute("SELECT world, atoms FROM temp.world_text ORDER BY used")
+            assert [tuple(r) for r in held] == [("team-3", 4), ("team-4", 4)]
+    db.close()
+
+
+def test_a_store_of_one_world_searches_its_shared_index(tmp_path: Path) -> None:
+    db = dwbase.open(str(tmp_path / "s"))
+    store = db.storage
+    assert isinstance(store, SQLiteStorage)
+    _fill(db, 5, "disk full")
+    assert len(store.search_text("c", ["disk"], 10)) == 5
+    with store._reading() as conn:
+        tables = conn.execute("SELECT name FROM sqlite_temp_master WHERE name='world_text'")
+        assert tables.fetchall() == []
+    db.close()

@@ -307,6 +307,30 @@ def test_search_text_respects_world_spec_and_quarantine(store: Storage, rec: Rec
     assert [q for q, _ in store.search_text("w2", ["disk"], 10)] == [seq[elsewhere.atom.id]]
 
 
+def test_search_text_in_a_world_ranks_as_if_the_world_were_alone(
+    store: Storage, rec: RecordMaker
+) -> None:
+    texts = [
+        "disk full on the database host",
+        "disk cleanup plan for the host",
+        "the cache is warm",
+        "disk disk quota reached",
+        "nothing relevant here",
+    ]
+    small = [s.seq for s in add(store, *(rec("small", t) for t in texts))]
+    questions = [["disk"], ["disk", "cache"], ["quota", "host", "the"], ["warm"]]
+    alone = [store.search_text("small", q, 10) for q in questions]
+    assert alone[0] and all(q in small for q, _ in alone[0])
+    # Another world full of the same words changes neither the hits nor their scores.
+    add(store, *(rec("big", f"disk {i} the cache of the disk host") for i in range(60)))
+    assert [store.search_text("small", q, 10) for q in questions] == alone
+    # The world's own changes show at once.
+    (late,) = add(store, rec("small", "warm disk"))
+    assert late.seq in {q for q, _ in store.search_text("small", ["warm"], 10)}
+    assert store.delete([late.seq]) == 1
+    assert store.search_text("small", ["warm"], 10) == alone[3]
+
+
 # --------------------------------------------------------------------------- load_vectors
 
 

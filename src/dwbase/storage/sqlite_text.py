@@ -4,15 +4,21 @@
 the store's reader connections and filters, and keeps two caches that cannot mislead a query:
 porter stems (they depend only on the tokenizer) and per-token document counts, which may lag
 the store by 1% because they only steer which very common words a question leaves out.
+
+A small world in a store of many worlds is searched in an index of its own (see
+:meth:`LexicalSearch._world_search`), so that its ask costs what its own size costs and ranks
+as it would if the world were alone in the store.
 """
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from ..errors import StorageError
 from ..model import FilterSpec
 from .crypto import RecordCipher
 from .sqlite_schema import fts_query
@@ -22,6 +28,9 @@ class _Store(Protocol):
     """What the lexical search uses of the SQLite store it is a part of."""
 
     WORK_BUDGET: int
+    WORLD_INDEX_MAX: int
+    WORLD_INDEX_SLOTS: int
+    WORLD_INDEX_ATOMS: int
     _stems: dict[str, str]
     _df: dict[str, tuple[int, int]]  # token -> (atoms holding it, max_seq when counted)
     _size_hint: int
@@ -39,6 +48,14 @@ class _Store(Protocol):
     ) -> tuple[str, list[Any]]: ...
     def _prune_common(self, terms: Sequence[str]) -> list[str]: ...
     def _tokens(self, terms: Sequence[str]) -> list[str] | None: ...
+    def _world_search(
+        self,
+        world: str,
+        terms: Sequence[str],
+        limit: int,
+        spec: FilterSpec,
+        quarantined: bool,
+    ) -> list[tuple[int, float]] | None: ...
 
 
 class LexicalSearch:
@@ -59,6 +76,9 @@ class LexicalSearch:
             # An encrypted store's index holds keyed tokens of the words, not the words.
             terms = self._cipher.query_tokens(terms)
         spec = spec or FilterSpec()
+        own = self._world_search(world, terms, int(limit), spec, quarantined)
+        if own is not None:
+            return own
         chosen = self._prune_common(terms)
         if not chosen:
             return []
@@ -80,10 +100,7 @@ class LexicalSearch:
                 f"WHERE fts MATCH ? AND {where} ORDER BY s LIMIT ?",
                 [query, *params, int(limit)],
             )
-        # FTS5's bm25() is "lower is better" and negative; relevance is its negation.
-        return [(int(seq), -float(s)) for seq, s in rows if -float(s) > 0] or [
-            (int(seq), 1e-6) for seq, _ in rows
-        ]
+        return _relevance(rows)
 
     WORK_BUDGET = 2_000  # postings FTS5 may score for one question before terms are pruned
 
@@ -111,7 +128,6 @@ class LexicalSearch:
         total = self._size_hint or self.max_seq()
         if not terms or total * len(terms) <= self.WORK_BUDGET:
             return list(terms)  # cannot exceed the budget: skip the count lookup
-        budget = max(self.WORK_BUDGET, 0.03 * total)
         tokens = self._tokens(terms)
         if tokens is None:
             return list(terms)
@@ -136,21 +152,75 @@ class LexicalSearch:
             for tok in stale:
                 df_tok[tok] = int(fresh.get(tok, 0))
                 self._df[tok] = (df_tok[tok], total)
-        df = {t: df_tok[tok] for t, tok in zip(terms, tokens, strict=True)}
-        if sum(df.values()) <= budget:
-            return list(terms)
-        ranked = sorted(terms, key=lambda t: df[t])
-        if df[ranked[0]] > max(self.WORK_BUDGET, 0.10 * total):
-            return []
-        kept: list[str] = []
-        work = 0
-        for t in ranked:
-            d = df[t]
-            if kept and work + d > budget:
-                break
-            kept.append(t)
-            work += d
-        return kept
+        return keep_rarest(terms, [df_tok[tok] for tok in tokens], total, self.WORK_BUDGET)
+
+    WORLD_INDEX_MAX = 1_000  # worlds up to this many atoms are searched in their own index
+    WORLD_INDEX_SLOTS = 32  # such indexes kept by each reader connection (least recently used)
+    WORLD_INDEX_ATOMS = 20_000  # and the atoms they may hold together, per connection
+
+    def _world_search(
+        self: _Store,
+        world: str,
+        terms: Sequence[str],
+        limit: int,
+        spec: FilterSpec,
+        quarantined: bool,
+    ) -> list[tuple[int, float]] | None:
+        """Search a small world of a store of many worlds in an index of its own, or ``None``.
+
+        The store's FTS5 index spans every world: bm25() counts each term's documents over the
+        whole index and scores every match in any world, so a 100-atom world in a store of
+        1,000 such worlds paid for 100,000 atoms, and its words were weighed (and pruned) by
+        how common they are in other worlds. A world of at most ``WORLD_INDEX_MAX`` atoms, in
+        a store that holds other worlds too, is instead indexed on its own: its index text is
+        copied into a contentless FTS5 table in the reader connection's temp schema (memory,
+        never the store file: ``temp_store=MEMORY``), kept there for the next ask until the
+        world changes, and searched with the same tokenizer, pruning and bm25(). A world is
+        therefore ranked exactly as it would be alone in a store. Encrypted stores copy their
+        keyed tokens, never the text. A store of one world keeps the store-wide path.
+        """
+        top_size = self.WORLD_INDEX_MAX
+        if top_size <= 0:
+            return None
+        try:
+            with self._reading() as conn:
+                n, top, others, gen = conn.execute(
+                    _WORLD_SIZE, (world, top_size + 1, *[world] * 3)
+                ).fetchone()
+                if not n or n > top_size or not others:
+                    return None
+                name = _world_index(
+                    conn,
+                    world,
+                    f"{n}:{top}:{gen}",
+                    int(n),
+                    self.WORLD_INDEX_SLOTS,
+                    self.WORLD_INDEX_ATOMS,
+                )
+                chosen = list(terms)
+                tokens = self._tokens(terms) if n * len(terms) > self.WORK_BUDGET else None
+                if tokens is not None:
+                    uniq = list(dict.fromkeys(tokens))
+                    df = dict(
+                        conn.execute(
+                            f"SELECT term, doc FROM temp.{name}_vocab "
+                            f"WHERE term IN ({','.join('?' * len(uniq))})",
+                            uniq,
+                        ).fetchall()
+                    )
+                    chosen = keep_rarest(
+                        terms, [int(df.get(t, 0)) for t in tokens], int(n), self.WORK_BUDGET
+                    )
+                if not chosen:
+                    return []
+                ranked = conn.execute(
+                    f"SELECT rowid, rank FROM temp.{name} WHERE {name} MATCH ? ORDER BY rank",
+                    (fts_query(chosen),),
+                ).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"storage read failed: {exc}") from exc
+        allowed = self.filter_seqs(world, [r[0] for r in ranked], spec, quarantined=quarantined)
+        return _relevance([r for r in ranked if r[0] in allowed][:limit])
 
     def _tokens(self: _Store, terms: Sequence[str]) -> list[str] | None:
         """The index's own tokens (porter stems) for ``terms``, one per term, or ``None``.
@@ -188,3 +258,104 @@ class LexicalSearch:
             for t, r in zip(missing, rows, strict=True):
                 self._stems[t] = str(r[0])
         return [self._stems[t] for t in terms]
+
+
+def keep_rarest(terms: Sequence[str], counts: Sequence[int], total: int, floor: int) -> list[str]:
+    """The pruning rule of :meth:`LexicalSearch._prune_common`: ``counts[i]`` is the number of
+    documents (of ``total``) holding ``terms[i]``, ``floor`` the work budget's least value."""
+    budget = max(floor, 0.03 * total)
+    df = dict(zip(terms, counts, strict=True))
+    if sum(df.values()) <= budget:
+        return list(terms)
+    ranked = sorted(terms, key=lambda t: df[t])
+    if df[ranked[0]] > max(floor, 0.10 * total):
+        return []
+    kept: list[str] = []
+    work = 0
+    for t in ranked:
+        d = df[t]
+        if kept and work + d > budget:
+            break
+        kept.append(t)
+        work += d
+    return kept
+
+
+def _relevance(rows: Sequence[Any]) -> list[tuple[int, float]]:
+    # FTS5's bm25() is "lower is better" and negative; relevance is its negation.
+    return [(int(seq), -float(s)) for seq, s in rows if -float(s) > 0] or [
+        (int(seq), 1e-6) for seq, _ in rows
+    ]
+
+
+# The asking world's size (up to a bound), its newest seq, whether other worlds exist and the
+# store's generation (a reindex rewrites index text): together they say whether a world's own
+# index is still current (seqs are never reused, so a delete or an append changes the first two).
+_WORLD_SIZE = (
+    "SELECT (SELECT count(*) FROM (SELECT 1 FROM main.atoms WHERE world=? LIMIT ?)), "
+    "(SELECT max(seq) FROM main.atoms WHERE world=?), "
+    "EXISTS(SELECT 1 FROM main.atoms WHERE world<?) OR "
+    "EXISTS(SELECT 1 FROM main.atoms WHERE world>?), "
+    "(SELECT value FROM main.meta WHERE key='generation')"
+)
+_uses = itertools.count(1)
+
+
+def _world_index(
+    conn: sqlite3.Connection, world: str, version: str, size: int, slots: int, atoms: int
+) -> str:
+    """The name of a temp FTS5 table of ``conn`` holding ``world``'s index text at ``version``.
+
+    Which world each table holds is kept in the connection's own temp schema (``world_text``),
+    so it lives and dies with the tables. At most ``slots`` worlds and ``atoms`` atoms are
+    held; the least recently used worlds are let go first.
+    """
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS world_text(name TEXT PRIMARY KEY, world TEXT UNIQUE, "
+        "version TEXT NOT NULL, atoms INTEGER NOT NULL, used INTEGER NOT NULL)"
+    )
+    used = next(_uses)
+    hit = conn.execute(
+        "SELECT name, version FROM temp.world_text WHERE world=?", (world,)
+    ).fetchone()
+    if hit is not None and hit[1] == version:
+        conn.execute("UPDATE temp.world_text SET used=? WHERE name=?", (used, hit[0]))
+        return str(hit[0])
+    held = [
+        (str(n), int(a))
+        for n, a in conn.execute(
+            "SELECT name, atoms FROM temp.world_text WHERE world<>? ORDER BY used", (world,)
+        )
+    ]
+    # Let the least recently used worlds go until this one fits.
+    while held and (len(held) >= slots or sum(a for _, a in held) + size > atoms):
+        gone, _ = held.pop(0)
+        conn.execute(f"INSERT INTO temp.{gone}({gone}) VALUES('delete-all')")
+        conn.execute("DELETE FROM temp.world_text WHERE name=?", (gone,))
+    if hit is not None:
+        name = str(hit[0])
+    else:
+        taken = {n for n, _ in held}
+        name = next(
+            f"world_text_{i}" for i in range(len(taken) + 1) if f"world_text_{i}" not in taken
+        )
+        conn.execute(
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{name} USING fts5(text, content='', "
+            "tokenize='porter unicode61 remove_diacritics 2')"
+        )
+        conn.execute(
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{name}_vocab "
+            f"USING fts5vocab(temp, {name}, 'row')"
+        )
+    conn.execute("DELETE FROM temp.world_text WHERE name=? OR world=?", (name, world))
+    conn.execute(f"INSERT INTO temp.{name}({name}) VALUES('delete-all')")
+    conn.execute(
+        f"INSERT INTO temp.{name}(rowid, text) SELECT c.id, c.c0 FROM main.atoms a "
+        "JOIN main.fts_content c ON c.id = a.seq WHERE a.world=? ORDER BY a.seq",
+        (world,),
+    )
+    conn.execute(
+        "INSERT INTO temp.world_text(name, world, version, atoms, used) VALUES(?, ?, ?, ?, ?)",
+        (name, world, version, size, used),
+    )
+    return name
