@@ -142,7 +142,7 @@ def report_corpus(r: dict[str, Any], cfg: Any) -> None:
                 f"{_f(peak, 0):>8}"
             )
             if "rss_note" in f:
-                print(f"{'':>8}  {'':44} ({f['rss_note']})")
+                print(f"{'':>8}  {'':44} {f['rss_note']}")
 
     print("\n## open again after each load (the open, then open + first query answered)")
     print(f"{'atoms':>8}  {'store':44} {'open s':>9} {'+query s':>9}")
