@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dwbase
+from dwbase.model import FilterSpec
 from dwbase.storage.sqlite import SQLiteStorage, sqlite_path
 
 
@@ -164,4 +165,24 @@ def test_a_store_of_one_world_searches_its_shared_index(tmp_path: Path) -> None:
     with store._reading() as conn:
         tables = conn.execute("SELECT name FROM sqlite_temp_master WHERE name='world_text'")
         assert tables.fetchall() == []
+    db.close()
+
+
+def test_a_filter_finds_a_worlds_weakest_match_beyond_the_first_fetch(tmp_path: Path) -> None:
+    db = dwbase.open(str(tmp_path / "s"))
+    store = db.storage
+    assert isinstance(store, SQLiteStorage)
+    weak = db.remember(
+        "small",
+        "w",
+        "observation",
+        {"text": "disk among many other words of a long note"},
+        labels=["ops"],
+    )
+    db.remember_batch([{"world": "small", "worker": "w", "payload": {"text": "disk"}}] * 300)
+    db.remember_batch([{"world": "small", "worker": "w", "payload": {"text": "cache"}}] * 400)
+    _fill(db, 3, "disk elsewhere")
+    ops = FilterSpec(labels=frozenset({"ops"}))
+    hits = store.search_text("small", ["disk"], 10, spec=ops)
+    assert [s.atom.id for s in store.get_seqs([q for q, _ in hits]).values()] == [weak]
     db.close()

@@ -213,14 +213,30 @@ class LexicalSearch:
                     )
                 if not chosen:
                     return []
+                # As on the shared index: over-fetch, filter, and rank every match only if
+                # too few of the best survive the filter.
+                query, fetch = fts_query(chosen), max(4 * limit, 256)
                 ranked = conn.execute(
-                    f"SELECT rowid, rank FROM temp.{name} WHERE {name} MATCH ? ORDER BY rank",
-                    (fts_query(chosen),),
+                    f"SELECT rowid, rank FROM temp.{name} WHERE {name} MATCH ? ORDER BY rank "
+                    "LIMIT ?",
+                    (query, fetch),
                 ).fetchall()
+                allowed = self.filter_seqs(
+                    world, [r[0] for r in ranked], spec, quarantined=quarantined
+                )
+                rows = [r for r in ranked if r[0] in allowed][:limit]
+                if len(rows) < limit and len(ranked) == fetch:
+                    ranked = conn.execute(
+                        f"SELECT rowid, rank FROM temp.{name} WHERE {name} MATCH ? ORDER BY rank",
+                        (query,),
+                    ).fetchall()
+                    allowed = self.filter_seqs(
+                        world, [r[0] for r in ranked], spec, quarantined=quarantined
+                    )
+                    rows = [r for r in ranked if r[0] in allowed][:limit]
         except sqlite3.Error as exc:
             raise StorageError(f"storage read failed: {exc}") from exc
-        allowed = self.filter_seqs(world, [r[0] for r in ranked], spec, quarantined=quarantined)
-        return _relevance([r for r in ranked if r[0] in allowed][:limit])
+        return _relevance(rows)
 
     def _tokens(self: _Store, terms: Sequence[str]) -> list[str] | None:
         """The index's own tokens (porter stems) for ``terms``, one per term, or ``None``.
