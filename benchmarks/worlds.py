@@ -104,7 +104,7 @@ def _floor(
     return {"shared_index": shared.latency(), "own_index": alone.latency()}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--worlds", type=int, default=1000)
     ap.add_argument("--world-size", type=int, default=100)
@@ -113,7 +113,7 @@ def main() -> None:
     ap.add_argument("--corpus", choices=("chat", "short"), default="chat")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--json", type=Path)
-    cfg = ap.parse_args()
+    cfg = ap.parse_args(argv)
     corpus = Corpus(cfg.seed, style=cfg.corpus)
     step = max(1, cfg.worlds // cfg.targets)
     targets = [f"w{i:05d}" for i in range(0, cfg.worlds, step)][: cfg.targets]
@@ -148,19 +148,23 @@ def main() -> None:
 
             return run
 
-        for mode, top in (("store-wide", 0), ("per-world", SQLiteStorage.WORLD_INDEX_MAX)):
-            SQLiteStorage.WORLD_INDEX_MAX = top
-            _pairs(questions[:20], targets, ask_in(many), ask_in(alone))  # warm-up
-            m_ask, a_ask = _pairs(questions, targets, ask_in(many), ask_in(alone))
-            m_fts, a_fts = _pairs(questions, targets, search_in(many), search_in(alone))
-            row = {
-                "ask_shared": m_ask.latency(),
-                "ask_alone": a_ask.latency(),
-                "text_shared": m_fts.latency(),
-                "text_alone": a_fts.latency(),
-            }
-            row["p95_ratio"] = row["ask_shared"]["p95_ms"] / row["ask_alone"]["p95_ms"]
-            out[mode] = row
+        default = SQLiteStorage.WORLD_INDEX_MAX
+        try:
+            for mode, top in (("store-wide", 0), ("per-world", default)):
+                SQLiteStorage.WORLD_INDEX_MAX = top
+                _pairs(questions[:20], targets, ask_in(many), ask_in(alone))  # warm-up
+                m_ask, a_ask = _pairs(questions, targets, ask_in(many), ask_in(alone))
+                m_fts, a_fts = _pairs(questions, targets, search_in(many), search_in(alone))
+                row = {
+                    "ask_shared": m_ask.latency(),
+                    "ask_alone": a_ask.latency(),
+                    "text_shared": m_fts.latency(),
+                    "text_alone": a_fts.latency(),
+                }
+                row["p95_ratio"] = row["ask_shared"]["p95_ms"] / row["ask_alone"]["p95_ms"]
+                out[mode] = row
+        finally:
+            SQLiteStorage.WORLD_INDEX_MAX = default
         many.close()
         for db in alone.values():
             db.close()
