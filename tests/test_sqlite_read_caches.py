@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import dwbase
 from dwbase.model import FilterSpec
 from dwbase.storage.sqlite import SQLiteStorage, sqlite_path
@@ -185,4 +187,26 @@ def test_a_filter_finds_a_worlds_weakest_match_beyond_the_first_fetch(tmp_path: 
     ops = FilterSpec(labels=frozenset({"ops"}))
     hits = store.search_text("small", ["disk"], 10, spec=ops)
     assert [s.atom.id for s in store.get_seqs([q for q, _ in hits]).values()] == [weak]
+    db.close()
+
+
+def test_a_large_world_skips_the_size_query_until_a_delete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(SQLiteStorage, "WORLD_INDEX_MAX", 4)
+    db = dwbase.open(str(tmp_path / "s"))
+    store = db.storage
+    assert isinstance(store, SQLiteStorage)
+    ids = [db.remember("big", "w", text=f"disk {i}") for i in range(6)]
+    db.remember("other", "w", text="disk elsewhere")
+    assert len(store.search_text("big", ["disk"], 10)) == 6
+    assert store._large_worlds == {"big"}  # the next ask of it asks no size query
+    seqs = [s.seq for s in store.get_many(ids[:3]).values()]
+    store.delete(seqs)
+    assert store._large_worlds == set()  # it may have become small: asked again
+    assert len(store.search_text("big", ["disk"], 10)) == 3
+    assert store._large_worlds == set()  # 3 atoms: searched in its own index now
+    with store._reading() as conn:
+        worlds = conn.execute("SELECT world FROM temp.world_text").fetchall()
+    assert ("big",) in worlds
     db.close()

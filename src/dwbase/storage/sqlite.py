@@ -132,6 +132,7 @@ class SQLiteStorage(LexicalSearch, KeyAdmin):
         self._link_seq = 0  # links of atoms up to this seq are in _link_targets
         # the store's size for lexical pruning: the last max_seq() read or seq written here
         self._size_hint = 0
+        self._large_worlds: set[str] = set()
         data_dir = os.path.dirname(os.path.abspath(path))
         self._cipher: RecordCipher | None = None
         self._encryption_key = encryption_key
@@ -868,6 +869,7 @@ class SQLiteStorage(LexicalSearch, KeyAdmin):
         changed the store in a way its appends do not show."""
         self._score_cache.clear()
         self._df.clear()
+        self._large_worlds.clear()
         self._atoms_changed()
         self._link_targets, self._link_targets_known = None, False
 

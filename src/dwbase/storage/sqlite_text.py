@@ -34,6 +34,7 @@ class _Store(Protocol):
     _stems: dict[str, str]
     _df: dict[str, tuple[int, int]]  # token -> (atoms holding it, max_seq when counted)
     _size_hint: int
+    _large_worlds: set[str]  # worlds seen with more than WORLD_INDEX_MAX atoms
     _stemmer_ready: set[int]
     _cipher: RecordCipher | None
 
@@ -180,13 +181,17 @@ class LexicalSearch:
         keyed tokens, never the text. A store of one world keeps the store-wide path.
         """
         top_size = self.WORLD_INDEX_MAX
-        if top_size <= 0:
-            return None
+        if top_size <= 0 or world in self._large_worlds:
+            return None  # a world only shrinks by a delete, which forgets _large_worlds
         try:
             with self._reading() as conn:
                 n, top, others, gen = conn.execute(
                     _WORLD_SIZE, (world, top_size + 1, *[world] * 3)
                 ).fetchone()
+                if n and n > top_size:
+                    if len(self._large_worlds) >= 10_000:
+                        self._large_worlds.clear()
+                    self._large_worlds.add(world)
                 if not n or n > top_size or not others:
                     return None
                 name = _world_index(
