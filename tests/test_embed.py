@@ -222,7 +222,10 @@ def test_hashing_batches_through_numpy_give_the_pure_python_vectors_bit_for_bit(
         "painting painted paints paint " * 5,
         "x",
         "refund refund refund for order 991 and order 992",
+        "disk full on replica eu-west-1",
+        "login session token expired",
     ]
+    assert len(texts) >= HashingEmbedder.NUMPY_FROM  # a batch this size takes the numpy path
     batch = HashingEmbedder(dim=64).embed(texts)  # numpy: one matrix for the batch
     one_by_one = HashingEmbedder(dim=64)
     assert batch == [one_by_one.embed_one(t) for t in texts]  # == on floats: every bit
