@@ -31,7 +31,7 @@ from .background import describe
 from .embed import embedder_id
 from .model import FilterSpec
 from .timeutil import format_instant
-from .vector import ExactIndex, pack
+from .vector import ExactIndex, graphfile, pack
 from .vector import hnsw as hnsw_mod
 
 if TYPE_CHECKING:
@@ -57,6 +57,8 @@ class IndexHost:
 
 
 INDEX_VERSION = 1
+SAVE_EVERY = 10_000
+"""The index thread saves a world's graph again once this many vectors changed in it."""
 _BATCH = 256
 GRAPH_SLICE_S = 0.004
 """Vectors go into an HNSW graph in slices of about this long, so a search waits no longer."""
@@ -176,6 +178,10 @@ class WorldIndex:
     pending: list[int] = field(default_factory=list)
     stored: bool = False  # atoms were stored since the index thread last caught up
     resyncs: int = 0  # bumped by each resync: rows read before one may be gone since
+    # the graph file: the store generation it was saved or loaded at (None: not on disk), and
+    # how this index's graph came to be ("loaded", or why a saved one was not trusted)
+    saved_generation: int | None = None
+    graph_file: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -208,6 +214,7 @@ class IndexManager:
         self._reindexing = False  # a _rebuild_stale thread is running (guarded by _lock)
         self._graph_wake = threading.Event()
         self._graph_thread: threading.Thread | None = None  # started with the first graph
+        self._not_trusted: dict[tuple[str, bool], str] = {}  # saved graphs not used, and why
         # How long one graph insertion holds the graph (searches wait that long at most).
         self.graph_slice_s = GRAPH_SLICE_S
         # An encrypted store keeps re-embedded vectors in memory only: on disk they would be
@@ -272,15 +279,16 @@ class IndexManager:
                     )
                 return None
             st = self._states.get((world, quarantined))
-            if st is None:
-                st = WorldIndex(
-                    world,
-                    quarantined,
-                    ExactIndex(self.host.world_dim(world)),
-                    self.ident,
-                    last_rebuilt_us=self.host.now_us(),
-                )
-                self._states[(world, quarantined)] = st
+        if st is None:
+            made = self._from_file(world, quarantined) or WorldIndex(
+                world,
+                quarantined,
+                ExactIndex(self.host.world_dim(world)),
+                self.ident,
+                last_rebuilt_us=self.host.now_us(),
+            )
+            with self._lock:
+                st = self._states.setdefault((world, quarantined), made)
         with st.lock:
             if st.dirty:
                 self._resync(st)
@@ -334,7 +342,84 @@ class IndexManager:
         for t in threads:
             if t is not None and t is not threading.current_thread():
                 t.join(timeout=10)
+        self._save_graphs(closing=True)
         self.cache.close()
+
+    # ------------------------------------------------------------------ graph files
+
+    def _stamp(self, world: str, quarantined: bool) -> graphfile.Stamp:
+        gen = self.host.storage.meta_get("generation")
+        return graphfile.Stamp(
+            world, quarantined, self.ident, self.host.world_dim(world), int(gen or 0)
+        )
+
+    def _from_file(self, world: str, quarantined: bool) -> WorldIndex | None:
+        """The world's index from its saved graph, if one matches the store (else ``None``).
+
+        The exact index is filled from the graph's own vectors (the same float32 the store
+        holds), so no vector is read from the store but those the graph does not cover yet,
+        which the catch-up then adds as the graph's pending tail.
+        """
+        base = graphfile.folder(self.host.storage)
+        if (
+            base is None
+            or self.host.options.ann_threshold is None
+            or world in self._stale
+            or not hnsw_mod.available()
+        ):
+            return None
+        stamp = self._stamp(world, quarantined)
+        try:
+            graph, covered = graphfile.load(base, stamp, self.host.storage.max_seq())
+        except Exception as exc:  # never fatal: the index is rebuilt from the store
+            graph, covered = None, f"{type(exc).__name__}: {exc}"
+        if graph is None:
+            if covered != "no saved graph":
+                log.info("saved graph of world %r not used (%s); rebuilding", world, covered)
+                self._not_trusted[(world, quarantined)] = str(covered)
+            return None
+        assert isinstance(covered, int)
+        st = WorldIndex(world, quarantined, ExactIndex(stamp.dim), self.ident, last_rebuilt_us=None)
+        seqs = graph.live()
+        mat = graph.matrix(seqs)
+        st.exact.by_rows()
+        st.exact.add([(s, mat[i].tobytes()) for i, s in enumerate(seqs)])
+        st.ann, st.seen_seq = graph, covered
+        st.saved_generation, st.graph_file = stamp.generation, "loaded"
+        return st
+
+    def _save_graphs(self, *, closing: bool) -> None:
+        """Save the graphs that changed enough (closing: any change that a reopen would
+        otherwise redo, or a store generation the file does not carry)."""
+        base = graphfile.folder(self.host.storage)
+        if base is None:
+            return
+        with self._lock:
+            states = [st for st in self._states.values() if st.ann is not None]
+            stale = set(self._stale)
+        for st in states:
+            ann = st.ann
+            if ann is None or st.world in stale or not st.ready or st.dirty:
+                continue
+            if not closing and ann.changes < SAVE_EVERY:
+                continue
+            try:
+                stamp = self._stamp(st.world, st.quarantined)
+                due = ann.changes >= SAVE_EVERY or st.saved_generation != stamp.generation
+                if not due:
+                    continue
+                with st.lock:
+                    if st.dirty or st.ann is not ann:
+                        continue
+                    covered = max(st.seen_seq, st.exact.max_seq)
+                    if st.pending:
+                        covered = min(covered, min(st.pending) - 1)
+                graphfile.save(base, stamp, ann, covered)
+                st.saved_generation = stamp.generation
+            except Exception as exc:  # the graph is rebuilt on the next open instead
+                self.host.background.failed(
+                    "index", exc, log, where=f"saving the graph of world {st.world!r}"
+                )
 
     # ------------------------------------------------------------------ loading
 
@@ -419,6 +504,7 @@ class IndexManager:
         threshold = self.host.options.ann_threshold
         if (
             threshold is None
+            or not self.host.options.ann_build
             or st.ann is not None
             or st.ann_building
             or len(st.exact) < threshold
@@ -491,6 +577,7 @@ class IndexManager:
                 with self._lock:
                     work = [st for st in self._states.values() if st.pending and st.ann]
                 if not work:
+                    self._save_graphs(closing=False)
                     break
                 for st in work:
                     try:
@@ -665,6 +752,10 @@ class IndexManager:
             after_seq = rows[-1].seq
         return 0
 
+    def _not_trusted_why(self, world: str) -> str | None:
+        why = self._not_trusted.get((world, False))
+        return None if why is None else f"not trusted: {why}"
+
     def status(self, world: str) -> dict[str, Any]:
         with self._lock:
             st = self._states.get((world, False))
@@ -697,6 +788,8 @@ class IndexManager:
             "lag": lag,
             "ann_building": bool(st and st.ann_building),
             "ann_pending": len(st.pending) if st is not None and st.ann is not None else 0,
+            "graph_file": (st.graph_file if st is not None else None)
+            or self._not_trusted_why(world),
             "last_rebuilt": (
                 format_instant(st.last_rebuilt_us)
                 if st is not None and st.last_rebuilt_us is not None

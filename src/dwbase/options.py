@@ -38,6 +38,9 @@ class Options:
     summary_hits: int = 3
     # Worlds with at least this many vectors get an HNSW graph (``ann`` extra); None: never.
     ann_threshold: int | None = 20_000
+    # False: this process builds no graph (a short CLI command would throw it away); a graph
+    # saved beside the store is still loaded and used (docs/performance.md, "Reopen").
+    ann_build: bool = True
     # Encryption at rest (docs/security.md): a key id creates an encrypted store, and an
     # existing store must be encrypted under it. An encrypted store opens with its keys from
     # ``key_provider`` (default: DWBASE_KEY_<ID> variables, DWBASE_KEY_DIR files) either way.

@@ -49,11 +49,14 @@ def store_exists(data_dir: Path) -> bool:
 
 
 @contextmanager
-def open_backend(ctx: typer.Context, *, create: bool = False) -> Iterator[Backend]:
+def open_backend(
+    ctx: typer.Context, *, create: bool = False, long_lived: bool = False
+) -> Iterator[Backend]:
     """Open the embedded store or connect to the node, and close it afterwards.
 
     ``create`` lets a write command make a new store; read commands refuse a directory that
     holds no store, so a typo in ``--data-dir`` is reported instead of creating a new store.
+    Only a ``long_lived`` command (a server) builds HNSW graphs; the others use saved ones.
     """
     st = state(ctx)
     _one_store(st)
@@ -61,7 +64,7 @@ def open_backend(ctx: typer.Context, *, create: bool = False) -> Iterator[Backen
     if st.api:
         backend = _client(st.api, st.token)
     elif st.data_dir is not None:
-        backend = _embedded(st.data_dir, create=create)
+        backend = _embedded(st.data_dir, create=create, ann_build=long_lived)
     else:
         raise InvalidInputError(
             "no store given: use --data-dir DIR (or DWBASE_DATA_DIR) for an embedded store, "
@@ -94,7 +97,7 @@ def _one_store(st: State) -> None:
         )
 
 
-def _embedded(data_dir: Path, *, create: bool) -> Engine:
+def _embedded(data_dir: Path, *, create: bool, ann_build: bool = False) -> Engine:
     if not create and not store_exists(data_dir):
         raise NotFoundError(
             f"no DWBase store in {data_dir} (no {STORE_FILE}); check --data-dir, or "
@@ -112,6 +115,8 @@ def _embedded(data_dir: Path, *, create: bool) -> Engine:
         data_dir,
         encryption_key=os.environ.get("DWBASE_STORAGE_ENCRYPTION_KEY") or None,
         key_provider=default_key_provider(os.environ.get("DWBASE_STORAGE_KEY_DIR") or None),
+        # a short command ends before a graph it built could serve (a saved one is used)
+        ann_build=ann_build,
     )
 
 

@@ -39,7 +39,7 @@ def mcp(
         raise UnavailableError(
             f"mcp extra not installed ({exc}): pip install 'dwbase[mcp]'"
         ) from exc
-    with open_backend(ctx, create=True) as db:
+    with open_backend(ctx, create=True, long_lived=True) as db:
         anyio.run(lambda: run_stdio(db, worker=worker))
 
 

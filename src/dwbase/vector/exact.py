@@ -135,7 +135,8 @@ class ExactIndex:
                     ts = _np.full(cap, NO_TS, dtype=_np.int64)
                     if self._by_rows:
                         grown = _np.zeros((cap, self.dim), dtype=_np.float32)
-                        grown[: self._n] = self._vecs[: self._n]
+                        if self._vecs is not None:
+                            grown[: self._n] = self._vecs[: self._n]
                     else:
                         grown = _np.zeros((self.dim, cap), dtype=_np.float32)
                         if self._vecs is not None:

@@ -34,13 +34,53 @@ class HnswIndex:
         import hnswlib
 
         self.dim = dim
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the graph's structure: searches, additions, removals
+        self._write = threading.Lock()  # additions, removals and saves (a save lets searches on)
         self._index: Any = hnswlib.Index(space="ip", dim=dim)
         self._index.init_index(
             max_elements=max(capacity, 1024), M=M, ef_construction=EF_CONSTRUCTION
         )
         self._index.set_ef(EF_SEARCH)
         self._live: set[int] = set()
+        self._deleted: set[int] = set()  # labels marked deleted (still in the file)
+        self.changes = 0  # vectors added or removed since it was built, loaded or saved
+
+    @classmethod
+    def load(cls, path: str, dim: int, deleted: Sequence[int]) -> HnswIndex:
+        """A graph saved by :meth:`save`; ``deleted`` are the labels it marked deleted."""
+        import hnswlib
+
+        self = cls.__new__(cls)
+        self.dim = dim
+        self._lock = threading.Lock()
+        self._write = threading.Lock()
+        self._index = hnswlib.Index(space="ip", dim=dim)
+        self._index.load_index(path)
+        self._index.set_ef(EF_SEARCH)
+        self._deleted = set(deleted)
+        self._live = {int(x) for x in self._index.get_ids_list()} - self._deleted
+        self.changes = 0
+        return self
+
+    def save(self, path: str) -> set[int]:
+        """Write the graph to ``path``; the labels it holds marked deleted."""
+        with self._write:  # searches go on meanwhile: both only read the graph
+            self._index.save_index(path)
+            self.changes = 0
+            return set(self._deleted)
+
+    def live(self) -> list[int]:
+        with self._lock:
+            return sorted(self._live)
+
+    def matrix(self, seqs: Sequence[int]) -> Any:
+        """The stored vectors of ``seqs`` (live labels) as a float32 ``len x dim`` array."""
+        import numpy as np
+
+        with self._lock:
+            if not seqs:
+                return np.zeros((0, self.dim), dtype=np.float32)
+            return np.asarray(self._index.get_items(list(seqs), return_type="numpy"), np.float32)
 
     def __len__(self) -> int:
         return len(self._live)
@@ -48,12 +88,14 @@ class HnswIndex:
     def add_matrix(self, seqs: Sequence[int], matrix: Any, *, num_threads: int = -1) -> None:
         if not seqs:
             return
-        with self._lock:
+        with self._write, self._lock:
             need = self._index.get_current_count() + len(seqs)
             if need > self._index.get_max_elements():
                 self._index.resize_index(max(need, 2 * self._index.get_max_elements()))
             self._index.add_items(matrix, list(seqs), num_threads=num_threads)
             self._live.update(seqs)
+            self._deleted.difference_update(seqs)
+            self.changes += len(seqs)
 
     def add(self, items: Sequence[tuple[int, Sequence[float]]]) -> None:
         import numpy as np
@@ -64,11 +106,13 @@ class HnswIndex:
             self.add_matrix([s for s, _ in fresh], mat, num_threads=1)
 
     def remove(self, seqs: Sequence[int]) -> None:
-        with self._lock:
+        with self._write, self._lock:
             for s in seqs:
                 if s in self._live:
                     self._index.mark_deleted(s)
                     self._live.discard(s)
+                    self._deleted.add(s)
+                    self.changes += 1
 
     def search(self, query: Sequence[float], k: int) -> list[int]:
         """Seqs of (about) the ``k`` nearest vectors, nearest first."""
