@@ -574,6 +574,24 @@ def test_delete_removes_an_atom_from_every_index(store: Storage, rec: RecordMake
     assert store.delete([]) == 0
 
 
+def test_known_ids_are_every_id_a_world_stored_deleted_and_quarantined_ones_too(
+    store: Storage, rec: RecordMaker
+) -> None:
+    stored = add(
+        store,
+        rec(atom_id="c"),
+        rec(atom_id="a", quarantine="burst"),
+        rec("v", atom_id="b"),
+        rec(atom_id="d"),
+        rec(atom_id="e"),
+    )
+    assert store.known_ids("w") == ["a", "c", "d", "e"]
+    assert store.delete([stored[3].seq]) == 1
+    assert ids(store.scan("w", OPEN)) == ["c", "e"]
+    assert store.known_ids("w") == ["a", "c", "d", "e"]  # sorted, the deleted one kept
+    assert store.known_ids("v") == ["b"] and store.known_ids("none") == []
+
+
 def test_delete_keeps_check_clean_and_the_chain_continuing(
     store: Storage, rec: RecordMaker
 ) -> None:
@@ -726,6 +744,7 @@ def _snapshot(store: Storage) -> dict[str, Any]:
         "meta": store.meta_get("embedder"),
         "gc": store.gc_candidates("w", older_than_us=BASE_US * 2, below_importance=1.0, limit=99),
         "lowest": store.lowest_value(99),
+        "known": store.known_ids("w"),
     }
 
 

@@ -295,6 +295,11 @@ class MemoryStorage:
         self._check_open()
         return sorted(w for w, seqs in self._world_seqs.items() if seqs)
 
+    def known_ids(self, world: str) -> list[str]:
+        self._check_open()
+        with self._lock:
+            return sorted(aid for w, aid, _, _ in self._ledger.values() if w == world)
+
     def count(self, world: str | None = None, *, quarantined: bool | None = None) -> int:
         self._check_open()
         return sum(

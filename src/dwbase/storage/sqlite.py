@@ -895,6 +895,14 @@ class SQLiteStorage(LexicalSearch, KeyAdmin):
         )
         return [r[0] for r in rows]
 
+    def known_ids(self, world: str) -> list[str]:
+        rows = self._read(
+            "SELECT id FROM atoms WHERE world=? UNION SELECT id FROM tombstones WHERE world=? "
+            "ORDER BY 1",
+            (world, world),
+        )
+        return [r[0] for r in rows]
+
     def count(self, world: str | None = None, *, quarantined: bool | None = None) -> int:
         clauses: list[str] = []
         params: list[Any] = []

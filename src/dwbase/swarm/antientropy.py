@@ -4,15 +4,22 @@ The stream forgets (``swarm.stream_max_age_s``), and a node restored from an old
 what it held since; so every ``swarm.antientropy_interval_s`` (and on demand) a node asks each
 live peer, over request-reply on the peer's inbox ``dwbase.swarm.<node_id>.inbox``:
 
-1. ``summary`` — per world the peer may send us and we want: atom count and a SHA-256 digest
+1. ``summary`` — per world the peer may send us and we want: id count and a SHA-256 digest
    of the sorted ids;
 2. ``ids`` — for a world whose summary differs from ours, the peer's ids (paged);
-3. ``fetch`` — the atoms we lack, in pages of at most ~512 KiB.
+3. ``fetch`` — the atoms we lack, in pages of at most ~512 KiB; the reply also names the ids
+   asked for that the peer will never send (deleted or erased there).
+
+The ids of a world are every id the store knows for it (``Storage.known_ids``): atoms held,
+quarantined, erased (crypto-shredded) and deleted by gc (tombstones). So two nodes that hold
+the same history agree whatever each forgot, a node never asks for an atom it erased or
+deleted, and a round reads ids only, never decoding the world's atoms.
 
 Requests and replies are signed envelopes; a reply must come from the peer asked and name the
 request's nonce. A node answers only configured peers, and only about worlds it shares, its
 policy lets replicate, and the peer may read (``read`` in the peers file): a world a peer may
-not have is never sent. What is fetched is stored through the same ingest path as the stream.
+not have is never sent, nor is a quarantined or erased atom. What is fetched is stored
+through the same ingest path as the stream.
 """
 
 from __future__ import annotations
@@ -24,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..model import FilterSpec
 from ..security.caps import world_matches
 from .config import inbox_subject
 from .envelope import EnvelopeError, Peer, nonce, open_envelope, seal
@@ -48,12 +54,13 @@ class AntiEntropy:
         self.link = link
         self.sw = link.sw
         self.nc: NatsClient | None = None
+        # (peer, world) -> ids that peer said it will never send: not asked for again.
+        self._gone: dict[tuple[str, str], set[str]] = {}
 
     # ------------------------------------------------------------------ local facts
 
     def _ids(self, world: str) -> list[str]:
-        rows = self.sw.engine.storage.scan(world, FilterSpec())
-        return sorted(s.atom.id for s in rows)
+        return self.sw.engine.storage.known_ids(world)
 
     def _summary(self, world: str) -> dict[str, Any]:
         ids = self._ids(world)
@@ -107,17 +114,21 @@ class AntiEntropy:
             wanted = [str(i) for i in body.get("ids") or []][:FETCH_IDS]
             found = self.sw.engine.storage.get_many(wanted)
             atoms: list[dict[str, Any]] = []
+            gone: list[str] = []  # never sent: deleted, erased, unknown or of another world
             size = 0
             for i in wanted:
                 s = found.get(i)
-                if s is None or s.quarantine is not None or s.atom.world != world:
+                if s is None or s.atom.world != world:
+                    gone.append(i)
                     continue
+                if s.quarantine is not None:
+                    continue  # held for now: may be released later
                 d = s.atom.to_dict()
                 size += len(orjson.dumps(d))
                 if atoms and size > REPLY_BYTES:
                     break
                 atoms.append(d)
-            return {"atoms": atoms}
+            return {"atoms": atoms, "gone": gone}
         return {"error": f"unknown op {op!r}"}
 
     # ------------------------------------------------------------------ asking
@@ -158,6 +169,7 @@ class AntiEntropy:
             if mine == theirs:
                 continue
             have = set(await asyncio.to_thread(self._ids, world))
+            have |= self._gone.get((peer.node_id, world), set())
             missing: list[str] = []
             after = ""
             while True:
@@ -175,9 +187,14 @@ class AntiEntropy:
                     {"type": "request", "op": "fetch", "world": world, "ids": missing[:FETCH_IDS]},
                 )
                 atoms = [a for a in got.get("atoms") or [] if a.get("world") == world]
-                if not atoms:
+                asked = set(missing[:FETCH_IDS])
+                gone = {str(i) for i in got.get("gone") or []} & asked
+                if gone:
+                    self._gone.setdefault((peer.node_id, world), set()).update(gone)
+                if atoms:
+                    stored = await self.link.ingest(atoms, peer)
+                    filled[world] = filled.get(world, 0) + stored
+                done = {a.get("id") for a in atoms} | gone
+                if not done:
                     break
-                stored = await self.link.ingest(atoms, peer)
-                filled[world] = filled.get(world, 0) + stored
-                done = {a.get("id") for a in atoms}
                 missing = [i for i in missing if i not in done]
