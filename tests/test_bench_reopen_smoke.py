@@ -1,0 +1,44 @@
+"""The reopen benchmark runs end to end at a tiny size: the saved graph serves the first ask."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from conftest import require
+from dwbase.vector import graphfile
+from dwbase.vector import hnsw as hnsw_mod
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "reopen.py"
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("dwbase_bench_reopen", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_reopen_benchmark_compares_rebuild_and_saved_graph(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    require(hnsw_mod.available(), "ann extra not installed (pip install 'dwbase[ann]')")
+    bench = _load()
+    real_folder = graphfile.folder
+    out = tmp_path / "reopen.json"
+    args = ["--atoms", "250", "--ann-threshold", "200", "--rounds", "1", "--dir", str(tmp_path)]
+    bench.main([*args, "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert "| rebuild |" in printed and "| saved |" in printed and "goal <= 1 s" in printed
+    result = json.loads(out.read_text())
+    assert result["runs"]["saved"][0]["graph_file"] == "loaded"
+    assert result["runs"]["rebuild"][0]["graph_file"] is None
+    assert result["saved"]["first_ann_ask_s"] == result["saved"]["first_ask_s"]
+    assert graphfile.folder is real_folder  # the switch is undone
