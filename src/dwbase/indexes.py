@@ -353,6 +353,10 @@ class IndexManager:
             world, quarantined, self.ident, self.host.world_dim(world), int(gen or 0)
         )
 
+    def _atom_id(self, world: str, seq: int) -> str | None:
+        got = self.host.storage.get_seqs([seq]).get(seq)
+        return got.atom.id if got is not None and got.atom.world == world else None
+
     def _from_file(self, world: str, quarantined: bool) -> WorldIndex | None:
         """The world's index from its saved graph, if one matches the store (else ``None``).
 
@@ -370,21 +374,21 @@ class IndexManager:
             return None
         stamp = self._stamp(world, quarantined)
         try:
-            graph, covered = graphfile.load(base, stamp, self.host.storage.max_seq())
+            got = graphfile.load(
+                base, stamp, self.host.storage.max_seq(), lambda seq: self._atom_id(world, seq)
+            )
         except Exception as exc:  # never fatal: the index is rebuilt from the store
-            graph, covered = None, f"{type(exc).__name__}: {exc}"
-        if graph is None:
-            if covered != "no saved graph":
-                log.info("saved graph of world %r not used (%s); rebuilding", world, covered)
-                self._not_trusted[(world, quarantined)] = str(covered)
+            got = f"{type(exc).__name__}: {exc}"
+        if isinstance(got, str):
+            if got != "no saved graph":
+                log.info("saved graph of world %r not used (%s); rebuilding", world, got)
+                self._not_trusted[(world, quarantined)] = got
             return None
-        assert isinstance(covered, int)
         st = WorldIndex(world, quarantined, ExactIndex(stamp.dim), self.ident, last_rebuilt_us=None)
-        seqs = graph.live()
-        mat = graph.matrix(seqs)
+        order = sorted(range(len(got.seqs)), key=got.seqs.__getitem__)
         st.exact.by_rows()
-        st.exact.add([(s, mat[i].tobytes()) for i, s in enumerate(seqs)])
-        st.ann, st.seen_seq = graph, covered
+        st.exact.add_matrix([got.seqs[i] for i in order], got.vectors[order])
+        st.ann, st.seen_seq = got.graph, got.covered_seq
         st.saved_generation, st.graph_file = stamp.generation, "loaded"
         return st
 
@@ -414,7 +418,14 @@ class IndexManager:
                     covered = max(st.seen_seq, st.exact.max_seq)
                     if st.pending:
                         covered = min(covered, min(st.pending) - 1)
-                graphfile.save(base, stamp, ann, covered)
+                newest = ann.newest()
+                anchor = None
+                if newest is not None:
+                    found = self._atom_id(st.world, newest)
+                    if found is None:  # gone since (a delete): the next save has it right
+                        continue
+                    anchor = (newest, found)
+                graphfile.save(base, stamp, ann, covered, anchor)
                 st.saved_generation = stamp.generation
             except Exception as exc:  # the graph is rebuilt on the next open instead
                 self.host.background.failed(

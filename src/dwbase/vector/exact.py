@@ -125,45 +125,61 @@ class ExactIndex:
             fresh = [(s, d) for s, d in items if s not in self._rows]
             if not fresh:
                 return
+            block = None
             if _np is not None:
                 block = _np.frombuffer(b"".join(d for _, d in fresh), dtype=_np.float32)
                 block = block.reshape(len(fresh), self.dim)
-                need = self._n + len(fresh)
-                have = 0 if self._vecs is None else len(self._ts)
-                if need > have:
-                    cap = max(need, 2 * have, 512)
-                    ts = _np.full(cap, NO_TS, dtype=_np.int64)
-                    if self._by_rows:
-                        grown = _np.zeros((cap, self.dim), dtype=_np.float32)
-                        if self._vecs is not None:
-                            grown[: self._n] = self._vecs[: self._n]
-                    else:
-                        grown = _np.zeros((self.dim, cap), dtype=_np.float32)
-                        if self._vecs is not None:
-                            grown[:, : self._n] = self._vecs[:, : self._n]
-                    if self._ts is not None:
-                        ts[: self._n] = self._ts[: self._n]
-                    self._vecs, self._ts = grown, ts
-                if self._by_rows:
-                    self._vecs[self._n : need] = block
-                else:
-                    self._vecs[:, self._n : need] = block.T
             else:
                 self._py.extend(unpack(d) for _, d in fresh)
-            appended = []
-            for s, _ in fresh:
-                self._rows[s] = self._n
-                self._seqs.append(s)
-                self.max_seq = max(self.max_seq, s)
-                if not self._sorted or s > self._sorted[-1]:
-                    self._sorted.append(s)
-                    appended.append((s, self._n))
+            self._append([s for s, _ in fresh], block)
+
+    def add_matrix(self, seqs: Sequence[int], matrix: Any) -> None:
+        """Add ``matrix`` (numpy float32, ``len(seqs) x dim``) under ``seqs`` (numpy only)."""
+        with self._lock:
+            keep = [i for i, s in enumerate(seqs) if s not in self._rows]
+            if not keep:
+                return
+            if len(keep) < len(seqs):
+                matrix = matrix[keep]
+            self._append([seqs[i] for i in keep], matrix)
+
+    def _append(self, seqs: Sequence[int], block: Any) -> None:
+        """(lock held) New rows: ``block`` (numpy) or, pure Python, already in ``_py``."""
+        if block is not None:
+            need = self._n + len(seqs)
+            have = 0 if self._vecs is None else len(self._ts)
+            if need > have:
+                cap = max(need, 2 * have, 512)
+                ts = _np.full(cap, NO_TS, dtype=_np.int64)
+                if self._by_rows:
+                    grown = _np.zeros((cap, self.dim), dtype=_np.float32)
+                    if self._vecs is not None:
+                        grown[: self._n] = self._vecs[: self._n]
                 else:
-                    bisect.insort(self._sorted, s)
-                    self._ord = None
-                self._n += 1
-            if self._ord is not None:
-                self._ord_extend(appended)
+                    grown = _np.zeros((self.dim, cap), dtype=_np.float32)
+                    if self._vecs is not None:
+                        grown[:, : self._n] = self._vecs[:, : self._n]
+                if self._ts is not None:
+                    ts[: self._n] = self._ts[: self._n]
+                self._vecs, self._ts = grown, ts
+            if self._by_rows:
+                self._vecs[self._n : need] = block
+            else:
+                self._vecs[:, self._n : need] = block.T
+        appended = []
+        for s in seqs:
+            self._rows[s] = self._n
+            self._seqs.append(s)
+            self.max_seq = max(self.max_seq, s)
+            if not self._sorted or s > self._sorted[-1]:
+                self._sorted.append(s)
+                appended.append((s, self._n))
+            else:
+                bisect.insort(self._sorted, s)
+                self._ord = None
+            self._n += 1
+        if self._ord is not None:
+            self._ord_extend(appended)
 
     def remove(self, seqs: Sequence[int]) -> None:
         with self._lock:

@@ -3,11 +3,15 @@
 A world's graph is saved as ``<store dir>/indexes/<key>.hnsw`` with a JSON sidecar
 ``<key>.json``: the world, the embedder, the dimension, the highest seq the graph covers
 (every vector of the world up to it is in the graph or was deleted from it), the store's
-generation (deletes, quarantine changes, reindexes) and a SHA-256 of the graph file. Both
+generation (deletes, quarantine changes, reindexes), the seq and id of the graph's newest
+atom (its *anchor*: atom ids are random, so another store, a restored backup of another
+store, does not hold it) and a CRC-32 of the graph file (it finds damage; the files are as
+trusted as the store beside them, so a keyed hash would add nothing). Both
 files are written to a temporary name and renamed into place, the graph first.
 
 On load the sidecar must match the store as it is now: same embedder and dimension, the same
-generation, a covered seq no higher than the store's highest, and the graph file's checksum.
+generation, a covered seq no higher than the store's highest, the anchor atom in the store
+under its id, and the graph file's checksum.
 Anything else (a store another process deleted from, a truncated or altered file, a sidecar
 of another world) is not trusted: the caller rebuilds from the store as if there were no file.
 An encrypted store persists no graph (the vectors would be plain text beside the ciphertext).
@@ -20,6 +24,9 @@ import hashlib
 import json
 import logging
 import os
+import struct
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,16 +68,53 @@ def paths(base: str, world: str, quarantined: bool) -> tuple[str, str]:
     return key + SUFFIX, key + ".json"
 
 
-def _digest(path: str) -> str:
-    h = hashlib.sha256()
+def _digest(path: str) -> int:
+    crc = 0
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+        while chunk := f.read(1 << 22):
+            crc = zlib.crc32(chunk, crc)
+    return crc
 
 
-def save(base: str, stamp: Stamp, graph: hnsw_mod.HnswIndex, covered_seq: int) -> None:
-    """Write ``graph`` (covering the world up to ``covered_seq``) and its sidecar atomically."""
+# hnswlib's file: a header (offsets and sizes), then one fixed-size record per element:
+# level-0 links, the vector (dim float32), the label (uint64); upper levels follow.
+_HEADER = struct.Struct("<QQQQQQiIQQQdQ")
+
+
+def _vectors(data: bytes, dim: int) -> tuple[Any, Any]:
+    """(labels, float32 vectors) of every element in hnswlib's file ``data``: read straight
+    from the file, as hnswlib's own ``get_items`` is many times slower at 100k vectors."""
+    import numpy as np
+
+    _, _, count, size, label_at, data_at = _HEADER.unpack_from(data, 0)[:6]
+    if label_at + 8 > size or data_at + 4 * dim > size or _HEADER.size + count * size > len(data):
+        raise ValueError("graph file layout does not fit")
+    body = np.frombuffer(data, dtype=np.uint8, count=count * size, offset=_HEADER.size)
+    body = body.reshape(count, size)
+    vecs = np.ascontiguousarray(body[:, data_at : data_at + 4 * dim]).view(np.float32)
+    labels = np.ascontiguousarray(body[:, label_at : label_at + 8]).view(np.uint64).ravel()
+    return labels, vecs
+
+
+@dataclass(slots=True)
+class Loaded:
+    """A saved graph that matched: the graph, its covered seq, its live seqs and vectors."""
+
+    graph: hnsw_mod.HnswIndex
+    covered_seq: int
+    seqs: list[int]
+    vectors: Any
+
+
+def save(
+    base: str,
+    stamp: Stamp,
+    graph: hnsw_mod.HnswIndex,
+    covered_seq: int,
+    anchor: tuple[int, str] | None,
+) -> None:
+    """Write ``graph`` (covering the world up to ``covered_seq``; ``anchor``: the seq and id
+    of its newest atom, ``None`` for an empty graph) and its sidecar, atomically."""
     os.makedirs(base, exist_ok=True)
     graph_path, side_path = paths(base, stamp.world, stamp.quarantined)
     tmp_graph, tmp_side = graph_path + ".tmp", side_path + ".tmp"
@@ -84,9 +128,10 @@ def save(base: str, stamp: Stamp, graph: hnsw_mod.HnswIndex, covered_seq: int) -
             "dim": stamp.dim,
             "generation": stamp.generation,
             "covered_seq": covered_seq,
+            "anchor": list(anchor) if anchor is not None else None,
             "count": len(graph),
             "deleted": sorted(deleted),
-            "sha256": _digest(tmp_graph),
+            "crc32": _digest(tmp_graph),
         }
         with open(tmp_side, "w", encoding="utf-8") as f:
             json.dump(side, f)
@@ -103,19 +148,20 @@ def save(base: str, stamp: Stamp, graph: hnsw_mod.HnswIndex, covered_seq: int) -
 
 
 def load(
-    base: str, stamp: Stamp, store_max_seq: int
-) -> tuple[hnsw_mod.HnswIndex, int] | tuple[None, str]:
-    """``(graph, covered_seq)`` if the saved graph matches ``stamp``, else ``(None, why)``."""
+    base: str, stamp: Stamp, store_max_seq: int, atom_id: Callable[[int], str | None]
+) -> Loaded | str:
+    """The saved graph if it matches ``stamp`` and the store (``atom_id``: the id of the
+    world's atom at a seq, ``None`` if there is none), else why not."""
     graph_path, side_path = paths(base, stamp.world, stamp.quarantined)
     try:
         with open(side_path, encoding="utf-8") as f:
             side = json.load(f)
     except FileNotFoundError:
-        return None, "no saved graph"
+        return "no saved graph"
     except (OSError, ValueError) as exc:
-        return None, f"sidecar unreadable ({exc})"
+        return f"sidecar unreadable ({exc})"
     if not isinstance(side, dict):
-        return None, "sidecar unreadable"
+        return "sidecar unreadable"
     want = {
         "format": FORMAT,
         "world": stamp.world,
@@ -126,16 +172,33 @@ def load(
     }
     for name, value in want.items():
         if side.get(name) != value:
-            return None, f"{name} differs (saved {side.get(name)!r}, store {value!r})"
+            return f"{name} differs (saved {side.get(name)!r}, store {value!r})"
     covered = side.get("covered_seq")
     if not isinstance(covered, int) or covered < 0 or covered > store_max_seq:
-        return None, f"covered seq {covered!r} is past the store's {store_max_seq}"
+        return f"covered seq {covered!r} is past the store's {store_max_seq}"
+    anchor = side.get("anchor")
+    if anchor is not None:
+        if not (isinstance(anchor, list) and len(anchor) == 2 and isinstance(anchor[0], int)):
+            return "anchor unreadable"
+        if atom_id(anchor[0]) != anchor[1]:
+            return f"anchor atom {anchor[1]!r} (seq {anchor[0]}) is not in the store"
+    elif side.get("count") != 0:
+        return "anchor missing"
     try:
-        if _digest(graph_path) != side.get("sha256"):
-            return None, "graph file checksum differs"
-        graph = hnsw_mod.HnswIndex.load(graph_path, stamp.dim, [int(s) for s in side["deleted"]])
+        with open(graph_path, "rb") as f:
+            data = f.read()
+        if zlib.crc32(data) != side.get("crc32"):
+            return "graph file checksum differs"
+        deleted = {int(s) for s in side["deleted"]}
+        labels, vecs = _vectors(data, stamp.dim)
+        del data
+        graph = hnsw_mod.HnswIndex.load(graph_path, stamp.dim, sorted(deleted))
     except Exception as exc:  # a missing, short or malformed file
-        return None, f"graph file unreadable ({type(exc).__name__}: {exc})"
+        return f"graph file unreadable ({type(exc).__name__}: {exc})"
     if len(graph) != side.get("count"):
-        return None, f"graph holds {len(graph)} vectors, sidecar says {side.get('count')!r}"
-    return graph, covered
+        return f"graph holds {len(graph)} vectors, sidecar says {side.get('count')!r}"
+    seqs = [int(x) for x in labels.tolist()]
+    if deleted:
+        keep = [i for i, s in enumerate(seqs) if s not in deleted]
+        seqs, vecs = [seqs[i] for i in keep], vecs[keep]
+    return Loaded(graph, covered, seqs, vecs)

@@ -62,6 +62,9 @@ class HnswIndex:
         self.changes = 0
         return self
 
+    def __len__(self) -> int:
+        return len(self._live)
+
     def save(self, path: str) -> set[int]:
         """Write the graph to ``path``; the labels it holds marked deleted."""
         with self._write:  # searches go on meanwhile: both only read the graph
@@ -69,21 +72,10 @@ class HnswIndex:
             self.changes = 0
             return set(self._deleted)
 
-    def live(self) -> list[int]:
+    def newest(self) -> int | None:
+        """The highest seq in the graph (``None`` when empty)."""
         with self._lock:
-            return sorted(self._live)
-
-    def matrix(self, seqs: Sequence[int]) -> Any:
-        """The stored vectors of ``seqs`` (live labels) as a float32 ``len x dim`` array."""
-        import numpy as np
-
-        with self._lock:
-            if not seqs:
-                return np.zeros((0, self.dim), dtype=np.float32)
-            return np.asarray(self._index.get_items(list(seqs), return_type="numpy"), np.float32)
-
-    def __len__(self) -> int:
-        return len(self._live)
+            return max(self._live) if self._live else None
 
     def add_matrix(self, seqs: Sequence[int], matrix: Any, *, num_threads: int = -1) -> None:
         if not seqs:
