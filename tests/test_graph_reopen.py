@@ -209,3 +209,15 @@ def test_the_graph_of_another_store_with_the_same_shape_is_not_trusted(tmp_path:
 def _graph_ready(db: dwbase.Engine) -> bool:
     st = db.index_status("w")[0]
     return bool(st["kind"] == "hnsw" and st["ann_pending"] == 0)
+
+
+def test_cli_commands_build_no_graph_and_the_mcp_server_does(tmp_path: Path) -> None:
+    from dwbase.cli import context
+
+    short = context._embedded(tmp_path / "s", create=True)
+    long_lived = context._embedded(tmp_path / "s", create=False, ann_build=True)
+    try:
+        assert short.options.ann_build is False and long_lived.options.ann_build is True
+    finally:
+        short.close()
+        long_lived.close()

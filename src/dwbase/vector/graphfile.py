@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import struct
+import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -117,7 +118,8 @@ def save(
     of its newest atom, ``None`` for an empty graph) and its sidecar, atomically."""
     os.makedirs(base, exist_ok=True)
     graph_path, side_path = paths(base, stamp.world, stamp.quarantined)
-    tmp_graph, tmp_side = graph_path + ".tmp", side_path + ".tmp"
+    tag = f".{os.getpid()}-{threading.get_ident()}.tmp"  # processes may save at once
+    tmp_graph, tmp_side = graph_path + tag, side_path + tag
     try:
         deleted = graph.save(tmp_graph)
         side = {
