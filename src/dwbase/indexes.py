@@ -19,6 +19,7 @@ reports version, embedder, ready, rebuilding, progress, lag and last rebuild tim
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import threading
@@ -385,9 +386,12 @@ class IndexManager:
                 self._not_trusted[(world, quarantined)] = got
             return None
         st = WorldIndex(world, quarantined, ExactIndex(stamp.dim), self.ident, last_rebuilt_us=None)
-        order = sorted(range(len(got.seqs)), key=got.seqs.__getitem__)
         st.exact.by_rows()
-        st.exact.add_matrix([got.seqs[i] for i in order], got.vectors[order])
+        seqs, vecs = got.seqs, got.vectors
+        if any(a > b for a, b in itertools.pairwise(seqs)):  # the graph's own order
+            order = sorted(range(len(seqs)), key=seqs.__getitem__)
+            seqs, vecs = [seqs[i] for i in order], vecs[order]
+        st.exact.add_matrix(seqs, vecs)
         st.ann, st.seen_seq = got.graph, got.covered_seq
         st.saved_generation, st.graph_file = stamp.generation, "loaded"
         return st

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 import math
 import operator
 import threading
@@ -166,6 +167,12 @@ class ExactIndex:
                 self._vecs[self._n : need] = block
             else:
                 self._vecs[:, self._n : need] = block.T
+        if self._n == 0 and all(a < b for a, b in itertools.pairwise(seqs)):
+            # a first load in seq order (a saved graph's vectors): the bookkeeping in bulk
+            self._rows = dict(zip(seqs, range(len(seqs)), strict=True))
+            self._seqs, self._sorted = list(seqs), list(seqs)
+            self.max_seq, self._n = (seqs[-1] if seqs else 0), len(seqs)
+            return
         appended = []
         for s in seqs:
             self._rows[s] = self._n

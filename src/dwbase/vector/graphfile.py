@@ -92,7 +92,7 @@ def _vectors(data: bytes, dim: int) -> tuple[Any, Any]:
         raise ValueError("graph file layout does not fit")
     body = np.frombuffer(data, dtype=np.uint8, count=count * size, offset=_HEADER.size)
     body = body.reshape(count, size)
-    vecs = np.ascontiguousarray(body[:, data_at : data_at + 4 * dim]).view(np.float32)
+    vecs = body[:, data_at : data_at + 4 * dim].view(np.float32)  # a view: copied once, later
     labels = np.ascontiguousarray(body[:, label_at : label_at + 8]).view(np.uint64).ravel()
     return labels, vecs
 
