@@ -201,7 +201,8 @@ class Maintenance:
         Keys: ``world``, ``kind`` (exact|hnsw), ``version``, ``dim``, ``embedder``,
         ``embedder_version``, ``loaded``, ``vectors``, ``ready``, ``rebuilding``, ``stale``,
         ``progress`` (0..1), ``lag`` (stored vectors not loaded yet), ``ann_building``,
-        ``ann_pending`` (loaded, not yet in the graph), ``last_rebuilt``, ``error``.
+        ``ann_pending`` (loaded, not yet in the graph), ``graph_file`` ("loaded" from the saved
+        graph, "not trusted: <why>", or None), ``last_rebuilt``, ``error``.
         """
         who = caller or FULL_ACCESS
         if world is not None:
