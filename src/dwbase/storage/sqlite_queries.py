@@ -11,7 +11,7 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..model import FilterSpec, StoredAtom
 from .base import ScoreRow
@@ -40,14 +40,11 @@ class SQLiteQueries:
     _link_targets_known: bool
     _link_seq: int
 
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # declared for the type checker; SQLiteStorage defines them
 
-    def _reading(self) -> AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError
-
-    def max_seq(self) -> int:
-        raise NotImplementedError
+        def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
+        def _reading(self) -> AbstractContextManager[sqlite3.Connection]: ...
+        def max_seq(self) -> int: ...
 
     def get(self, atom_id: str) -> StoredAtom | None:
         found = self._atoms(self._read(f"SELECT {COLS} FROM atoms WHERE id=?", (atom_id,)))
