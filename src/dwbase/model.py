@@ -253,8 +253,11 @@ class Hit:
 
     def to_wire(self, payload: Callable[[str], Any] | None = None) -> dict[str, Any]:
         """:meth:`to_dict` with the atom in its wire form (:meth:`Atom.to_wire`)."""
+        return self._with_atom(self.atom.to_wire(payload))
+
+    def _with_atom(self, atom: dict[str, Any]) -> dict[str, Any]:
         return {
-            "atom": self.atom.to_wire(payload),
+            "atom": atom,
             "score": self.score,
             "parts": dict(self.parts),
             "sources": list(self.sources),
@@ -305,15 +308,7 @@ class Answer:
             "world": self.world,
             "text": self.text,
             "supporting_atoms": [wire(a) for a in self.supporting_atoms],
-            "hits": [
-                {
-                    "atom": wire(h.atom),
-                    "score": h.score,
-                    "parts": dict(h.parts),
-                    "sources": list(h.sources),
-                }
-                for h in self.hits
-            ],
+            "hits": [h._with_atom(wire(h.atom)) for h in self.hits],
             "warnings": list(self.warnings),
         }
 
