@@ -17,7 +17,6 @@ Both start their threads on first use and stop them in :meth:`close`.
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import contextlib
 import functools
@@ -49,50 +48,6 @@ def _settle(fut: asyncio.Future[Any], value: Any, error: BaseException | None) -
 def _settle_all(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
     for fut, value, error in results:
         _settle(fut, value, error)
-
-
-class _Threads(abc.ABC):
-    def __init__(self, name: str, threads: int) -> None:
-        if threads < 1:
-            raise ValueError("a lane needs at least one thread")
-        self.name = name
-        self.size = threads
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def _put(self, job: Any) -> None:
-        with self._lock:
-            if self._closed:
-                raise UnavailableError(f"the node is shutting down ({self.name} lane closed)")
-            if not self._threads:
-                for i in range(self.size):
-                    t = threading.Thread(
-                        target=self._work, name=f"dwbase-{self.name}-{i}", daemon=True
-                    )
-                    t.start()
-                    self._threads.append(t)
-        self._queue.put(job)
-
-    @abc.abstractmethod
-    def _work(self) -> None:
-        """The thread's loop: take jobs until ``_STOP``."""
-
-    def open(self) -> None:
-        """Take calls again after :meth:`close` (an app's lifespan may run more than once)."""
-        with self._lock:
-            self._closed = False
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Finish the calls already queued, then stop the threads."""
-        with self._lock:
-            self._closed = True
-            threads, self._threads = self._threads, []
-        for _ in threads:
-            self._queue.put(_STOP)
-        for t in threads:
-            t.join(timeout)
 
 
 class Lane:
@@ -161,15 +116,43 @@ class Lane:
             t.join(timeout)
 
 
-class WriteLane(_Threads):
+class WriteLane:
     """Single remembers, stored in groups: one thread, one transaction per group."""
 
+    name = "write"
+
     def __init__(self, engine: Engine, max_group: int = 256) -> None:
-        super().__init__("write", 1)
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
         self.engine = engine
         self.max_group = max_group
         self.groups = 0  # transactions run, and atoms stored through them (tests read these)
         self.atoms = 0
+
+    def _put(self, job: Any) -> None:
+        with self._lock:
+            if self._closed:
+                raise UnavailableError("the node is shutting down (write lane closed)")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="dwbase-write", daemon=True)
+                self._thread.start()
+        self._queue.put(job)
+
+    def open(self) -> None:
+        """Take calls again after :meth:`close` (an app's lifespan may run more than once)."""
+        with self._lock:
+            self._closed = False
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Store the remembers already queued, then stop the thread."""
+        with self._lock:
+            self._closed = True
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(_STOP)
+            thread.join(timeout)
 
     async def remember(self, data: Mapping[str, Any], caller: Caller | None) -> AtomId:
         loop = asyncio.get_running_loop()
