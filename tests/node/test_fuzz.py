@@ -39,6 +39,10 @@ CHECKS = [
 ]
 SENT: list[int] = []
 
+# SENT is counted per process: the fuzz cases and the count run in one pytest-xdist worker
+# (scripts/test.sh runs with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("node-fuzz")
+
 
 _TMP = Path(tempfile.mkdtemp(prefix="dwbase-fuzz-"))
 _SETTINGS = make_settings(_TMP)
