@@ -42,7 +42,7 @@ set +e
 # Tests run in worker processes: one per CPU, at least 2 and at most 4.
 WORKERS=${DWBASE_TEST_WORKERS:-$(n=$(nproc 2>/dev/null || echo 2); [ "$n" -gt 4 ] && n=4; [ "$n" -lt 2 ] && n=2; echo "$n")}
 echo "== pytest on $WORKERS workers (DWBASE_TEST_WORKERS to change; each test times out after 300 s)"
-.venv/bin/python -m pytest -p no:cacheprovider -n "$WORKERS" --dist loadgroup --junitxml=.test-results/junit.xml "$@"
+.venv/bin/python -m pytest -p no:cacheprovider -n "$WORKERS" --junitxml=.test-results/junit.xml "$@"
 rc=$?
 set -e
 .venv/bin/python scripts/test_counts.py .test-results/junit.xml

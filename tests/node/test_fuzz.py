@@ -39,10 +39,6 @@ CHECKS = [
 ]
 SENT: list[int] = []
 
-# SENT is counted per process: the fuzz cases and the count run in one pytest-xdist worker
-# (scripts/test.sh runs with --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("node-fuzz")
-
 
 _TMP = Path(tempfile.mkdtemp(prefix="dwbase-fuzz-"))
 _SETTINGS = make_settings(_TMP)
