@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import dwbase
+from dwbase.storage.sqlite import SQLiteStorage
 
 
 def _open_store_files(path: Path) -> int:
@@ -25,6 +27,13 @@ def _open_store_files(path: Path) -> int:
 def test_two_hundred_short_lived_reader_threads_leave_a_bounded_pool(tmp_path: Path) -> None:
     with dwbase.open(tmp_path) as db:
         aid = db.remember("demo", "a", "observation", {"text": "checkout latency 820ms"})
+        # the background checkpoint opens its one connection at its first tick after a write
+        store = db.storage
+        assert isinstance(store, SQLiteStorage)
+        deadline = time.monotonic() + 10
+        while store.wal_watch.wal_frames == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert store.wal_watch.wal_frames > 0
         baseline = _open_store_files(tmp_path)
 
         def read() -> None:
