@@ -7,6 +7,7 @@ never open. A store that never had tokens keeps the loopback convenience.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -123,3 +124,29 @@ def test_a_public_listen_stays_allowed_once_auth_was_ever_on(tmp_path: Path) -> 
     TokenStore(settings.tokens_path).create("agent", read=["*"])
     os.unlink(settings.tokens_path)
     check_bind(settings, TokenStore(settings.tokens_path))  # auth on: the listen is safe
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("importance_cap", "0.5"),
+        ("importance_cap", 2),
+        ("remember_rate", "fast"),
+        ("ask_rate", -1),
+        ("revoked_at", "yesterday"),
+    ],
+)
+def test_a_hand_edited_token_with_a_bad_value_refuses_every_request(
+    engine: Engine, settings: Settings, field: str, value: Any
+) -> None:
+    secret, _ = TokenStore(settings.tokens_path).create("agent", read=["*"], write=["*"])
+    path = Path(settings.tokens_path)
+    doc = json.loads(path.read_text())
+    doc["tokens"][0][field] = value
+    path.write_text(json.dumps(doc))
+    http = client(engine, settings, secret)
+    remember = {"world": "demo", "payload": {"text": "x"}, "importance": 0.6}
+    err = assert_error(http.post("/remember", json=remember), 503, "unavailable")
+    assert "tokens.json" in err["message"] and field in err["message"]
+    assert_error(http.post("/ask", json={"world": "demo", "text": "x"}), 503, "unavailable")
+    assert engine.replay("demo") == []

@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import secrets
 import threading
@@ -120,18 +121,42 @@ class TokenInfo:
             write=write,
             kinds=tup(data.get("kinds")),
             labels=tup(data.get("labels")),
-            importance_cap=data.get("importance_cap"),
-            remember_rate=data.get("remember_rate"),
-            ask_rate=data.get("ask_rate"),
+            importance_cap=_checked(data, "importance_cap", _cap),
+            remember_rate=_checked(data, "remember_rate", _positive),
+            ask_rate=_checked(data, "ask_rate", _positive),
             admin=admin,
             operate=tup(data.get("operate", legacy)) or (),
             policy=tup(data.get("policy", legacy)) or (),
             manage=tup(data.get("manage", legacy)) or (),
             name=str(data.get("name", "")),
-            created_at=float(data.get("created_at", 0.0)),
-            revoked_at=data.get("revoked_at"),
+            created_at=_checked(data, "created_at", _instant) or 0.0,
+            revoked_at=_checked(data, "revoked_at", _instant),
             secret_sha256=str(data.get("secret_sha256", "")),
         )
+
+
+def _checked(data: dict[str, Any], field: str, check: Callable[[Any], bool]) -> float | None:
+    """A number field of a token as the file holds it (absent or null: None); a value of the
+    wrong type or range (a hand edit) makes the whole file unusable, so requests are refused
+    rather than failing later inside a request or being read as no limit."""
+    value = data.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not check(value):
+        raise ValueError(f"token {data.get('id')!r}: {field} {value!r} is not valid")
+    return float(value)
+
+
+def _cap(v: float) -> bool:
+    return 0.0 <= v <= 1.0
+
+
+def _positive(v: float) -> bool:
+    return 0.0 < v < math.inf
+
+
+def _instant(v: float) -> bool:
+    return 0.0 <= v < math.inf
 
 
 def _hash(secret: str) -> str:
