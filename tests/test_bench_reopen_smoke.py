@@ -42,3 +42,24 @@ def test_reopen_benchmark_compares_rebuild_and_saved_graph(
     assert result["runs"]["rebuild"][0]["graph_file"] is None
     assert result["saved"]["first_ann_ask_s"] == result["saved"]["first_ask_s"]
     assert graphfile.folder is real_folder  # the switch is undone
+
+
+def test_reopen_benchmark_measures_steady_asks_with_both_floors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    require(hnsw_mod.available(), "ann extra not installed (pip install 'dwbase[ann]')")
+    bench = _load()
+    out = tmp_path / "reopen.json"
+    store = tmp_path / "store"
+    args = ["--atoms", "250", "--ann-threshold", "200", "--rounds", "1", "--dir", str(store)]
+    bench.main([*args, "--modes", "saved", "--asks", "12", "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert "| rebuild |" not in printed and "| saved |" in printed
+    assert "| ask |" in printed and "| fts_floor |" in printed and "| numpy_floor |" in printed
+    result = json.loads(out.read_text())
+    assert set(result["runs"]) == {"saved"}
+    steady = result["steady"]
+    assert steady["kind"] == "hnsw" and steady["graph_file"] == "loaded"
+    for name in ("ask", "fts_floor", "numpy_floor"):
+        assert steady[name]["n"] == 12 and steady[name]["p95_ms"] >= steady[name]["p50_ms"] > 0
+    assert "ask p95 goal <= 5 ms:" in printed
