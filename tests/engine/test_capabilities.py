@@ -26,6 +26,20 @@ def held(db: dwbase.Engine, world: str) -> str:
     return str(aid)
 
 
+def test_a_scoped_operators_list_is_filled_to_its_limit_past_other_worlds_held_atoms(
+    db: dwbase.Engine,
+) -> None:
+    ops = Caller(worker="ops", read=("demo",), write=("demo",), operate=("demo",))
+    others = [held(db, "secret") for _ in range(5)]
+    mine = [held(db, "demo") for _ in range(3)]
+    assert len(db.quarantine_list(limit=100)) == 8
+    listed = [a.id for a in db.quarantine_list(limit=2, caller=ops)]
+    assert len(listed) == 2 and set(listed) <= set(mine)
+    assert sorted(a.id for a in db.quarantine_list(limit=3, caller=ops)) == sorted(mine)
+    assert sorted(a.id for a in db.quarantine_list(limit=100, caller=ops)) == sorted(mine)
+    assert not set(others) & {a.id for a in db.quarantine_list(limit=100, caller=ops)}
+
+
 def test_a_scoped_admin_token_cannot_release_or_drop_a_held_atom_of_another_world(
     db: dwbase.Engine, tmp_path: Path
 ) -> None:

@@ -75,11 +75,15 @@ class Maintenance:
         """Held atoms (of ``world``, or of every world the caller operates on)."""
         who = caller or FULL_ACCESS
         who.require_operate(validate_world(world) if world is not None else None)
-        return [
-            s.visible_atom()
-            for s in self.storage.quarantined(world, limit)
-            if who.can_operate(s.atom.world)
-        ]
+        # Another world's held atoms must not use up a scoped operator's limit: read more
+        # (doubling) until the caller's own fill it or the store has no more.
+        fetch = limit
+        while True:
+            rows = self.storage.quarantined(world, fetch)
+            mine = [s.visible_atom() for s in rows if who.can_operate(s.atom.world)]
+            if len(mine) >= limit or len(rows) < fetch:
+                return mine[:limit]
+            fetch *= 2
 
     def _quarantined(self, atom_id: str) -> StoredAtom:
         s = self.storage.get(atom_id)
