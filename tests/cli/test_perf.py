@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import REQUIRE_EXTERNAL
+from conftest import REQUIRE_EXTERNAL, require
 from dwbase.cli.perf import parse_duration
 from dwbase.errors import InvalidInputError
 from dwbase.ops import bench as bench_mod
-from dwbase.ops.soak import Sample, judge
+from dwbase.ops import soak_plot
+from dwbase.ops.soak import Sample, SoakReport, judge
 
-from .conftest import Run
+from .conftest import Run, assert_error
 
 MiB = 2**20
 
@@ -93,6 +96,44 @@ def test_a_soak_without_a_store_uses_a_temporary_one_and_prints_its_checks(cli: 
     assert r.exit_code == 0, r.output
     assert "a new store in" in r.output and "removed afterwards" in r.output
     assert "resident memory" in r.output and "soak passed" in r.output
+
+
+def test_a_soak_with_plot_draws_its_samples_into_a_png_titled_with_the_command(
+    cli: Run, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # matplotlib comes with the dev extra (scripts/test.sh) as well as the bench extra.
+    require(
+        importlib.util.find_spec("matplotlib") is not None,
+        "matplotlib not installed (pip install 'dwbase[dev]' or 'dwbase[bench]')",
+    )
+    titles: list[str] = []
+    real = soak_plot.plot_soak
+
+    def spy(report: SoakReport, path: Path, title: str) -> Path:
+        titles.append(title)
+        return real(report, path, title)
+
+    monkeypatch.setattr(soak_plot, "plot_soak", spy)
+    png = tmp_path / "img" / "soak.png"
+    args = ("soak", "--duration", "2s", "--interval", "0.4", "--plot", str(png))
+    r = cli("--data-dir", str(data_dir), *args, env={"DWBASE_TOKEN": "dwb_secret"})
+    assert r.exit_code == 0, r.output
+    assert f"plot: {png}" in r.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert titles == [
+        f"dwbase --data-dir {data_dir} soak --duration 2s --interval 0.4 --plot {png}"
+    ]
+
+
+def test_a_soak_with_plot_but_no_matplotlib_fails_at_once_naming_the_extra(
+    cli: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # "import matplotlib" raises ImportError
+    png = tmp_path / "soak.png"
+    r = cli("soak", "--duration", "10m", "--plot", str(png))
+    assert_error(r, "invalid_input", 2, "matplotlib", "pip install 'dwbase[bench]'")
+    assert "a new store in" not in r.output  # refused before the ten minutes, not after
+    assert not png.exists()
 
 
 @pytest.mark.slow

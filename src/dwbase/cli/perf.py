@@ -67,6 +67,14 @@ def soak(
         ),
     ] = None,
     world: Annotated[str, typer.Option("--world", help="World the load writes to.")] = "soak",
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            metavar="FILE.png",
+            help="Also draw the samples over time into this PNG (needs the bench extra).",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run a mixed load (remember, batch, ask, replay, observe, gc) and fail if it grows.
@@ -78,10 +86,13 @@ def soak(
     with the first: latency may reach 3x plus 25 ms, threads 2 more, descriptors 8 more, the
     WAL 64 MiB more, and memory may grow in the second half by what it grew in the first plus
     64 MiB. Any failed operation fails the run too. Exit status 1 when a check fails.
+    --plot draws ask/remember p95, memory, descriptors and threads, and the WAL against time
+    (matplotlib: pip install 'dwbase[bench]'), titled with the command.
 
     \b
     Examples:
       dwbase soak --duration 10m
+      dwbase soak --duration 10m --plot soak.png
       dwbase --api http://127.0.0.1:8080 --token $TOKEN soak --duration 60s --json
     """
     from ..ops.soak import Sample, run_soak
@@ -90,6 +101,10 @@ def soak(
     every = interval if interval is not None else min(30.0, max(1.0, seconds / 20))
     if every <= 0:
         raise InvalidInputError("--interval must be positive", field="interval")
+    if plot is not None:
+        from ..ops.soak_plot import require_matplotlib
+
+        require_matplotlib()  # before the run, not after ten minutes of it
 
     def show(s: Sample) -> None:
         if as_json:
@@ -115,6 +130,12 @@ def soak(
             local_process=local,
             on_sample=show,
         )
+    if plot is not None:
+        from ..ops.soak_plot import plot_soak
+
+        plot_soak(report, plot, _command(ctx, duration, interval, world, plot, as_json))
+        if not as_json:
+            note(f"plot: {plot}")
     if as_json:
         print_json(report.to_dict())
     else:
@@ -132,6 +153,32 @@ def soak(
         note("soak passed" if report.ok else "soak FAILED")
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _command(
+    ctx: typer.Context,
+    duration: str,
+    interval: float | None,
+    world: str,
+    plot: Path,
+    as_json: bool,
+) -> str:
+    """The soak's command line, rebuilt from its options (a --token is never shown)."""
+    st = state(ctx)
+    words = ["dwbase"]
+    if st.api:
+        words += ["--api", st.api]
+    elif st.data_dir is not None:
+        words += ["--data-dir", str(st.data_dir)]
+    words += ["soak", "--duration", duration]
+    if interval is not None:
+        words += ["--interval", f"{interval:g}"]
+    if world != "soak":
+        words += ["--world", world]
+    if as_json:
+        words.append("--json")
+    words += ["--plot", str(plot)]
+    return " ".join(words)
 
 
 def bench(
