@@ -14,6 +14,11 @@ Everything goes through the public library API: one world per conversation, one 
 atom per turn (event time from the session date, payload with the text, the speaker, the image
 caption if any, and the turn's ``dia_id``); each question is asked with ``limit=20``.
 
+``--store-per-world`` puts each conversation in a store of its own instead of five worlds of
+one store; ``--world-index-max 0`` sets ``SQLiteStorage.WORLD_INDEX_MAX`` (0: every world is
+searched in the store-wide lexical index, as before per-world indexes). The JSON holds every
+question's ranked ``dia_id``s (``answers``) for comparing runs.
+
 Metric (LoCoMo's own): recall@k = |evidence ∩ top-k dia_ids| / |evidence|, averaged over the
 questions; reported for k = 5, 10, 20, per category (1 multi-hop, 2 temporal, 3 open-domain,
 4 single-hop, 5 adversarial) and overall over categories 1-5 and 1-4.
@@ -140,20 +145,31 @@ def run(
     limit: int = 20,
     store: str | None = None,
     weights: Mapping[str, float] | None = None,
+    store_per_world: bool = False,
 ) -> dict[str, Any]:
+    """Recall of every sample's questions: one world per conversation, all in one store, or
+    with ``store_per_world`` each in a store of its own (answers then cannot depend on the
+    other conversations)."""
     rows: list[tuple[int, dict[int, float]]] = []
+    answers: list[dict[str, Any]] = []
     started = time.perf_counter()
     asks = 0
     ask_s = 0.0
     with tempfile.TemporaryDirectory() as tmp:
-        db = dwbase.open(store or tmp, embedder=embedder)
+        root = store or tmp
+        db = None if store_per_world else dwbase.open(root, embedder=embedder)
         try:
-            for sample in samples:
+            for n, sample in enumerate(samples):
                 world = "locomo:" + str(sample["sample_id"])
+                if store_per_world:
+                    if db is not None:
+                        db.close()
+                    db = dwbase.open(os.path.join(root, f"world-{n}"), embedder=embedder)
+                assert db is not None
                 atoms = turn_atoms(world, sample["conversation"])
                 db.remember_batch(atoms)
                 known = {a["payload"]["dia_id"] for a in atoms}
-                for qa in sample["qa"]:
+                for i, qa in enumerate(sample["qa"]):
                     evidence = evidence_ids(qa.get("evidence") or [], known)
                     if not evidence:
                         continue
@@ -163,10 +179,14 @@ def run(
                     asks += 1
                     got = [h.atom.payload.get("dia_id", "") for h in ans.hits]
                     rows.append((int(qa["category"]), {k: recall(evidence, got, k) for k in KS}))
+                    answers.append({"world": world, "qa": i, "hits": got})
         finally:
-            db.close()
+            if db is not None:
+                db.close()
     out = summarise(rows)
     out["embedder"] = embedder
+    out["store_per_world"] = store_per_world
+    out["answers"] = answers  # each question's ranked dia_ids: compare runs with these
     out["seconds"] = round(time.perf_counter() - started, 1)
     out["ask_ms_mean"] = round(1000 * ask_s / max(1, asks), 2)
     return out
@@ -206,6 +226,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--embedder", default="hashing", help="embedder name (default hashing)")
     parser.add_argument("--json", dest="json_out", help="write the results as JSON here")
     parser.add_argument(
+        "--store-per-world",
+        action="store_true",
+        help="each conversation in a store of its own (default: five worlds of one store)",
+    )
+    parser.add_argument(
+        "--world-index-max",
+        type=int,
+        default=None,
+        metavar="N",
+        help="set SQLiteStorage.WORLD_INDEX_MAX (0: the store-wide lexical index for every world)",
+    )
+    parser.add_argument(
         "--weight",
         action="append",
         default=[],
@@ -220,7 +252,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     for item in args.weight:
         name, _, value = item.partition("=")
         weights[name] = float(value)
-    result = run(samples, embedder=args.embedder, weights=weights or None)
+    if args.world_index_max is not None:
+        from dwbase.storage.sqlite import SQLiteStorage
+
+        if not hasattr(SQLiteStorage, "WORLD_INDEX_MAX"):
+            parser.error("--world-index-max: this dwbase has no per-world lexical index")
+        SQLiteStorage.WORLD_INDEX_MAX = args.world_index_max
+    result = run(
+        samples,
+        embedder=args.embedder,
+        weights=weights or None,
+        store_per_world=args.store_per_world,
+    )
     print_table(result)
     if args.json_out:
         with open(args.json_out, "w", encoding="utf-8") as fh:

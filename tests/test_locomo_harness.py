@@ -109,3 +109,47 @@ def test_split_dev_keeps_the_five_development_conversations_of_locomo10(
     assert locomo.select(json.loads(data.read_text()), "held-out") == [held_out]
     assert locomo.main(["--data", str(data), "--split", "dev"]) == 0
     assert "1 conversation" in capsys.readouterr().out
+
+
+def _second_conversation() -> dict[str, Any]:
+    other: dict[str, Any] = json.loads(json.dumps(SAMPLE))
+    other["sample_id"] = "tiny-2"
+    other["conversation"]["session_1"][0]["text"] = "My puppy Rex chewed the piano lessons book."
+    return other
+
+
+def test_store_per_world_gives_each_conversation_a_store_and_keeps_every_answer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "tiny.json"
+    data.write_text(json.dumps([SAMPLE, _second_conversation()]))
+    runs: dict[str, Any] = {}
+    for name, extra in (("shared", []), ("own", ["--store-per-world"])):
+        out = tmp_path / f"{name}.json"
+        assert locomo.main(["--data", str(data), "--json", str(out), *extra]) == 0
+        runs[name] = json.loads(out.read_text())
+    capsys.readouterr()
+    assert runs["shared"]["store_per_world"] is False and runs["own"]["store_per_world"] is True
+    answers = runs["own"]["answers"]
+    assert [(a["world"], a["qa"]) for a in answers] == [
+        ("locomo:tiny-1", 0),
+        ("locomo:tiny-1", 1),
+        ("locomo:tiny-2", 0),
+        ("locomo:tiny-2", 1),
+    ]
+    assert answers[0]["hits"][0] == "D1:1"  # Rex's turn answers "the name of Ann's puppy"
+    # A world is ranked as it would be alone (item 2's per-world lexical index).
+    assert runs["shared"]["answers"] == answers
+
+
+def test_world_index_max_zero_searches_every_world_in_the_store_wide_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dwbase.storage.sqlite import SQLiteStorage
+
+    monkeypatch.setattr(SQLiteStorage, "WORLD_INDEX_MAX", SQLiteStorage.WORLD_INDEX_MAX)
+    data = tmp_path / "tiny.json"
+    data.write_text(json.dumps([SAMPLE, _second_conversation()]))
+    assert locomo.main(["--data", str(data), "--world-index-max", "0"]) == 0
+    assert SQLiteStorage.WORLD_INDEX_MAX == 0
+    assert "overall 1-5" in capsys.readouterr().out
