@@ -10,11 +10,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import dwbase
 from conftest import require
 from dwbase.embed import HashingEmbedder, embedder_id, get_embedder
 from dwbase.errors import InvalidInputError, UnavailableError
+from dwbase.text import SEPARATOR, words, words_separated
 
 
 def cosine(a: list[float], b: list[float]) -> float:
@@ -247,3 +250,95 @@ def test_hashing_embeds_without_numpy_as_inside_the_component(
     from dwbase.vector import pack
 
     assert emb.embed_packed(texts) == [pack(v) for v in with_numpy]
+
+
+def _varied_texts(seed: int, n: int) -> list[str]:
+    """Texts that exercise every branch of the batch path: Zipf-distributed words (repeated
+    words and word pairs within a text), words sharing a stem, stopword-only and empty texts,
+    accents and curly apostrophes, a NUL inside a text, and words longer than 64 bytes."""
+    import random
+
+    rng = random.Random(seed)
+    vocab = [
+        "deploy", "deployed", "deploying", "deploys", "latency", "checkout", "refund",
+        "refunds", "order", "orders", "replica", "session", "token", "expired", "café",
+        "naïve", "l’été", "don't", "it’s", "x", "ab", "42", "991", "eu-west-1", "the", "a",
+        "of", "and", "is", "painting", "painted", "paints", "studies", "studied",
+        "w" * 70, "longword" * 10 + "ing", "résumé" * 12, "q",
+    ]  # fmt: skip
+    weights = [1.0 / (i + 1) for i in range(len(vocab))]
+    texts = ["", "the a of", "x", "a\x00b and\x00 the cat", "Ünïcödé ÀÉÎ", "   ", "-- !!"]
+    while len(texts) < n:
+        k = rng.randint(1, 40)
+        ws = rng.choices(vocab, weights, k=k)
+        if rng.random() < 0.2:
+            ws = [w.upper() for w in ws]
+        texts.append(rng.choice([" ", ", ", ". "]).join(ws))
+    rng.shuffle(texts)
+    return texts
+
+
+@pytest.mark.parametrize("dim", [256, 97, 8])
+def test_numpy_batches_match_pure_python_bit_for_bit_on_a_varied_corpus(dim: int) -> None:
+    pytest.importorskip("numpy")
+    emb = HashingEmbedder(dim=dim)  # one embedder over several batches: its caches carry over
+    ref = HashingEmbedder(dim=dim)
+    for seed, n in ((1, 300), (2, 40), (3, 1000)):
+        texts = _varied_texts(seed, n)
+        assert emb.embed(texts) == [ref.embed_one(t) for t in texts]
+    from dwbase.vector import pack
+
+    texts = _varied_texts(4, 64)
+    assert emb.embed_packed(texts) == [pack(ref.embed_one(t)) for t in texts]
+
+
+def test_numpy_batches_match_pure_python_when_the_caches_start_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("numpy")
+    from dwbase.embed import hashing
+
+    monkeypatch.setattr(hashing, "_CACHE_LIMIT", 40)  # every batch outgrows the caches
+    emb, ref = HashingEmbedder(dim=64), HashingEmbedder(dim=64)
+    for seed in range(5):
+        texts = _varied_texts(10 + seed, 50)
+        assert emb.embed(texts) == [ref.embed_one(t) for t in texts]
+
+
+def test_batches_embedded_from_several_threads_at_once_give_the_same_vectors() -> None:
+    pytest.importorskip("numpy")
+    emb = HashingEmbedder(dim=64)
+    batches = [_varied_texts(20 + i, 200) for i in range(6)]
+    expected = [[HashingEmbedder(dim=64).embed_one(t) for t in b] for b in batches]
+    got: list[list[list[float]] | None] = [None] * len(batches)
+
+    def work(i: int) -> None:
+        got[i] = emb.embed(batches[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(batches))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == expected
+
+
+_TEXT_CHARS = st.sampled_from([*"abcXYZ019 '’_-.,!\t\n\x00éÀñ’ş", "don't", "ing", "the "])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(_TEXT_CHARS, max_size=30).map("".join), min_size=1, max_size=6))
+def test_one_pass_over_a_batch_finds_each_texts_own_words(texts: list[str]) -> None:
+    expected: list[str] = []
+    for text in texts:
+        expected += [*words(text), SEPARATOR]
+    assert words_separated(texts) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(_TEXT_CHARS, max_size=60).map("".join), min_size=8, max_size=20))
+def test_numpy_batches_match_pure_python_bit_for_bit_on_any_text(texts: list[str]) -> None:
+    pytest.importorskip("numpy")
+    assert HashingEmbedder(dim=32).embed(texts) == [
+        HashingEmbedder(dim=32).embed_one(t) for t in texts
+    ]

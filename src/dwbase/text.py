@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 _WORD_RE = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
+SEPARATOR = "\x00"  # never part of a word: \W
+# ASCII characters that can be in a word (after lower-casing) stay, the rest become spaces.
+_ASCII_WORDS = str.maketrans(
+    {
+        c: chr(c).lower() if chr(c).isupper() else " "
+        for c in range(128)
+        if not (chr(c).islower() or chr(c).isdigit() or chr(c) in "'\x00")
+    }
+)
 
 STOPWORDS = frozenset(
     """
@@ -27,6 +37,32 @@ def words(text: str) -> list[str]:
     norm = unicodedata.normalize("NFKD", text)
     norm = "".join(c for c in norm if not unicodedata.combining(c)).lower()
     return [w.replace("’", "'") for w in _WORD_RE.findall(norm)]
+
+
+def words_separated(texts: Sequence[str]) -> list[str]:
+    """``words(text)`` of each text in turn, each followed by :data:`SEPARATOR`.
+
+    ASCII texts with no NUL in them (the common case) are split in one pass over the whole
+    batch: every character that cannot be in a word becomes a space, then ``str.split``;
+    only the pieces holding an apostrophe go through the regular expression.
+    """
+    joined = " \x00 ".join(texts) + " \x00"
+    if not joined.isascii() or joined.count(SEPARATOR) != len(texts):
+        out: list[str] = []
+        for text in texts:
+            out.extend(words(text))
+            out.append(SEPARATOR)
+        return out
+    pieces = joined.translate(_ASCII_WORDS).split()
+    if "'" not in joined:
+        return pieces
+    fixed: list[str] = []
+    for piece in pieces:
+        if "'" in piece:
+            fixed.extend(_WORD_RE.findall(piece))
+        else:
+            fixed.append(piece)
+    return fixed
 
 
 def query_terms(text: str, *, max_terms: int = 32) -> list[str]:

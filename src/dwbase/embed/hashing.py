@@ -5,15 +5,16 @@ damped (``1 + log tf``) and the vector is L2-normalised, so a dot product is a c
 
 Words repeat across texts, so each word's stem and character n-grams, and each feature's
 bucket, are computed once and kept in bounded caches. A batch of texts is embedded with numpy
-when it is importable: the texts' features become index arrays and the vectors one matrix, the
-same figures to the last bit as the pure-Python path, which runs inside the WASI component
-(no numpy there). Both add each text's features into its buckets in the same order and sum the
-squares left to right, so the two paths agree exactly.
+when it is importable (``hashbatch``): the same figures to the last bit as the pure-Python
+path, which runs inside the WASI component (no numpy there). Both add each text's features
+into its buckets in the same order and sum the squares left to right, so the two paths agree
+exactly.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -39,14 +40,9 @@ class HashingEmbedder:
         self.ngram = ngram
         self._words: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._buckets: dict[str, tuple[int, float]] = {}
-        # numpy path: features numbered once; their buckets and signs as growing arrays
-        self._fids: dict[str, int] = {}
-        self._word_fids: dict[str, tuple[int, str, tuple[int, ...]]] = {}
-        self._fbucket: Any = None
-        self._fsign: Any = None
-        self._fweight: Any = None  # what one occurrence counts: word 1, pair 1/2, n-gram 1/4
-        self._new: list[tuple[int, float, float]] = []  # numbered, not in the arrays yet
         self._damped: dict[float, float] = {}
+        self._batch: Any = None  # the numpy path's state (hashbatch.BatchHasher), made lazily
+        self._batch_lock = threading.Lock()
 
     def _word(self, w: str) -> tuple[str, tuple[str, ...]]:
         info = self._words.get(w)
@@ -118,8 +114,8 @@ class HashingEmbedder:
             vec = [v * inv for v in vec]
         return vec
 
-    # Below this many texts the numpy path costs more than it saves (its fixed cost per batch:
-    # 273 us for one text against 79 us in Python, equal near 8 texts, 50 against 77 at 32).
+    # Below this many texts the numpy path's fixed cost per batch outweighs what it saves
+    # (the two cost the same between 4 and 8 short texts).
     NUMPY_FROM = 8
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
@@ -140,101 +136,16 @@ class HashingEmbedder:
         mat = self._matrix(texts).astype(_np.float32)
         return [row.tobytes() for row in mat]
 
-    # ------------------------------------------------------------------ numpy path
-
-    def _fid(self, feat: str) -> int:
-        """The feature's number; a new one's bucket, sign and weight go to the lists that
-        ``_arrays`` turns into numpy arrays once per batch."""
-        fid = self._fids.get(feat)
-        if fid is None:
-            fid = len(self._fids)
-            h = zlib.crc32(feat.encode("utf-8"))  # as _bucket, without its cache
-            self._new.append(
-                (
-                    h % self.dim,
-                    -1.0 if h & 0x80000000 else 1.0,
-                    _KEY if feat[0] == "w" else _PAIR if feat[0] == "b" else _GRAM,
-                )
-            )
-            self._fids[feat] = fid
-        return fid
-
-    def _arrays(self) -> None:
-        """Append the features numbered since the last batch to the numpy arrays."""
-        if not self._new:
-            return
-        np = _np
-        n, add = len(self._fids) - len(self._new), len(self._new)
-        if self._fbucket is None or n + add > len(self._fbucket):
-            cap = max(1024, 2 * (n + add))
-            grown_b = np.zeros(cap, dtype=np.int64)
-            grown_s = np.zeros(cap, dtype=np.float64)
-            grown_w = np.zeros(cap, dtype=np.float64)
-            if self._fbucket is not None:
-                grown_b[:n], grown_s[:n], grown_w[:n] = (
-                    self._fbucket[:n],
-                    self._fsign[:n],
-                    self._fweight[:n],
-                )
-            self._fbucket, self._fsign, self._fweight = grown_b, grown_s, grown_w
-        b, sign, w = zip(*self._new, strict=True)
-        self._fbucket[n : n + add] = b
-        self._fsign[n : n + add] = sign
-        self._fweight[n : n + add] = w
-        self._new.clear()
-
-    def _word_ids(self, w: str) -> tuple[int, str, tuple[int, ...]]:
-        info = self._word_fids.get(w)
-        if info is None:
-            key, grams = self._word(w)
-            info = (self._fid(key), key[2:], tuple(self._fid(g) for g in grams))
-            self._word_fids[w] = info
-        return info
-
     def _matrix(self, texts: Sequence[str]) -> Any:
         """The vectors of ``texts`` as a float64 matrix: the same figures as ``embed_one``."""
-        np = _np
-        if len(self._fids) >= _CACHE_LIMIT:  # between batches: numbering starts again
-            self._fids.clear()
-            self._word_fids.clear()
-            self._new.clear()
-        fids: list[int] = []
-        counts: list[int] = []
-        word_ids, fid, known = self._word_ids, self._fid, self._fids.get
-        winfo = self._word_fids.get
-        append, extend = fids.append, fids.extend
-        for text in texts:
-            start = len(fids)
-            prev = ""
-            for w in self._content(text):
-                info = winfo(w) or word_ids(w)
-                append(info[0])
-                if prev:
-                    pair = "b:" + prev + " " + info[1]
-                    append(known(pair) or fid(pair))
-                prev = info[1]
-                extend(info[2])
-            counts.append(len(fids) - start)
-        self._arrays()
-        n = len(texts)
-        mat = np.zeros((n, self.dim), dtype=np.float64)
-        if fids:
-            rows = np.repeat(np.arange(n, dtype=np.int64), counts)
-            f = np.asarray(fids, dtype=np.int64)
-            # One entry per (text, feature), in the order each first appears in its text
-            # (a dict's order in features()); term weights are multiples of 1/4, so sums are
-            # exact in any order.
-            keys = rows * (int(f.max()) + 1) + f
-            uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-            tf = np.bincount(inverse.ravel(), weights=self._fweight[f], minlength=len(uniq))
-            order = np.argsort(first, kind="stable")
-            pos = first[order]
-            levels = np.unique(tf)
-            damped = np.array([self._damp(float(x)) for x in levels.tolist()])
-            vals = self._fsign[f[pos]] * damped[np.searchsorted(levels, tf[order])]
-            np.add.at(mat, (rows[pos], self._fbucket[f[pos]]), vals)  # in order, unbuffered
-        sq = np.cumsum(mat * mat, axis=1)[:, -1]  # left to right, as embed_one
-        norm = np.sqrt(sq)
-        has = norm > 0
-        mat[has] *= (1.0 / norm[has])[:, None]
-        return mat
+        batch = self._batch
+        if batch is None:
+            with self._batch_lock:
+                if self._batch is None:
+                    from .hashbatch import BatchHasher
+
+                    self._batch = BatchHasher(
+                        self.dim, self._word, self._damp, lambda: _CACHE_LIMIT
+                    )
+                batch = self._batch
+        return batch.matrix(texts)
