@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sys
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring as _encode_str  # json.dumps' own
 from typing import Protocol
 
 from ..model import Atom, FilterSpec, StoredAtom
@@ -79,17 +81,72 @@ def vector_from_bytes(data: bytes) -> tuple[float, ...]:
 def record_checksum(atom: Atom) -> bytes:
     """SHA-256 over a canonical form of the atom's stored fields.
 
-    The canonical form is the sorted-key JSON of every field but the vector, then the vector's
-    float64 bytes (exact, and far cheaper than formatting hundreds of floats as text).
+    The canonical form is the sorted-key JSON of every field but the vector (``json.dumps`` of
+    :meth:`Atom.to_dict` with ``sort_keys``, ``ensure_ascii=False``, no spaces), then the
+    vector's float64 bytes (exact, and far cheaper than formatting hundreds of floats as text).
+    The JSON is assembled here from the same string escaper ``json.dumps`` uses, in the same
+    key order, without building the dict (a cost on every append); any field of another type
+    than the model's takes :func:`canonical_json` itself.
     """
-    fields = atom.to_dict()
-    fields["vector"] = None
-    body = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    body = _canonical_fast(atom)
+    if body is None:
+        body = canonical_json(atom)
     h = hashlib.sha256(body.encode("utf-8"))
     if atom.vector is not None:
         h.update(b"\x00")
         h.update(vector_bytes(atom.vector))
     return h.digest()
+
+
+def canonical_json(atom: Atom) -> str:
+    """The JSON :func:`record_checksum` hashes (the vector left out), by ``json.dumps``."""
+    fields = atom.to_dict()
+    fields["vector"] = None
+    return json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _canonical_fast(atom: Atom) -> str | None:
+    imp = atom.importance
+    if type(imp) is float and math.isfinite(imp):
+        importance = float.__repr__(imp)
+    elif type(imp) is int:
+        importance = int.__repr__(imp)
+    else:
+        return None  # NaN, a bool or another number type: json.dumps decides
+    enc = _encode_str
+    try:
+        links = ",".join(
+            '{"kind":' + enc(x.kind) + ',"target":' + enc(x.target) + "}" for x in atom.links
+        )
+        return "".join(
+            (
+                '{"flags":[',
+                ",".join(map(enc, atom.flags)),
+                '],"id":',
+                enc(atom.id),
+                ',"importance":',
+                importance,
+                ',"kind":',
+                enc(atom.kind),
+                ',"labels":[',
+                ",".join(map(enc, atom.labels)),
+                '],"links":[',
+                links,
+                '],"payload_json":',
+                enc(atom.payload_json),
+                ',"recorded_at":',
+                enc(atom.recorded_at),
+                ',"timestamp":',
+                enc(atom.timestamp),
+                ',"vector":null,"worker":',
+                enc(atom.worker),
+                ',"world":',
+                enc(atom.world),
+                "}",
+            )
+        )
+    except (TypeError, AttributeError):
+        return None  # a field that is not a string: json.dumps decides
 
 
 def chain_next(prev: bytes, checksum: bytes) -> bytes:

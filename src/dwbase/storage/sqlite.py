@@ -52,11 +52,17 @@ from .sqlite_schema import (
     COLS,
     HEADS_BACKFILL,
     HEADS_TABLE,
-    SCHEMA,
+    PAGE_SIZE,
+    READABLE_VERSIONS,
     SCHEMA_VERSION,
     STORE_MARKER,
     atom_tags,
+    external_text,
+    json_links,
+    json_strings,
+    kept_text,
     row_to_stored,
+    schema,
 )
 from .sqlite_text import LexicalSearch
 
@@ -103,6 +109,7 @@ class SQLiteStorage(SQLiteQueries, LexicalSearch, KeyAdmin):
         self._heads: dict[str, tuple[int, bytes, int]] = {}
         self._seen_version: int | None = None
         self._has_heads_table = True
+        self._external_text = False  # set by _open_file: see sqlite_schema.external_text
         self._watch: sqlite3.Connection | None = None
         self._watch_lock = threading.Lock()
         # Generation bumps this object committed, and those of the transaction under way.
@@ -175,10 +182,11 @@ class SQLiteStorage(SQLiteQueries, LexicalSearch, KeyAdmin):
             else None
         )
         try:
-            self._writer = self._connect()
+            # A new store's page size is set before WAL mode and its first table fix it.
+            self._writer = self._connect(page_size=PAGE_SIZE if fresh else None)
             if fresh:
                 with self._write_lock:
-                    self._writer.executescript(SCHEMA)
+                    self._writer.executescript(schema(encrypted=state is not None))
                     self._writer.execute(
                         "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?)",
                         (SCHEMA_VERSION,),
@@ -202,14 +210,15 @@ class SQLiteStorage(SQLiteQueries, LexicalSearch, KeyAdmin):
                 row = self._writer.execute(
                     "SELECT value FROM meta WHERE key='schema_version'"
                 ).fetchone()
-                if row is None or row[0] != SCHEMA_VERSION:
+                if row is None or row[0] not in READABLE_VERSIONS:
                     raise StorageError(
                         f"store at {path} has schema version {row[0] if row else 'none'}, this "
-                        f"DWBase reads {SCHEMA_VERSION}",
+                        f"DWBase reads {' and '.join(READABLE_VERSIONS)}",
                         path=path,
                     )
                 # Stores made before the anchor table get it in their first write.
                 self._has_heads_table = "world_heads" in tables
+            self._external_text = external_text(self._writer)
             enc = self._writer.execute(
                 "SELECT value FROM meta WHERE key=?", (ENCRYPTION_META,)
             ).fetchone()
@@ -269,10 +278,12 @@ class SQLiteStorage(SQLiteQueries, LexicalSearch, KeyAdmin):
 
     # ------------------------------------------------------------------ connections
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, *, page_size: int | None = None) -> sqlite3.Connection:
         conn = sqlite3.connect(
             self.path, check_same_thread=False, isolation_level=None, timeout=30.0
         )
+        if page_size is not None:
+            conn.execute(f"PRAGMA page_size={int(page_size)}")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={'FULL' if self.durability == 'full' else 'NORMAL'}")
         conn.execute("PRAGMA foreign_keys=OFF")
@@ -421,6 +432,8 @@ class SQLiteStorage(SQLiteQueries, LexicalSearch, KeyAdmin):
         cipher = self._cipher
         if cipher is not None:
             cipher.refresh(row[2])  # a rotation (here or in another process) moved the key
+        # A plain schema 2 store keeps no second copy of a text its payload holds as it is.
+        once = self._external_text and cipher is None
         touched: set[str] = set()
         atom_rows: list[tuple[Any, ...]] = []
         tag_rows: list[tuple[str, int]] = []
@@ -428,6 +441,7 @@ class SQLiteStorage(SQLiteQueries, LexicalSearch, KeyAdmin):
         vec_rows: list[tuple[int, bytes]] = []
         fts_rows: list[tuple[int, str]] = []
         out: list[StoredAtom] = []
+        heads = self._heads
         for rec in records:
             a = rec.atom
             if a.id in existing:
@@ -437,13 +451,14 @@ class SQLiteStorage(SQLiteQueries, LexicalSearch, KeyAdmin):
             checksum = record_checksum(a)
             if cipher is not None:  # a plain hash would let a guessed record be confirmed
                 checksum = cipher.keyed_checksum(checksum)
-            _, prev, count = self._head(conn, a.world)
+            world = a.world
+            _, prev, count = self._head(conn, world)
             chain = chain_next(prev, checksum)
-            self._heads[a.world] = (seq, chain, count + 1)
-            touched.add(a.world)
+            heads[world] = (seq, chain, count + 1)
+            touched.add(world)
             payload: str | bytes = a.payload_json
             vector = vector_bytes(a.vector) if a.vector is not None else None
-            text: str | bytes = rec.text
+            text: str | bytes | None = kept_text(a.payload_json, rec.text) if once else rec.text
             index_vector = rec.index_vector
             fts_text = rec.text
             if cipher is not None:
@@ -459,7 +474,7 @@ class SQLiteStorage(SQLiteQueries, LexicalSearch, KeyAdmin):
                 (
                     seq,
                     a.id,
-                    a.world,
+                    world,
                     a.worker,
                     a.kind,
                     rec.ts_us,
@@ -467,30 +482,25 @@ class SQLiteStorage(SQLiteQueries, LexicalSearch, KeyAdmin):
                     a.importance,
                     payload,
                     vector,
-                    json.dumps(list(a.flags), ensure_ascii=False),
-                    json.dumps(list(a.labels), ensure_ascii=False),
-                    json.dumps([[x.target, x.kind] for x in a.links], ensure_ascii=False),
+                    json_strings(a.flags),
+                    json_strings(a.labels),
+                    json_links(a.links),
                     text,
                     rec.quarantine,
                     checksum,
                     chain,
                 )
             )
-            tag_rows.extend((t, seq) for t in atom_tags(a))
-            link_rows.extend((x.target, seq, x.kind) for x in a.links)
+            for label in a.labels:
+                tag_rows.append(("l:" + label, seq))
+            for flag in a.flags:
+                tag_rows.append(("f:" + flag, seq))
+            for x in a.links:
+                link_rows.append((x.target, seq, x.kind))
             if index_vector is not None:
                 vec_rows.append((seq, index_vector))
             fts_rows.append((seq, fts_text))
-            out.append(
-                StoredAtom(
-                    atom=a,
-                    seq=seq,
-                    ts_us=rec.ts_us,
-                    recorded_us=rec.recorded_us,
-                    text=rec.text,
-                    quarantine=rec.quarantine,
-                )
-            )
+            out.append(StoredAtom(a, seq, rec.ts_us, rec.recorded_us, rec.text, rec.quarantine))
         conn.executemany(
             f"INSERT INTO atoms({COLS}, checksum, chain) VALUES ({','.join('?' * 17)})", atom_rows
         )
@@ -507,7 +517,7 @@ class SQLiteStorage(SQLiteQueries, LexicalSearch, KeyAdmin):
             "INSERT INTO world_heads(world, seq, chain, count) VALUES(?, ?, ?, ?) "
             "ON CONFLICT(world) DO UPDATE SET seq=excluded.seq, chain=excluded.chain, "
             "count=excluded.count",
-            [(w, *self._heads[w]) for w in sorted(touched)],
+            [(w, *heads[w]) for w in sorted(touched)],
         )
         return out
 
@@ -657,10 +667,14 @@ class SQLiteStorage(SQLiteQueries, LexicalSearch, KeyAdmin):
 
     def reindex(self) -> int:
         self.forget_caches()
+        external = self._external_text
         with self._tx() as conn:
             conn.execute("DELETE FROM tags")
             conn.execute("DELETE FROM links")
-            conn.execute("DELETE FROM fts")
+            if not external:
+                # An external-content index is rebuilt from atoms_text in one pass below
+                # ('rebuild'); a DELETE would read every text only to find its words.
+                conn.execute("DELETE FROM fts")
             self._bump_generation(conn)
             n = 0
             cipher = self._cipher
@@ -677,9 +691,12 @@ class SQLiteStorage(SQLiteQueries, LexicalSearch, KeyAdmin):
                     "INSERT OR IGNORE INTO links(target, seq, kind) VALUES(?,?,?)",
                     [(x.target, s.seq, x.kind) for x in s.atom.links],
                 )
-                text = s.text if cipher is None else cipher.index_text(s.text)
-                conn.execute("INSERT INTO fts(rowid, text) VALUES(?, ?)", (s.seq, text))
+                if not external:
+                    text = s.text if cipher is None else cipher.index_text(s.text)
+                    conn.execute("INSERT INTO fts(rowid, text) VALUES(?, ?)", (s.seq, text))
                 n += 1
+            if external:
+                conn.execute("INSERT INTO fts(fts) VALUES('rebuild')")
         return n
 
     def compact(self) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from json.encoder import encode_basestring as _encode_str  # json.dumps' own escaper
 from typing import Any
 
 from ..errors import StorageError
@@ -12,9 +13,18 @@ from ..timeutil import format_instant
 from .base import vector_from_bytes
 from .crypto import RecordCipher, aad
 
-SCHEMA_VERSION = "1"
+# Schema 2 (stores made since): the text index is external-content, so a plain store keeps
+# each atom's text once (see ``TEXT_VIEW``), and pages are 16 KiB. Schema 1 stores (the text
+# index kept its own copy of every text, 4 KiB pages) are read and written in their own layout:
+# opening a store never writes to it.
+SCHEMA_VERSION = "2"
+READABLE_VERSIONS = ("1", "2")
 
-SCHEMA = """
+#: Page size of a new store: a 1,024-byte vector row fits 15 times in a 16 KiB page (1,092 bytes
+#: each) against 3 times in 4 KiB (1,365 bytes each).
+PAGE_SIZE = 16384
+
+_TABLES = """
 CREATE TABLE IF NOT EXISTS atoms(
   seq INTEGER PRIMARY KEY,
   id TEXT NOT NULL UNIQUE,
@@ -29,7 +39,7 @@ CREATE TABLE IF NOT EXISTS atoms(
   flags TEXT NOT NULL,
   labels TEXT NOT NULL,
   links TEXT NOT NULL,
-  text TEXT NOT NULL,
+  text TEXT,
   quarantine TEXT,
   checksum BLOB NOT NULL,
   chain BLOB NOT NULL
@@ -55,9 +65,66 @@ CREATE TRIGGER IF NOT EXISTS quarantine_held AFTER INSERT ON atoms
   INSERT INTO quarantine_log(seq, reason, rec_us) VALUES(NEW.seq, NEW.quarantine, NEW.rec_us);
   END;
 CREATE VIRTUAL TABLE IF NOT EXISTS fts_vocab USING fts5vocab(fts, 'row');
-CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(text,
-  tokenize='porter unicode61 remove_diacritics 2');
 """
+
+_TOKENIZE = "tokenize='porter unicode61 remove_diacritics 2'"
+
+# Each atom's index text. ``atoms.text`` is NULL when the payload is exactly ``{"text":"..."}``
+# or ``{"text": "..."}`` and the text needs no escape in JSON (see :func:`kept_text`): the text
+# is then the payload less its first 9 or 10 and last 2 characters, which this view cuts out.
+# SQLite's substr() and length() count characters of TEXT as Python counts a str's.
+TEXT_EXPR = (
+    "CASE WHEN text IS NOT NULL THEN text "
+    "WHEN substr(payload_json, 9, 1) = '\"' "
+    "THEN substr(payload_json, 10, length(payload_json) - 11) "
+    "ELSE substr(payload_json, 11, length(payload_json) - 12) END"
+)
+TEXT_VIEW = f"CREATE VIEW IF NOT EXISTS atoms_text(seq, text) AS SELECT seq, {TEXT_EXPR} FROM atoms"
+
+# A plain store's text index reads the texts from the view (external content: FTS5 keeps only
+# its inverted index and document sizes). An encrypted store indexes keyed tokens of the words,
+# which no column holds, so its index keeps them itself (FTS5's own content table).
+EXTERNAL_FTS = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(text, content='atoms_text', "
+    f"content_rowid='seq', {_TOKENIZE})"
+)
+OWN_FTS = f"CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(text, {_TOKENIZE})"
+
+
+def schema(*, encrypted: bool) -> str:
+    """The DDL of a new store (schema ``SCHEMA_VERSION``)."""
+    text_index = OWN_FTS if encrypted else f"{TEXT_VIEW};\n{EXTERNAL_FTS}"
+    return f"{_TABLES}{text_index};\n"
+
+
+def external_text(conn: Any) -> bool:
+    """Whether the store behind ``conn`` has the external-content text index (schema 2,
+    plain); schema 1 stores and encrypted stores have an index that keeps its own text."""
+    row = conn.execute("SELECT sql FROM main.sqlite_master WHERE name='fts'").fetchone()
+    return row is not None and "content='atoms_text'" in str(row[0])
+
+
+def kept_text(payload_json: str, text: str) -> str | None:
+    """What ``atoms.text`` holds in a plain schema 2 store: ``None`` when ``text`` can be cut out
+    of ``payload_json`` exactly (see ``TEXT_EXPR``), else ``text`` itself."""
+    if text and '"' not in text and "\\" not in text:
+        head = len(payload_json) - len(text) - 2
+        if (
+            (
+                (head == 9 and payload_json.startswith('{"text":"'))
+                or (head == 10 and payload_json.startswith('{"text": "'))
+            )
+            and payload_json.endswith('"}')
+            and payload_json[head:-2] == text
+        ):
+            return None
+    return text
+
+
+def derived_text(payload_json: str) -> str:
+    """The text of an atom whose ``atoms.text`` is NULL (the inverse of :func:`kept_text`)."""
+    return payload_json[9:-2] if payload_json[8:9] == '"' else payload_json[10:-2]
+
 
 # Each world's chain head, kept outside the rows it covers: ``seq`` and ``chain`` of the
 # world's last record and ``count``, every record (atoms and tombstones) ever appended to it.
@@ -94,6 +161,18 @@ COLS = (
     "seq, id, world, worker, kind, ts_us, rec_us, importance, payload_json, vector, flags, "
     "labels, links, text, quarantine"
 )
+
+
+def json_strings(items: Sequence[str]) -> str:
+    """``json.dumps(list(items), ensure_ascii=False)``, for the flags and labels columns."""
+    return "[" + ", ".join(map(_encode_str, items)) + "]" if items else "[]"
+
+
+def json_links(links: Sequence[Link]) -> str:
+    """``json.dumps([[target, kind], ...], ensure_ascii=False)``, for the links column."""
+    if not links:
+        return "[]"
+    return "[" + ", ".join(f"[{_encode_str(x.target)}, {_encode_str(x.kind)}]" for x in links) + "]"
 
 
 def atom_tags(atom: Atom) -> list[str]:
@@ -148,7 +227,12 @@ def _decode(row: Sequence[Any]) -> StoredAtom:
         recorded_at=format_instant(rec_us),
     )
     return StoredAtom(
-        atom=atom, seq=seq, ts_us=ts_us, recorded_us=rec_us, text=text, quarantine=quarantine
+        atom=atom,
+        seq=seq,
+        ts_us=ts_us,
+        recorded_us=rec_us,
+        text=text if text is not None else derived_text(payload_json),
+        quarantine=quarantine,
     )
 
 

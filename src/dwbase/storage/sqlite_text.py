@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from ..errors import StorageError
 from ..model import FilterSpec
 from .crypto import RecordCipher
-from .sqlite_schema import fts_query
+from .sqlite_schema import TEXT_EXPR, fts_query
 
 
 class _Store(Protocol):
@@ -37,6 +37,7 @@ class _Store(Protocol):
     _large_worlds: set[str]  # worlds seen with more than WORLD_INDEX_MAX atoms
     _stemmer_ready: set[int]
     _cipher: RecordCipher | None
+    _external_text: bool
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
     def _reading(self) -> AbstractContextManager[sqlite3.Connection]: ...
@@ -201,6 +202,7 @@ class LexicalSearch:
                     int(n),
                     self.WORLD_INDEX_SLOTS,
                     self.WORLD_INDEX_ATOMS,
+                    external=self._external_text,
                 )
                 chosen = list(terms)
                 tokens = self._tokens(terms) if n * len(terms) > self.WORK_BUDGET else None
@@ -323,13 +325,21 @@ _uses = itertools.count(1)
 
 
 def _world_index(
-    conn: sqlite3.Connection, world: str, version: str, size: int, slots: int, atoms: int
+    conn: sqlite3.Connection,
+    world: str,
+    version: str,
+    size: int,
+    slots: int,
+    atoms: int,
+    *,
+    external: bool,
 ) -> str:
     """The name of a temp FTS5 table of ``conn`` holding ``world``'s index text at ``version``.
 
     Which world each table holds is kept in the connection's own temp schema (``world_text``),
     so it lives and dies with the tables. At most ``slots`` worlds and ``atoms`` atoms are
-    held; the least recently used worlds are let go first.
+    held; the least recently used worlds are let go first. ``external``: the store's index
+    reads its text from ``atoms_text`` (schema 2, plain), else it keeps its own copy.
     """
     conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS world_text(name TEXT PRIMARY KEY, world TEXT UNIQUE, "
@@ -371,7 +381,10 @@ def _world_index(
     conn.execute("DELETE FROM temp.world_text WHERE name=? OR world=?", (name, world))
     conn.execute(f"INSERT INTO temp.{name}({name}) VALUES('delete-all')")
     conn.execute(
-        f"INSERT INTO temp.{name}(rowid, text) SELECT c.id, c.c0 FROM main.atoms a "
+        f"INSERT INTO temp.{name}(rowid, text) SELECT a.seq, {TEXT_EXPR} FROM main.atoms a "
+        "WHERE a.world=? ORDER BY a.seq"
+        if external
+        else f"INSERT INTO temp.{name}(rowid, text) SELECT c.id, c.c0 FROM main.atoms a "
         "JOIN main.fts_content c ON c.id = a.seq WHERE a.world=? ORDER BY a.seq",
         (world,),
     )
