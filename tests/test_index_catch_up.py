@@ -64,10 +64,12 @@ def gated_graph(
     entered, gate = threading.Event(), threading.Event()
     real_add = hnsw_mod.HnswIndex.add
 
-    def gated_add(self: hnsw_mod.HnswIndex, items: Sequence[tuple[int, Sequence[float]]]) -> None:
+    def gated_add(
+        self: hnsw_mod.HnswIndex, seqs: Sequence[int], matrix: Any, *, num_threads: int = 1
+    ) -> None:
         entered.set()
         assert gate.wait(10), "gate never opened"
-        real_add(self, items)
+        real_add(self, seqs, matrix, num_threads=num_threads)
 
     monkeypatch.setattr(hnsw_mod.HnswIndex, "add", gated_add)
     gate.set()  # open while the world fills; each test closes it when it wants
@@ -119,7 +121,7 @@ def test_a_failing_graph_update_is_logged_counted_in_health_and_asks_still_answe
     with dwbase.open(":memory:", ann_threshold=200) as db:
         graph_world(db)
 
-        def broken(self: hnsw_mod.HnswIndex, items: Any) -> None:
+        def broken(self: hnsw_mod.HnswIndex, seqs: Any, matrix: Any, **kw: Any) -> None:
             raise RuntimeError("graph out of memory")
 
         monkeypatch.setattr(hnsw_mod.HnswIndex, "add", broken)

@@ -335,12 +335,8 @@ def _semantic(
     k = weights.candidates
     out: list[tuple[int, float]] = []
     while True:
-        if idx.ann is not None:
-            # The graph's neighbours, and every vector it has not taken in yet, scored exactly.
-            near, tail = idx.nearest(qvec, k)
-            results = probe.top([*near, *tail] if tail else near, k)
-        else:
-            results = probe.search(k)
+        # exact search, or the graph's neighbours and every vector it has not taken in yet
+        results = idx.top(probe, qvec, k)
         if spec.is_open:
             # The index of (world, quarantined) holds exactly the atoms this ask may see.
             return results

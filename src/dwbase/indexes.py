@@ -34,6 +34,7 @@ from .model import FilterSpec
 from .timeutil import format_instant
 from .vector import ExactIndex, graphfile, pack
 from .vector import hnsw as hnsw_mod
+from .vector.exact import Probe
 
 if TYPE_CHECKING:
     from .background import BackgroundFailures
@@ -174,9 +175,10 @@ class WorldIndex:
     dirty: bool = False
     seen_seq: int = 0  # storage rows up to here were looked at (some may not fit the index)
     error: str | None = None
-    # seqs in ``exact`` that the graph has not taken in yet, oldest first: asks score them
-    # exactly beside the graph's neighbours, and the index thread moves them into the graph
-    pending: list[int] = field(default_factory=list)
+    # rows of ``exact`` below this are in the graph (or removed); the rows from it on are the
+    # graph's tail, not taken in yet: asks score them exactly beside the graph's neighbours,
+    # in one block, and the index thread moves them into the graph in row order
+    graph_rows: int = 0
     stored: bool = False  # atoms were stored since the index thread last caught up
     resyncs: int = 0  # bumped by each resync: rows read before one may be gone since
     # the graph file: the store generation it was saved or loaded at (None: not on disk), and
@@ -189,17 +191,23 @@ class WorldIndex:
     def kind(self) -> str:
         return "hnsw" if self.ann is not None else "exact"
 
-    def nearest(self, query: Sequence[float], k: int) -> tuple[list[int], list[int]]:
-        """The graph's ``k`` nearest seqs and the seqs not in the graph yet (to scan exactly).
+    @property
+    def pending(self) -> int:
+        """Vectors in ``exact`` that the graph has not taken in yet (0 without a graph)."""
+        return self.exact.live_from(self.graph_rows) if self.ann is not None else 0
 
-        The tail is read before the graph is searched, and the index thread drops a seq from
-        the tail only after the graph holds it: every indexed seq is in one of the two.
+    def top(self, probe: Probe, query: Sequence[float], k: int) -> list[tuple[int, float]]:
+        """The ``k`` nearest indexed seqs, best first: ``(seq, cosine)``.
+
+        With a graph: its neighbours and every vector it has not taken in yet, scored exactly.
+        The tail's start is read before the graph is searched, and the index thread moves it
+        on only after the graph holds those rows: every indexed seq is in one of the two.
         """
         with self.lock:
-            ann, tail = self.ann, list(self.pending)
+            ann, lo = self.ann, self.graph_rows
         if ann is None:
-            return [], tail
-        return ann.search(query, k), tail
+            return probe.search(k)
+        return probe.top_after(ann.search(query, k), lo, k)
 
 
 class IndexManager:
@@ -392,6 +400,7 @@ class IndexManager:
             order = sorted(range(len(seqs)), key=seqs.__getitem__)
             seqs, vecs = [seqs[i] for i in order], vecs[order]
         st.exact.add_matrix(seqs, vecs)
+        st.graph_rows = st.exact.rows
         st.ann, st.seen_seq = got.graph, got.covered_seq
         st.saved_generation, st.graph_file = stamp.generation, "loaded"
         return st
@@ -420,8 +429,9 @@ class IndexManager:
                     if st.dirty or st.ann is not ann:
                         continue
                     covered = max(st.seen_seq, st.exact.max_seq)
-                    if st.pending:
-                        covered = min(covered, min(st.pending) - 1)
+                    tail = st.exact.seqs_from(st.graph_rows)
+                    if tail:
+                        covered = min(covered, min(tail) - 1)
                 newest = ann.newest()
                 anchor = None
                 if newest is not None:
@@ -491,10 +501,9 @@ class IndexManager:
         """(``st.lock`` held) Into the exact index now; into the graph by the index thread."""
         if not items:
             return
-        fresh = [s for s, _ in items if s not in st.exact]  # the index thread may have them
+        rows = st.exact.rows  # the index thread may have taken some in already
         st.exact.add(items)
-        if st.ann is not None and fresh:
-            st.pending.extend(fresh)
+        if st.ann is not None and st.exact.rows > rows:
             self._wake_graph()
 
     def _resync(self, st: WorldIndex) -> None:
@@ -531,19 +540,17 @@ class IndexManager:
 
     def _build_ann(self, st: WorldIndex) -> None:
         try:
-            seqs, mat = st.exact.matrix()
-            ann = hnsw_mod.HnswIndex(st.exact.dim, capacity=int(len(seqs) * 1.25) + 1)
+            seqs, mat, upto = st.exact.snapshot()
+            ann = hnsw_mod.HnswIndex(st.exact.dim, capacity=int(len(seqs) * 1.1) + 1)
             for i in range(0, len(seqs), 10_000):
                 if self._stop.is_set():
                     return
                 ann.add_matrix(seqs[i : i + 10_000], mat[i : i + 10_000])
-            with st.lock:  # switch over; what arrived meanwhile goes in by the index thread
-                now = st.exact.seqs()
-                known = set(seqs)
-                alive = set(now)
-                ann.remove([s for s in seqs if s not in alive])
+            del mat
+            with st.lock:  # switch over; rows added meanwhile go in by the index thread
+                ann.remove([s for s in seqs if s not in st.exact])
                 st.exact.by_rows()  # searches go to the graph; asks read scattered vectors
-                st.pending = [s for s in now if s not in known]
+                st.graph_rows = upto
                 st.ann = ann
             self._wake_graph()
         except Exception as exc:  # the exact index keeps serving
@@ -590,7 +597,11 @@ class IndexManager:
                                 "index", exc, log, where=f"catch-up of world {st.world!r}"
                             )
                 with self._lock:
-                    work = [st for st in self._states.values() if st.pending and st.ann]
+                    work = [
+                        st
+                        for st in self._states.values()
+                        if st.ann is not None and st.exact.rows > st.graph_rows
+                    ]
                 if not work:
                     self._save_graphs(closing=False)
                     break
@@ -627,21 +638,24 @@ class IndexManager:
             time.sleep(0)
 
     def _graph_slice(self, st: WorldIndex, size: int) -> int:
-        """Put up to ``size`` pending vectors of ``st`` into its graph; the next slice's size."""
+        """Put up to ``size`` tail rows of ``st`` into its graph; the next slice's size."""
         with st.lock:
-            ann, chunk = st.ann, st.pending[:size]
-        if ann is None or not chunk:
+            ann, lo = st.ann, st.graph_rows
+        if ann is None:
+            return size
+        seqs, block, hi = st.exact.rows_block(lo, size)
+        if hi <= lo:
             return size
         t0 = time.perf_counter()
-        ann.add(list(st.exact.vectors(chunk).items()))
+        if seqs:
+            ann.add(seqs, block)
         took = time.perf_counter() - t0
         with st.lock:
-            if st.ann is ann:
-                if st.pending[: len(chunk)] == chunk:
-                    del st.pending[: len(chunk)]
-                else:  # the tail changed under us (a resync): drop what is in the graph now
-                    done = set(chunk)
-                    st.pending = [s for s in st.pending if s not in done]
+            if st.ann is ann and st.graph_rows == lo:
+                st.graph_rows = hi
+            gone = [s for s in seqs if s not in st.exact]  # removed while going in
+        if gone:
+            ann.remove(gone)
         if took <= 0:
             return min(4 * size, 1024)
         return max(1, min(1024, int(size * self.graph_slice_s / took) or 1))
@@ -802,7 +816,7 @@ class IndexManager:
             "progress": round(progress, 4),
             "lag": lag,
             "ann_building": bool(st and st.ann_building),
-            "ann_pending": len(st.pending) if st is not None and st.ann is not None else 0,
+            "ann_pending": st.pending if st is not None else 0,
             "graph_file": (st.graph_file if st is not None else None)
             or self._not_trusted_why(world),
             "last_rebuilt": (

@@ -101,7 +101,7 @@ class ExactIndex:
         self.dim = dim
         self.max_seq = 0
         self._lock = threading.Lock()
-        self._seqs: list[int] = []
+        self._seqs: list[int] = []  # row -> seq (-1: removed); pure Python only, else _seq_arr
         self._rows: dict[int, int] = {}
         self._py: list[list[float]] = []
         # numpy: the vectors as columns (dim x capacity), so a sparse query reads only the
@@ -114,6 +114,7 @@ class ExactIndex:
         # numpy only, for Probe.context: each row's event time (NO_TS until first asked for), and
         # the live seqs in order with their rows (rebuilt after anything but an append)
         self._ts: Any = None
+        self._seq_arr: Any = None  # numpy: row -> seq (-1: removed), capacity as _vecs
         self._ord: Any = None
         self._ord_rows: Any = None
         self._ord_n = 0
@@ -150,8 +151,11 @@ class ExactIndex:
             need = self._n + len(seqs)
             have = 0 if self._vecs is None else len(self._ts)
             if need > have:
-                cap = max(need, 2 * have, 512)
+                # a first load fits exactly (1,000 small worlds hold no spare rows); then
+                # a quarter more each time, so spare rows stay under a fifth of the matrix
+                cap = need if have == 0 else max(need, have + have // 4 + 16)
                 ts = _np.full(cap, NO_TS, dtype=_np.int64)
+                seq_arr = _np.full(cap, -1, dtype=_np.int64)
                 if self._by_rows:
                     grown = _np.zeros((cap, self.dim), dtype=_np.float32)
                     if self._vecs is not None:
@@ -162,21 +166,26 @@ class ExactIndex:
                         grown[:, : self._n] = self._vecs[:, : self._n]
                 if self._ts is not None:
                     ts[: self._n] = self._ts[: self._n]
-                self._vecs, self._ts = grown, ts
+                    seq_arr[: self._n] = self._seq_arr[: self._n]
+                self._vecs, self._ts, self._seq_arr = grown, ts, seq_arr
             if self._by_rows:
                 self._vecs[self._n : need] = block
             else:
                 self._vecs[:, self._n : need] = block.T
+            self._seq_arr[self._n : need] = seqs
         if self._n == 0 and all(a < b for a, b in itertools.pairwise(seqs)):
             # a first load in seq order (a saved graph's vectors): the bookkeeping in bulk
             self._rows = dict(zip(seqs, range(len(seqs)), strict=True))
-            self._seqs, self._sorted = list(seqs), list(seqs)
+            self._sorted = list(seqs)
+            if block is None:
+                self._seqs = list(seqs)
             self.max_seq, self._n = (seqs[-1] if seqs else 0), len(seqs)
             return
         appended = []
         for s in seqs:
             self._rows[s] = self._n
-            self._seqs.append(s)
+            if block is None:
+                self._seqs.append(s)
             self.max_seq = max(self.max_seq, s)
             if not self._sorted or s > self._sorted[-1]:
                 self._sorted.append(s)
@@ -194,7 +203,10 @@ class ExactIndex:
                 row = self._rows.pop(s, None)
                 if row is None:
                     continue
-                self._seqs[row] = -1
+                if _np is not None:
+                    self._seq_arr[row] = -1
+                else:
+                    self._seqs[row] = -1
                 self._ord = None
                 pos = bisect.bisect_left(self._sorted, s)
                 if pos < len(self._sorted) and self._sorted[pos] == s:
@@ -312,9 +324,56 @@ class ExactIndex:
 
     def matrix(self) -> tuple[list[int], Any]:
         """(seqs, float32 matrix) of live rows, for building an ANN graph (numpy only)."""
+        seqs, mat, _ = self.snapshot()
+        return seqs, mat
+
+    def snapshot(self) -> tuple[list[int], Any, int]:
+        """:meth:`matrix` and the number of rows it looked at: rows added later come after."""
         with self._lock:
-            live = [i for i in range(self._n) if self._seqs[i] >= 0]
-            return [self._seqs[i] for i in live], self._gather(live)
+            n = self._n
+            if n == 0:
+                return [], _np.zeros((0, self.dim), dtype=_np.float32), 0
+            live = _np.flatnonzero(self._seq_arr[:n] >= 0)
+            return self._seq_arr[live].tolist(), self._gather(live), n
+
+    @property
+    def rows(self) -> int:
+        """Rows so far (live or removed); a row's number never changes."""
+        return self._n
+
+    def live_from(self, lo: int) -> int:
+        """How many live rows there are from row ``lo`` on."""
+        with self._lock:
+            if lo >= self._n:
+                return 0
+            if _np is None:
+                return sum(1 for s in self._seqs[lo : self._n] if s >= 0)
+            return int(_np.count_nonzero(self._seq_arr[lo : self._n] >= 0))
+
+    def seqs_from(self, lo: int) -> list[int]:
+        """The live seqs of the rows from ``lo`` on, in row order."""
+        with self._lock:
+            if lo >= self._n:
+                return []
+            if _np is None:
+                return [s for s in self._seqs[lo : self._n] if s >= 0]
+            seqs = self._seq_arr[lo : self._n]
+            live: list[int] = seqs[seqs >= 0].tolist()
+            return live
+
+    def rows_block(self, lo: int, size: int) -> tuple[list[int], Any, int]:
+        """(seqs, float32 vectors) of the live rows in ``[lo, lo + size)``, and where that
+        range ends (numpy, vectors kept as rows: an ANN world's unindexed tail)."""
+        with self._lock:
+            hi = min(self._n, lo + size)
+            if hi <= lo:
+                return [], _np.zeros((0, self.dim), dtype=_np.float32), lo
+            seqs = self._seq_arr[lo:hi]
+            live = seqs >= 0
+            block = self._vecs[lo:hi] if self._by_rows else self._vecs[:, lo:hi].T
+            if live.all():
+                return seqs.tolist(), _np.array(block, dtype=_np.float32), hi
+            return seqs[live].tolist(), _np.array(block[live], dtype=_np.float32), hi
 
     def search(self, query: Sequence[float], k: int) -> list[tuple[int, float]]:
         return self.probe(query).search(k)
@@ -364,17 +423,16 @@ class Probe:
             n = index._n
             if n == 0:
                 return []
-            seqs = index._seqs
             if _np is not None:
                 scores = _dot(index._vecs, index._by_rows, n, self._q)
                 self._all, self._upto = scores, n
                 kk = min(k, n)
                 idx = _np.argpartition(-scores, kk - 1)[:kk] if kk < n else _np.arange(n)
                 idx = idx[_np.argsort(-scores[idx], kind="stable")]
+                found = index._seq_arr[idx].tolist()
                 vals = scores[idx].tolist()
-                return [
-                    (seqs[i], v) for i, v in zip(idx.tolist(), vals, strict=True) if seqs[i] >= 0
-                ]
+                return [(s, v) for s, v in zip(found, vals, strict=True) if s >= 0]
+            seqs = index._seqs
             dot = self._py_dot
             scored = {i: dot(row) for i, row in enumerate(index._py) if seqs[i] >= 0}
             self._py_all = scored
@@ -436,6 +494,61 @@ class Probe:
                 vals = index._cosines(self._q, rows)
         order = _np.argsort(-vals, kind="stable")[:k]
         return [(pairs[i][0], v) for i, v in zip(order.tolist(), vals[order].tolist(), strict=True)]
+
+    def top_after(self, near: Sequence[int], lo: int, k: int) -> list[tuple[int, float]]:
+        """:meth:`top` of ``near`` (an ANN graph's neighbours) and of every live row from
+        ``lo`` on (the vectors the graph has not taken in yet), best first; equal cosines
+        keep ``near``'s order, then the rows'.
+
+        The rows from ``lo`` on are one contiguous block, scored in one product however
+        long the tail grows while a bulk writer outruns the graph.
+        """
+        index = self._index
+        if _np is None:
+            with index._lock:
+                tail = [s for s in index._seqs[lo : index._n] if s >= 0]
+            return self.top([*near, *tail], k)
+        np = _np
+        if k <= 0:
+            return []
+        with index._lock:
+            n = index._n
+            get = index._rows.get
+            # a seq the graph took in after its tail was read is scored with the tail
+            pairs = [(s, r) for s in dict.fromkeys(near) if (r := get(s)) is not None and r < lo]
+            rows = np.fromiter((r for _, r in pairs), dtype=np.int64, count=len(pairs))
+            if not pairs:
+                near_vals = np.zeros(0, dtype=np.float32)
+            elif self._all is not None and int(rows.max()) < self._upto:
+                near_vals = self._all[rows]
+            else:
+                near_vals = index._cosines(self._q, rows)
+            if n > lo:
+                if self._all is not None and n <= self._upto:
+                    tail_vals = self._all[lo:n]
+                elif index._by_rows:
+                    tail_vals = index._vecs[lo:n] @ self._q
+                else:
+                    tail_vals = self._q @ index._vecs[:, lo:n]
+                tail_seqs = index._seq_arr[lo:n]
+                live = tail_seqs >= 0
+                if not live.all():
+                    tail_vals, tail_seqs = tail_vals[live], tail_seqs[live]
+                else:
+                    tail_seqs = tail_seqs.copy()
+            else:
+                tail_vals, tail_seqs = np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+        near_seqs = np.fromiter((s for s, _ in pairs), dtype=np.int64, count=len(pairs))
+        vals = np.concatenate((near_vals.astype(np.float32, copy=False), tail_vals))
+        seqs = np.concatenate((near_seqs, tail_seqs))
+        neg = -vals
+        if len(vals) > k:  # the k best, ties at the k-th included, then a stable sort of those
+            kth = np.partition(neg, k - 1)[k - 1]
+            pick = np.flatnonzero(neg <= kth)
+            order = pick[np.argsort(neg[pick], kind="stable")][:k]
+        else:
+            order = np.argsort(neg, kind="stable")
+        return list(zip(seqs[order].tolist(), vals[order].tolist(), strict=True))
 
     def scores(self, seqs: Iterable[int]) -> dict[int, float]:
         """Cosine of the query with each indexed seq among ``seqs``."""

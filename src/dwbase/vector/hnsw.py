@@ -26,7 +26,11 @@ def available() -> bool:
 
 
 class HnswIndex:
-    """Cosine HNSW keyed by seq. ``add``/``remove``/``search`` are thread-safe."""
+    """Cosine HNSW keyed by seq. ``add``/``remove``/``search`` are thread-safe.
+
+    The graph keeps no Python object per vector: its size and newest seq are counters, and
+    only the (rare) labels marked deleted are a set.
+    """
 
     kind = "hnsw"
 
@@ -37,12 +41,10 @@ class HnswIndex:
         self._lock = threading.Lock()  # the graph's structure: searches, additions, removals
         self._write = threading.Lock()  # additions, removals and saves (a save lets searches on)
         self._index: Any = hnswlib.Index(space="ip", dim=dim)
-        self._index.init_index(
-            max_elements=max(capacity, 1024), M=M, ef_construction=EF_CONSTRUCTION
-        )
+        self._index.init_index(max_elements=max(capacity, 16), M=M, ef_construction=EF_CONSTRUCTION)
         self._index.set_ef(EF_SEARCH)
-        self._live: set[int] = set()
         self._deleted: set[int] = set()  # labels marked deleted (still in the file)
+        self._newest: int | None = None
         self.changes = 0  # vectors added or removed since it was built, loaded or saved
 
     @classmethod
@@ -57,13 +59,14 @@ class HnswIndex:
         self._index = hnswlib.Index(space="ip", dim=dim)
         self._index.load_index(path)
         self._index.set_ef(EF_SEARCH)
-        self._deleted = set(deleted)
-        self._live = {int(x) for x in self._index.get_ids_list()} - self._deleted
+        labels = [int(x) for x in self._index.get_ids_list()]
+        self._deleted = set(deleted).intersection(labels)
+        self._newest = max((x for x in labels if x not in self._deleted), default=None)
         self.changes = 0
         return self
 
     def __len__(self) -> int:
-        return len(self._live)
+        return int(self._index.get_current_count()) - len(self._deleted)
 
     def save(self, path: str) -> set[int]:
         """Write the graph to ``path``; the labels it holds marked deleted."""
@@ -75,43 +78,49 @@ class HnswIndex:
     def newest(self) -> int | None:
         """The highest seq in the graph (``None`` when empty)."""
         with self._lock:
-            return max(self._live) if self._live else None
+            if self._newest is not None and self._newest in self._deleted:
+                labels = [int(x) for x in self._index.get_ids_list()]
+                self._newest = max((x for x in labels if x not in self._deleted), default=None)
+            return self._newest
 
-    def add_matrix(self, seqs: Sequence[int], matrix: Any, *, num_threads: int = -1) -> None:
-        if not seqs:
+    def add(self, seqs: Sequence[int], matrix: Any, *, num_threads: int = 1) -> None:
+        """Put ``matrix`` (float32, ``len(seqs) x dim``) in the graph under ``seqs``."""
+        if not len(seqs):
             return
         with self._write, self._lock:
             need = self._index.get_current_count() + len(seqs)
-            if need > self._index.get_max_elements():
-                self._index.resize_index(max(need, 2 * self._index.get_max_elements()))
+            cap = self._index.get_max_elements()
+            if need > cap:  # a quarter more: spare room costs the size of a vector each
+                self._index.resize_index(max(need, cap + cap // 4))
             self._index.add_items(matrix, list(seqs), num_threads=num_threads)
-            self._live.update(seqs)
             self._deleted.difference_update(seqs)
+            top = max(seqs)
+            if self._newest is None or top > self._newest:
+                self._newest = top
             self.changes += len(seqs)
 
-    def add(self, items: Sequence[tuple[int, Sequence[float]]]) -> None:
-        import numpy as np
-
-        fresh = [(s, v) for s, v in items if s not in self._live]
-        if fresh:
-            mat = np.asarray([v for _, v in fresh], dtype=np.float32)
-            self.add_matrix([s for s, _ in fresh], mat, num_threads=1)
+    def add_matrix(self, seqs: Sequence[int], matrix: Any, *, num_threads: int = -1) -> None:
+        """:meth:`add` with every core (a build: no search waits on it yet)."""
+        self.add(seqs, matrix, num_threads=num_threads)
 
     def remove(self, seqs: Sequence[int]) -> None:
         with self._write, self._lock:
             for s in seqs:
-                if s in self._live:
+                if s in self._deleted:
+                    continue
+                try:
                     self._index.mark_deleted(s)
-                    self._live.discard(s)
-                    self._deleted.add(s)
-                    self.changes += 1
+                except RuntimeError:  # not in the graph
+                    continue
+                self._deleted.add(s)
+                self.changes += 1
 
     def search(self, query: Sequence[float], k: int) -> list[int]:
         """Seqs of (about) the ``k`` nearest vectors, nearest first."""
         import numpy as np
 
         with self._lock:
-            n = len(self._live)
+            n = len(self)
             if n == 0 or k <= 0:
                 return []
             kk = min(k, n)
