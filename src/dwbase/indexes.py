@@ -18,14 +18,12 @@ reports version, embedder, ready, rebuilding, progress, lag and last rebuild tim
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .background import describe
@@ -34,7 +32,9 @@ from .model import FilterSpec
 from .timeutil import format_instant
 from .vector import ExactIndex, graphfile, pack
 from .vector import hnsw as hnsw_mod
-from .vector.exact import Probe
+from .vector.reembed import REEMBED_FILE as REEMBED_FILE
+from .vector.reembed import ReembedCache
+from .vector.world import WorldIndex as WorldIndex
 
 if TYPE_CHECKING:
     from .background import BackgroundFailures
@@ -65,149 +65,6 @@ _BATCH = 256
 GRAPH_SLICE_S = 0.004
 """Vectors go into an HNSW graph in slices of about this long, so a search waits no longer."""
 log = logging.getLogger("dwbase.indexes")
-
-
-REEMBED_FILE = "vectors-reembedded.sqlite"
-"""Beside a SQLite store: vectors of older atoms re-embedded after an embedder change."""
-
-
-class ReembedCache:
-    """Vectors made for old atoms by a later embedder, keyed by (embedder, seq).
-
-    Atoms are immutable and seqs never reused, so an entry stays valid for that embedder.
-    When the cache file cannot be opened, read or written, the vectors are kept in memory
-    (the next open re-embeds them) and ``on_failure`` hears why: the engine logs, counts and
-    reports it as the ``reembed`` background task.
-    """
-
-    def __init__(
-        self,
-        storage_path: str | None,
-        on_failure: Callable[[str], None] | None = None,
-    ) -> None:
-        self._lock = threading.Lock()
-        self._mem: dict[tuple[str, int], bytes] = {}
-        self._db: Any = None
-        self._on_failure = on_failure
-        self.path: str | None = None
-        if storage_path and storage_path != ":memory:" and os.path.isfile(storage_path):
-            self.path = os.path.join(os.path.dirname(storage_path), REEMBED_FILE)
-            try:
-                import sqlite3
-            except ImportError:  # no sqlite3 (WASI): memory is the only place there is
-                return
-            try:
-                self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-                self._db.execute(
-                    "CREATE TABLE IF NOT EXISTS reembedded(embedder TEXT NOT NULL, "
-                    "seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY(embedder, seq)) "
-                    "WITHOUT ROWID"
-                )
-            except Exception as exc:  # a read-only folder, a full disk, a broken file
-                self._fall_back("cannot be opened", exc)
-
-    def _fall_back(self, what: str, exc: BaseException) -> None:
-        """Keep vectors in memory from now on (lock held or not needed) and report why."""
-        db, self._db = self._db, None
-        if db is not None:
-            with contextlib.suppress(Exception):
-                db.close()
-        if self._on_failure is not None:
-            self._on_failure(
-                f"re-embedded vector cache {self.path} {what} ({type(exc).__name__}: {exc}); "
-                "re-embedded vectors are kept in memory only and made again on the next open"
-            )
-
-    def get(self, embedder: str, seqs: Sequence[int]) -> dict[int, bytes]:
-        with self._lock:
-            out = {s: d for s in seqs if (d := self._mem.get((embedder, s))) is not None}
-            if self._db is None:
-                return out
-            try:
-                for i in range(0, len(seqs), 500):
-                    chunk = list(seqs[i : i + 500])
-                    marks = ",".join("?" * len(chunk))
-                    for seq, data in self._db.execute(
-                        f"SELECT seq, data FROM reembedded WHERE embedder=? AND seq IN ({marks})",
-                        [embedder, *chunk],
-                    ):
-                        out[int(seq)] = bytes(data)
-            except Exception as exc:
-                self._fall_back("cannot be read", exc)
-            return out
-
-    def put(self, embedder: str, rows: Sequence[tuple[int, bytes]]) -> None:
-        with self._lock:
-            if self._db is not None:
-                try:
-                    self._db.execute("BEGIN")
-                    self._db.executemany(
-                        "INSERT OR REPLACE INTO reembedded(embedder, seq, data) VALUES(?, ?, ?)",
-                        [(embedder, s, d) for s, d in rows],
-                    )
-                    self._db.execute("COMMIT")
-                    return
-                except Exception as exc:
-                    with contextlib.suppress(Exception):
-                        self._db.execute("ROLLBACK")
-                    self._fall_back("cannot be written", exc)
-            self._mem.update(((embedder, s), d) for s, d in rows)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-
-@dataclass(slots=True)
-class WorldIndex:
-    world: str
-    quarantined: bool
-    exact: ExactIndex
-    embedder: str
-    ann: hnsw_mod.HnswIndex | None = None
-    ann_building: bool = False
-    ready: bool = True
-    rebuilding: bool = False
-    progress: float = 1.0
-    last_rebuilt_us: int | None = None
-    dirty: bool = False
-    seen_seq: int = 0  # storage rows up to here were looked at (some may not fit the index)
-    error: str | None = None
-    # rows of ``exact`` below this are in the graph (or removed); the rows from it on are the
-    # graph's tail, not taken in yet: asks score them exactly beside the graph's neighbours,
-    # in one block, and the index thread moves them into the graph in row order
-    graph_rows: int = 0
-    stored: bool = False  # atoms were stored since the index thread last caught up
-    resyncs: int = 0  # bumped by each resync: rows read before one may be gone since
-    # the graph file: the store generation it was saved or loaded at (None: not on disk), and
-    # how this index's graph came to be ("loaded", or why a saved one was not trusted)
-    saved_generation: int | None = None
-    graph_file: str | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def kind(self) -> str:
-        return "hnsw" if self.ann is not None else "exact"
-
-    @property
-    def pending(self) -> int:
-        """Vectors in ``exact`` that the graph has not taken in yet (0 without a graph)."""
-        return self.exact.live_from(self.graph_rows) if self.ann is not None else 0
-
-    def top(self, probe: Probe, query: Sequence[float], k: int) -> list[tuple[int, float]]:
-        """The ``k`` nearest indexed seqs, best first: ``(seq, cosine)``.
-
-        With a graph: its neighbours and every vector it has not taken in yet, scored exactly.
-        The tail's start is read before the graph is searched, and the index thread moves it
-        on only after the graph holds those rows: every indexed seq is in one of the two.
-        """
-        with self.lock:
-            ann, lo = self.ann, self.graph_rows
-        if ann is None:
-            return probe.search(k)
-        return probe.top_after(ann.search(query, k), lo, k)
 
 
 class IndexManager:
