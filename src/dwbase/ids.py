@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
 
 
 class IdGenerator:
@@ -40,7 +39,8 @@ class IdGenerator:
             value |= rand_a << 64
             value |= 0b10 << 62
             value |= rand_b
-            return str(uuid.UUID(int=value))
+            h = f"{value:032x}"  # str(uuid.UUID(int=value)), without building the UUID
+            return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 _default = IdGenerator()

@@ -1,7 +1,8 @@
 """The atom model and input validation.
 
 Everything that enters DWBase passes :func:`validate_new_atom` (local writes) or
-:func:`validate_atom` (atoms from peers); nothing invalid is ever stored.
+:func:`validate_atom` (atoms from peers); nothing invalid is ever stored. Payloads are read
+by :mod:`dwbase.payload` (its names are re-exported here).
 """
 
 from __future__ import annotations
@@ -14,6 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidInputError, PayloadTooLargeError
+from .payload import DEFAULT_MAX_PAYLOAD_BYTES as DEFAULT_MAX_PAYLOAD_BYTES
+from .payload import MAX_PAYLOAD_DEPTH as MAX_PAYLOAD_DEPTH
+from .payload import finite as finite
+from .payload import is_utf8 as _is_utf8
+from .payload import parse_payload as parse_payload
+from .payload import payload_text as payload_text
 from .timeutil import format_instant, parse_instant
 
 KINDS = ("observation", "reflection", "plan", "action", "message")
@@ -26,11 +33,6 @@ MAX_VECTOR_DIMS = 4096
 # Longest question ``ask`` takes. A question costs time in proportion to its length, and
 # every ask shares the same threads: a bound keeps one caller from holding them all.
 MAX_QUESTION_CHARS = 8192
-DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
-# Objects and arrays nest at most this deep in a payload. Deeper JSON is refused as invalid
-# input: every walker of a payload (quarantine, text extraction, encoders) stays far from
-# Python's recursion limit, and no real record needs more.
-MAX_PAYLOAD_DEPTH = 100
 MAX_POLICY_DAYS = 3_650_000  # 10,000 years; larger values overflow SQLite's 64-bit integers
 
 _WORLD_RE = re.compile(r"\A[A-Za-z0-9:/._\-]{1,256}\Z")  # \Z: "$" accepts a final "\n"
@@ -395,15 +397,6 @@ def _validate_name(value: Any, field: str) -> str:
     return value
 
 
-def _is_utf8(value: str) -> bool:
-    # Lone surrogates survive Python strings but not UTF-8 (SQLite, checksums, the wire).
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def validate_client_id(value: Any) -> str:
     """An atom id chosen by the writer (``NewAtom.id``): a UUID in canonical lowercase form.
 
@@ -591,144 +584,6 @@ def _fast_vector(values: Any) -> tuple[float, ...] | None:
     except (OverflowError, ValueError):
         return None
     return out if math.isfinite(total) else None
-
-
-def finite(value: Any) -> Any:
-    """A parsed payload with NaN and infinities (which JSON lacks) as ``None``."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [finite(v) for v in value]
-    return value
-
-
-def _reject_constant(token: str) -> Any:
-    # NaN/Infinity are not JSON; they are parsed so quarantine can see them (see quarantine.py).
-    return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}[token]
-
-
-def parse_payload(
-    payload_json: Any = None, payload: Any = None, *, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
-) -> tuple[str, Any]:
-    """Return ``(payload_json, parsed)``; exactly one of the two forms may be given."""
-    if payload is not None and payload_json not in (None, ""):
-        raise InvalidInputError("give payload_json or payload, not both", field="payload")
-    if payload is not None:
-        if not isinstance(payload, Mapping):
-            raise InvalidInputError("payload must be a JSON object", field="payload")
-        try:
-            text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-        except RecursionError as exc:
-            raise _too_deep("payload") from exc
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(
-                f"payload is not JSON-serialisable: {exc}", field="payload"
-            ) from exc
-    elif payload_json is None or payload_json == "":
-        text = "{}"
-    elif isinstance(payload_json, str):
-        text = payload_json
-    else:
-        raise InvalidInputError("payload_json must be a string holding JSON", field="payload_json")
-    try:
-        size = len(text.encode("utf-8"))
-    except UnicodeEncodeError as exc:
-        raise InvalidInputError(
-            "payload must be valid Unicode text (it holds an unpaired surrogate)",
-            field="payload_json",
-        ) from exc
-    if size > max_bytes:
-        raise PayloadTooLargeError(
-            f"payload is {size} bytes; the limit is {max_bytes}", size=size, limit=max_bytes
-        )
-    try:
-        parsed = json.loads(text, parse_constant=_reject_constant)
-    except RecursionError as exc:
-        raise _too_deep("payload_json") from exc
-    except ValueError as exc:
-        raise InvalidInputError(
-            f"payload_json is not valid JSON: {exc}", field="payload_json"
-        ) from exc
-    # Fewer brackets than the limit cannot nest past it: most payloads skip the walk.
-    if text.count("{") + text.count("[") > MAX_PAYLOAD_DEPTH and _depth(parsed) > MAX_PAYLOAD_DEPTH:
-        raise _too_deep("payload_json")
-    if _SURROGATE_ESCAPE_RE.search(text) and _has_lone_surrogate(parsed):
-        raise InvalidInputError(
-            "payload_json holds an unpaired surrogate escape (\\ud800-\\udfff); "
-            "strings must be valid Unicode",
-            field="payload_json",
-        )
-    return text, parsed
-
-
-_SURROGATE_ESCAPE_RE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def _too_deep(field: str) -> InvalidInputError:
-    return InvalidInputError(
-        f"payload is nested too deeply: objects and arrays may nest at most "
-        f"{MAX_PAYLOAD_DEPTH} levels",
-        field=field,
-        limit=MAX_PAYLOAD_DEPTH,
-    )
-
-
-def _depth(value: Any) -> int:
-    """How deeply objects and arrays nest in ``value`` (a scalar is 0), without recursion."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        v, d = stack.pop()
-        if isinstance(v, dict):
-            children: Iterable[Any] = v.values()
-        elif isinstance(v, list):
-            children = v
-        else:
-            continue
-        d += 1
-        if d > deepest:
-            deepest = d
-            if d > MAX_PAYLOAD_DEPTH:
-                return d
-        stack.extend((c, d) for c in children)
-    return deepest
-
-
-def _has_lone_surrogate(value: Any) -> bool:
-    if isinstance(value, str):
-        return not _is_utf8(value)
-    if isinstance(value, Mapping):
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_lone_surrogate(v) for v in value)
-    return False
-
-
-def payload_text(parsed: Any) -> str:
-    """The text DWBase indexes: every string (and number) in the payload, in document order."""
-    parts: list[str] = []
-
-    def walk(v: Any) -> None:
-        if isinstance(v, str):
-            parts.append(v)
-        elif isinstance(v, bool) or v is None:
-            return
-        elif isinstance(v, int | float):
-            if isinstance(v, float) and not math.isfinite(v):
-                parts.append(str(v))
-            else:
-                parts.append(str(v))
-        elif isinstance(v, Mapping):
-            for item in v.values():
-                walk(item)
-        elif isinstance(v, list):
-            for item in v:
-                walk(item)
-
-    walk(parsed)
-    return " ".join(parts)
 
 
 # Instants a stored atom may carry: years 0001-9999 in UTC (what RFC 3339 can write).

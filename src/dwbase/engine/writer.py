@@ -22,8 +22,6 @@ from ..model import (
     QUARANTINE_PREFIX,
     Atom,
     StoredAtom,
-    parse_payload,
-    payload_text,
     validate_atom,
     validate_client_id,
     validate_importance,
@@ -36,6 +34,7 @@ from ..model import (
     validate_world,
 )
 from ..options import Options
+from ..payload import read_payload
 from ..quarantine import Quarantine
 from ..results import AtomId, Counters, IngestResult
 from ..security.caps import FULL_ACCESS, Caller
@@ -65,6 +64,39 @@ ATOM_FIELDS = (
     "links",
     "recorded_at",
 )
+
+
+_FIELD_SET = frozenset(ATOM_FIELDS)
+
+
+class _Seen:
+    """What the atoms of one batch share, each checked once: worlds (with their vector
+    dimension), worker names and tag lists."""
+
+    __slots__ = ("_tags", "names", "worlds")
+
+    def __init__(self) -> None:
+        self.worlds: dict[str, int] = {}
+        self.names: set[str] = set()
+        self._tags: dict[tuple[str, tuple[Any, ...]], tuple[str, ...]] = {}
+
+    def tags(self, values: Any, field: str) -> tuple[str, ...]:
+        """``validate_tags`` (and for labels ``validate_policy_labels``), once per list."""
+        if values is None:
+            return ()
+        key = (field, tuple(values)) if type(values) is list or type(values) is tuple else None
+        try:
+            done = self._tags.get(key) if key is not None else None
+        except TypeError:  # an unhashable item: validate_tags names the problem
+            key = done = None
+        if done is not None:
+            return done
+        out = validate_tags(values, field)
+        if field == "labels":
+            validate_policy_labels(out)
+        if key is not None:
+            self._tags[key] = out
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,43 +177,54 @@ class Writer:
         now_us: int,
         atom_id: str | None = None,
         recorded_us: int | None = None,
+        seen: _Seen | None = None,
     ) -> _Prepared:
+        """One atom checked and made into a record; ``seen`` keeps what the atoms of one batch
+        share (worlds, workers, tag lists), so each is checked once per batch."""
+        if seen is None:
+            seen = _Seen()
         if not isinstance(data, Mapping):
             raise InvalidInputError("an atom must be a JSON object")
-        unknown = set(data).difference(ATOM_FIELDS)
-        if unknown:
+        if not _FIELD_SET.issuperset(data):
+            unknown = set(data).difference(ATOM_FIELDS)
             raise InvalidInputError(
                 f"unknown atom field(s): {', '.join(sorted(unknown))}; "
                 f"valid: {', '.join(ATOM_FIELDS)}",
                 field=sorted(unknown)[0],
             )
-        world = validate_world(data.get("world"))
-        if world.startswith(QUARANTINE_PREFIX):
-            raise InvalidInputError(
-                "quarantine: worlds are managed by DWBase; write to the world itself", field="world"
-            )
-        worker = data.get("worker")
-        if caller.worker is not None:
-            worker = caller.worker  # an authenticated caller writes as itself
-        if not isinstance(worker, str) or not worker:
-            raise InvalidInputError("worker must be a non-empty string", field="worker")
-        worker = validate_tags([worker], "worker")[0]
+        raw_world = data.get("world")
+        dim = seen.worlds.get(raw_world) if type(raw_world) is str else None
+        if dim is not None:
+            world: str = raw_world  # type: ignore[assignment]  # checked earlier in the batch
+        else:
+            world = validate_world(raw_world)
+            if world.startswith(QUARANTINE_PREFIX):
+                raise InvalidInputError(
+                    "quarantine: worlds are managed by DWBase; write to the world itself",
+                    field="world",
+                )
+            dim = seen.worlds[world] = self.worlds.dim(world)
+        worker = data.get("worker") if caller.worker is None else caller.worker
+        if type(worker) is not str or worker not in seen.names:
+            # an authenticated caller writes as itself (caller.worker)
+            if not isinstance(worker, str) or not worker:
+                raise InvalidInputError("worker must be a non-empty string", field="worker")
+            worker = validate_tags([worker], "worker")[0]
+            seen.names.add(worker)
         kind = validate_kind(data.get("kind", "observation"))
         importance = validate_importance(data.get("importance", 0.5))
         ts_us = validate_timestamp(data.get("timestamp", ""), now_us)
-        payload_json, parsed = parse_payload(
+        payload = read_payload(
             data.get("payload_json"), data.get("payload"), max_bytes=self.options.max_payload_bytes
         )
         vector = validate_vector(data.get("vector"))
-        flags = validate_tags(data.get("flags"), "flags")
-        labels = validate_tags(data.get("labels"), "labels")
-        validate_policy_labels(labels)
+        flags = seen.tags(data.get("flags"), "flags")
+        labels = seen.tags(data.get("labels"), "labels")
         links = validate_links(data.get("links"))
         chosen = data.get("id") if atom_id is None else None
         if chosen is not None:
             atom_id = validate_client_id(chosen)  # an id the writer chose (see chosen_ids)
         caller.require_write(world, kind=kind, labels=labels, importance=importance)
-        dim = self.worlds.dim(world)
         if vector is not None and len(vector) != dim:
             raise InvalidInputError(
                 f"vector has {len(vector)} dims, world {world!r} expects {dim}",
@@ -189,10 +232,9 @@ class Writer:
                 dims=len(vector),
                 expected=dim,
             )
-        text = payload_text(parsed)
         # The embedding is made later, for a whole batch in one call (see _embed_pending).
         index_vec = pack_unit(vector) if vector is not None else None
-        embed_text = text if vector is None and dim == self.embedder.dim else ""
+        embed_text = payload.text if vector is None and dim == self.embedder.dim else ""
         rec_us = now_us if recorded_us is None else recorded_us
         rec_text = self._instant(rec_us)  # a batch shares one record time: formatted once
         atom = Atom(
@@ -202,7 +244,7 @@ class Writer:
             kind=kind,
             timestamp=rec_text if ts_us == rec_us else format_instant(ts_us),
             importance=importance,
-            payload_json=payload_json,
+            payload_json=payload.json,
             vector=vector,
             flags=flags,
             labels=labels,
@@ -211,9 +253,14 @@ class Writer:
         )
         return _Prepared(
             NewRecord(
-                atom=atom, ts_us=ts_us, recorded_us=rec_us, text=text, index_vector=index_vec
+                atom=atom,
+                ts_us=ts_us,
+                recorded_us=rec_us,
+                text=payload.text,
+                index_vector=index_vec,
             ),
-            parsed,
+            # quarantine's number rule reads the payload only when it may hold NaN or infinity
+            None if payload.finite else payload.parsed,
             embed_text,
         )
 
@@ -246,7 +293,7 @@ class Writer:
 
     def _quarantine_reason(self, prep: _Prepared, *, burst: bool = True) -> str | None:
         a = prep.record.atom
-        if any(lb.startswith(("policy:", "world_status:")) for lb in a.labels):
+        if a.labels and any(lb.startswith(("policy:", "world_status:")) for lb in a.labels):
             return None
         trust = self.options.trust.get(a.worker, self.options.default_trust)
         return self._quarantine.reason(
@@ -272,22 +319,28 @@ class Writer:
         self._sync()
         now_us = self._now()
         prepared: list[_Prepared] = []
+        seen = _Seen()
         for i, data in enumerate(atoms):
             try:
-                prepared.append(self._prepare(data, who, now_us))
+                prepared.append(self._prepare(data, who, now_us, seen=seen))
             except InvalidInputError as exc:
                 if len(atoms) > 1:
                     exc.details.setdefault("index", i)
                     exc.message = f"atom {i}: {exc.message}"
                     exc.args = (exc.message,)
                 raise
-        check_links(self.storage, [p.record.atom for p in prepared])
-        for p in prepared:
-            self._check_world_open(p.record.atom.world, p.record.atom.labels)
+        batch = [p.record.atom for p in prepared]
+        check_links(self.storage, batch)
+        open_worlds: set[str] = set()
+        for atom in batch:  # a world found open stays open for the rest of the batch
+            if atom.world not in open_worlds:
+                self._check_world_open(atom.world, atom.labels)
+                if not any(lb.startswith("world_status:") for lb in atom.labels):
+                    open_worlds.add(atom.world)
         # Ids the writer chose may exist already: those atoms are answered, not stored again.
         chosen = [i for i, d in enumerate(atoms) if d.get("id") is not None]
-        known = chosen_ids.known(self.storage, [p.record.atom for p in prepared], chosen)
-        fresh = [p for i, p in enumerate(prepared) if i not in known]
+        known = chosen_ids.known(self.storage, batch, chosen)
+        fresh = [p for i, p in enumerate(prepared) if i not in known] if known else prepared
         records = [self._with_quarantine(p) for p in self._embed_pending(fresh)]
         settled = iter(chosen_ids.settle(self.storage, records, self._store(records)))
         out: list[AtomId] = []
@@ -313,9 +366,10 @@ class Writer:
         now_us = self._now()
         answers: list[AtomId | DWBaseError | None] = []  # None: prepared, not answered yet
         ready: list[tuple[int, _Prepared]] = []
+        seen = _Seen()
         for i, (data, caller) in enumerate(items):
             try:
-                p = self._prepare(data, caller or FULL_ACCESS, now_us)
+                p = self._prepare(data, caller or FULL_ACCESS, now_us, seen=seen)
                 check_links(self.storage, [p.record.atom])
                 self._check_world_open(p.record.atom.world, p.record.atom.labels)
                 hit = chosen_ids.known(self.storage, [p.record.atom], [0] if data.get("id") else [])
