@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -90,6 +91,28 @@ def test_a_new_store_keeps_each_text_once_and_still_finds_it(tmp_path: Path) -> 
     assert kept["atom-00003"] == 'she said "the disk" again'
     assert kept["atom-00004"] == "disk report 3"
     assert kept["atom-00005"] == "disk"  # not exactly the plain shape: kept
+
+
+def test_a_small_world_is_indexed_on_its_own_from_the_atoms_texts(tmp_path: Path) -> None:
+    """A small world's own index (in the reader's temp schema) is filled from ``atoms_text``:
+    it ranks exactly as the store-wide index does when the world is alone in the store."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    alone = SQLiteStorage(str(tmp_path / "a" / "s.sqlite3"))
+    shared = SQLiteStorage(str(tmp_path / "b" / "s.sqlite3"))
+    try:
+        records = [
+            _record(i, p, payload_text(json.loads(p))) for i, p in enumerate(PAYLOADS, start=1)
+        ]
+        alone.append(records)
+        shared.append(records)
+        other = _record(99, '{"text":"disk disk disk elsewhere"}', "disk disk disk elsewhere")
+        shared.append([replace(other, atom=replace(other.atom, world="v"))])
+        want = alone.search_text("w", ["disk", "latency"], 10)
+        assert want and shared.search_text("w", ["disk", "latency"], 10) == want
+    finally:
+        alone.close()
+        shared.close()
 
 
 def test_a_new_store_fills_its_pages_with_vectors(tmp_path: Path) -> None:
