@@ -342,3 +342,21 @@ def test_numpy_batches_match_pure_python_bit_for_bit_on_any_text(texts: list[str
     assert HashingEmbedder(dim=32).embed(texts) == [
         HashingEmbedder(dim=32).embed_one(t) for t in texts
     ]
+
+
+def test_minilm_embeds_a_whole_batch_in_one_model_call(
+    minilm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    real = minilm._model.encode
+
+    def counting(texts: list[str], **kwargs: Any) -> Any:
+        calls.append(len(texts))
+        return real(texts, **kwargs)
+
+    monkeypatch.setattr(minilm._model, "encode", counting)
+    with dwbase.open(":memory:", embedder=minilm) as db:
+        db.remember_batch(
+            [{"world": "w", "worker": "a", "payload": {"text": f"note {i}"}} for i in range(100)]
+        )
+    assert calls == [100]  # the model batches internally (batch_size); the writer calls once

@@ -152,43 +152,44 @@ class BatchHasher:
         """Number words seen for the first time (and their new features)."""
         if not new:
             return
-        fids, dim = self._fids, self.dim
+        fids, wids, dim, word, crc32 = self._fids, self._wids, self.dim, self._word, zlib.crc32
         buckets: list[int] = []
         signs: list[float] = []
-
-        def fid(feat: str) -> int:
-            n = fids.get(feat)
-            if n is None:
-                n = fids[feat] = len(fids)
-                h = zlib.crc32(feat.encode("utf-8"))  # as HashingEmbedder._bucket
-                buckets.append(h % dim)
-                signs.append(-1.0 if h & 0x80000000 else 1.0)
-            return n
-
-        rows: list[list[Any]] = [[] for _ in range(7)]
+        stop: list[bool] = []
+        keys: list[int] = []
+        gptr: list[int] = []
+        glen: list[int] = []
+        crc_a: list[int] = []
+        crc_b: list[int] = []
+        blen: list[int] = []
         grams: list[int] = []
         at = self._grams.n
+        b_colon = crc32(b"b:")
         for w in new:
-            key, gs = self._word(w)
+            key, gs = word(w)
             s = key[2:].encode("utf-8")
-            self._wids[w] = len(self._wids)
+            wids[w] = len(wids)
             self._stems.append(s)
-            for values, v in zip(
-                rows,
-                (
-                    w in STOPWORDS,
-                    fid(key),
-                    at + len(grams),
-                    len(gs),
-                    zlib.crc32(b" ", zlib.crc32(s, zlib.crc32(b"b:"))),
-                    zlib.crc32(s),
-                    len(s),
-                ),
-                strict=True,
-            ):
-                values.append(v)
-            grams.extend(fid(g) for g in gs)
-        for column, added in zip(self._columns(), rows, strict=True):
+            stop.append(w in STOPWORDS)
+            gptr.append(at + len(grams))
+            glen.append(len(gs))
+            crc_a.append(crc32(b" ", crc32(s, b_colon)))  # "b:<stem> "
+            crc_b.append(crc32(s))
+            blen.append(len(s))
+            for i, feat in enumerate((key, *gs)):
+                n = fids.get(feat)
+                if n is None:
+                    n = fids[feat] = len(fids)
+                    h = crc32(feat.encode("utf-8"))  # as HashingEmbedder._bucket
+                    buckets.append(h % dim)
+                    signs.append(-1.0 if h & 0x80000000 else 1.0)
+                if i:
+                    grams.append(n)
+                else:
+                    keys.append(n)
+        for column, added in zip(
+            self._columns(), (stop, keys, gptr, glen, crc_a, crc_b, blen), strict=True
+        ):
             column.extend(added)
         self._grams.extend(grams)
         self._bucket.extend(buckets)
