@@ -187,10 +187,9 @@ class BatchHasher:
                     grams.append(n)
                 else:
                     keys.append(n)
-        for column, added in zip(
-            self._columns(), (stop, keys, gptr, glen, crc_a, crc_b, blen), strict=True
-        ):
-            column.extend(added)
+        added: tuple[list[Any], ...] = (stop, keys, gptr, glen, crc_a, crc_b, blen)
+        for column, values in zip(self._columns(), added, strict=True):
+            column.extend(values)
         self._grams.extend(grams)
         self._bucket.extend(buckets)
         self._sign.extend(signs)
