@@ -25,12 +25,16 @@ skips the rebuilds (minutes each at 1M).
 (``limit=10``), each followed by the two floors on the same data, in turn: an FTS5 bm25 top 10
 over the world's texts (a plain ``fts5`` table of its own, the same tokenizer, the question's
 terms OR-ed) and an exact numpy cosine top 10 over the world's vectors (embedded again with the
-same embedder). Wall p50/p95 and process CPU per call, in ms.
+same embedder). Wall p50/p95 and process CPU per call, in ms. BLAS runs on one thread for
+all three (on a small shared machine a second OpenBLAS thread only spins for a core; the
+engine pins its own products to one thread anyway). ``--profile FILE`` then profiles the same
+asks again (cProfile, pstats file) to say where an ask's time goes.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
 import sqlite3
@@ -44,6 +48,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import dwbase
 from bench_corpus import Corpus
@@ -119,7 +124,13 @@ def _world_texts(path: Path) -> list[str]:
     """The world's index texts, read straight from the store file (read-only)."""
     conn = sqlite3.connect(f"file:{path / 'dwbase.sqlite3'}?mode=ro", uri=True)
     try:
-        return [r[0] for r in conn.execute("SELECT text FROM atoms WHERE world = 'w' ORDER BY seq")]
+        view = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'atoms_text'").fetchone()
+        sql = (  # schema 2 keeps a text once: atoms.text is NULL where the payload holds it
+            "SELECT t.text FROM atoms a JOIN atoms_text t ON t.seq = a.seq"
+            if view
+            else "SELECT a.text FROM atoms a"
+        )
+        return [r[0] for r in conn.execute(f"{sql} WHERE a.world = 'w' ORDER BY a.seq")]
     finally:
         conn.close()
 
@@ -151,7 +162,12 @@ def _vectors(texts: list[str]) -> tuple[np.ndarray, float]:
 
 
 def steady_asks(
-    path: Path, questions: list[str], n: int, opts: dict[str, Any], floors: bool = True
+    path: Path,
+    questions: list[str],
+    n: int,
+    opts: dict[str, Any],
+    floors: bool = True,
+    profile: str | None = None,
 ) -> dict[str, Any]:
     """``n`` asks once the saved graph serves, each followed by the FTS5 and numpy floors."""
     out: dict[str, Any] = {"asks": n}
@@ -165,7 +181,7 @@ def steady_asks(
     emb = HashingEmbedder()
     qv = np.asarray(emb.embed(questions), dtype=np.float32)
     ask, fts, exact = Series(), Series(), Series()
-    with dwbase.open(path, **opts) as db:
+    with dwbase.open(path, **opts) as db, threadpool_limits(1, user_api="blas"):
         db.ask("w", questions[0])
         while not _graph_ready(db):
             time.sleep(0.25)
@@ -194,6 +210,13 @@ def steady_asks(
 
                 exact.time(top10, keep=keep)
         out["kind"] = db.index_status("w")[0]["kind"]
+        if profile:
+            prof = cProfile.Profile()
+            prof.enable()
+            for i in range(n):
+                db.ask("w", questions[(i + 10) % len(questions)], limit=10)
+            prof.disable()
+            prof.dump_stats(profile)
     out["ask"] = ask.latency()
     if conn is not None:
         out["fts_floor"] = fts.latency()
@@ -215,6 +238,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--modes", default="saved,rebuild", help="reopen modes to run, comma-separated")
     ap.add_argument("--asks", type=int, default=0, help="then N steady asks with the floors")
     ap.add_argument("--no-floors", action="store_true", help="--asks without the floors")
+    ap.add_argument("--profile", default=None, help="--asks: then profile them into this file")
     args = ap.parse_args(argv)
     corpus = Corpus(args.seed, style=args.corpus)
     opts: dict[str, Any] = {}
@@ -237,7 +261,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 print(f"  round {r + 1} {mode}: {runs[mode][-1]}")
         steady = None
         if args.asks:
-            steady = steady_asks(path, questions, args.asks, opts, floors=not args.no_floors)
+            steady = steady_asks(
+                path, questions, args.asks, opts, floors=not args.no_floors, profile=args.profile
+            )
     finally:
         if tmp is not None:
             tmp.cleanup()
