@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/footprint.py [--atoms 20000] [--corpus chat|short] [--batch-size 1000]
-        [--json OUT]
+        [--json OUT] [--keep DIR]
 
 Loads ``--atoms`` atoms of the corpus (benchmarks/bench_corpus.py) into one world of a fresh
 store with ``remember_batch`` (default hashing embedder, 256 dims), closes it, and prints:
@@ -13,7 +13,9 @@ store with ``remember_batch`` (default hashing embedder, 256 dims), closes it, a
 * ``remember_batch`` CPU µs per atom and atoms/s, then the storage half alone: ``append`` of the
   same records, built beforehand, into a second fresh store (CPU µs per atom, atoms/s).
 
-It imports whichever ``dwbase`` is first on ``sys.path``, so ``PYTHONPATH=<worktree>/src``
+``--keep DIR`` loads the store into DIR (a new data dir) and keeps it, e.g. to convert a store
+made by an earlier commit with ``dwbase --data-dir DIR storage compact``. It imports
+whichever ``dwbase`` is first on ``sys.path``, so ``PYTHONPATH=<worktree>/src``
 measures another commit with the same script (before and after, alternated in one sitting).
 """
 
@@ -52,9 +54,9 @@ def tables(path: Path, atoms: int) -> list[dict[str, Any]]:
     return [{"name": n, "bytes": s / atoms, "payload": p / atoms} for n, s, p in rows]
 
 
-def load(atoms: list[dict[str, Any]], batch: int) -> dict[str, Any]:
+def load(atoms: list[dict[str, Any]], batch: int, keep: str | None = None) -> dict[str, Any]:
     """``remember_batch`` into a fresh store; the footprint once it is closed."""
-    root = Path(tempfile.mkdtemp(prefix="dwbase-footprint-"))
+    root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="dwbase-footprint-"))
     try:
         with dwbase.open(root) as db:
             cpu, wall = time.process_time(), time.perf_counter()
@@ -81,7 +83,8 @@ def load(atoms: list[dict[str, Any]], batch: int) -> dict[str, Any]:
             "batch_atoms_per_s": n / wall,
         }
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def records(atoms: list[dict[str, Any]]) -> list[NewRecord]:
@@ -132,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--json", metavar="OUT", help="also write the figures to this JSON file")
+    p.add_argument("--keep", metavar="DIR", help="load the store into DIR and keep it")
     args = p.parse_args(argv)
     atoms = Corpus(args.seed, style=args.corpus).new_atoms(args.atoms, "w")
     result: dict[str, Any] = {
@@ -140,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         "corpus": args.corpus,
         "load_average": os.getloadavg(),
     }
-    result.update(load(atoms, args.batch_size))
+    result.update(load(atoms, args.batch_size, args.keep))
     result.update(append_only(records(atoms), args.batch_size))
     print(f"dwbase from {result['dwbase']}; load average {result['load_average'][0]:.1f}")
     print(

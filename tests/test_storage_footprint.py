@@ -165,6 +165,7 @@ def test_a_schema_1_store_opens_reads_searches_and_checks_clean(tmp_path: Path) 
     finally:
         store.close()
     assert path.read_bytes() == before  # opening, reading and checking wrote nothing
+    assert "tombstones_id" not in _tables(path)
     # The engine on it: asks find old atoms, new ones are written in the store's own layout.
     with dwbase.open(path.parent, embedder=HashingEmbedder(dim=DIM)) as db:
         old = db.ask("alpha", "disk latency", limit=5).hits
@@ -172,6 +173,7 @@ def test_a_schema_1_store_opens_reads_searches_and_checks_clean(tmp_path: Path) 
         aid = db.remember("alpha", "agent-9", "observation", {"text": "zeppelin disk latency"})
         assert db.ask("alpha", "zeppelin", limit=3).hits[0].atom.id == aid
         assert db.check().ok
+    assert "tombstones_id" in _tables(path)  # made by the first append, in its transaction
     store = SQLiteStorage(str(path))
     try:
         victim = store.scan("alpha", FilterSpec(), limit=2)[1]
@@ -184,6 +186,48 @@ def test_a_schema_1_store_opens_reads_searches_and_checks_clean(tmp_path: Path) 
     finally:
         store.close()
     assert "fts_content" in _tables(path)
+
+
+def test_compact_gives_a_schema_1_store_the_text_once_layout_and_answers_stay(
+    tmp_path: Path,
+) -> None:
+    path = _schema1_store(tmp_path)
+    size = path.stat().st_size
+    store = SQLiteStorage(str(path))
+    try:
+        before = {w: store.scan(w, FilterSpec(), limit=1000) for w in WORLDS}
+        held = store.quarantined()
+        found = {w: store.search_text(w, ["disk", "latency", "3"], 50) for w in WORLDS}
+        assert store.compact()["converted"] is True
+        assert store.check().ok, store.check().problems
+        assert {w: store.scan(w, FilterSpec(), limit=1000) for w in WORLDS} == before
+        assert store.quarantined() == held
+        assert {w: store.search_text(w, ["disk", "latency", "3"], 50) for w in WORLDS} == found
+        assert store.compact()["converted"] is False  # once
+        atom = store.append([_record(1, '{"text":"zeppelin over disk"}', "zeppelin over disk")])
+        assert [s for s, _ in store.search_text("alpha", ["zeppelin"], 5)] == []
+        assert [s for s, _ in store.search_text("w", ["zeppelin"], 5)] == [atom[0].seq]
+        assert store.meta_get("schema_version") == "2"
+        # the quarantine log's trigger came back with the table: a held atom is logged
+        store.append([replace(_record(2, '{"text":"held"}', "held"), quarantine="burst")])
+        assert store.check().ok, store.check().problems
+    finally:
+        store.close()
+    assert "fts_content" not in _tables(path)
+    assert path.stat().st_size < size
+    conn = sqlite3.connect(path)
+    try:
+        kept, plain = conn.execute(
+            "SELECT count(text), count(*) FROM atoms WHERE payload_json LIKE '{\"text\":%'"
+        ).fetchone()
+    finally:
+        conn.close()
+    assert plain > 50 and kept == 0  # every {"text": ...} payload's text is stored once now
+    store = SQLiteStorage(str(path))
+    try:
+        assert store.check().ok  # and the converted store opens as schema 2
+    finally:
+        store.close()
 
 
 def test_a_new_store_made_by_the_sample_builder_checks_clean(tmp_path: Path) -> None:
@@ -237,3 +281,29 @@ def test_record_checksum_is_the_sha256_of_the_canonical_json(
     if vector is not None:
         h.update(b"\x00" + vector_bytes(vector))
     assert record_checksum(atom) == h.digest()
+
+
+def test_an_append_looks_its_ids_up_among_the_tombstones_by_index(tmp_path: Path) -> None:
+    """Ids are never reused, so every append looks for its ids among deleted atoms' tombstones
+    too: by an index, not by reading every tombstone (which made a remember in a store with
+    many deleted atoms cost milliseconds)."""
+    path = tmp_path / "s.sqlite3"
+    store = SQLiteStorage(str(path))
+    try:
+        stored = store.append([_record(i, '{"text":"x"}', "x") for i in range(1, 6)])
+        assert store.delete([s.seq for s in stored[:3]]) == 3
+        assert store.append([_record(1, '{"text":"x"}', "x"), _record(9, '{"text":"y"}', "y")])
+        assert store.count() == 3  # the deleted id stayed deleted, the new one was stored
+    finally:
+        store.close()
+    conn = sqlite3.connect(path)
+    try:
+        plan = " ".join(
+            str(r[-1])
+            for r in conn.execute(
+                "EXPLAIN QUERY PLAN SELECT id FROM tombstones WHERE id IN (?, ?)", ("a", "b")
+            )
+        )
+    finally:
+        conn.close()
+    assert "USING COVERING INDEX tombstones_id" in plan, plan

@@ -56,7 +56,9 @@ from .sqlite_schema import (
     READABLE_VERSIONS,
     SCHEMA_VERSION,
     STORE_MARKER,
+    TOMBSTONES_ID_INDEX,
     atom_tags,
+    convert_text_layout,
     external_text,
     json_links,
     json_strings,
@@ -110,6 +112,7 @@ class SQLiteStorage(SQLiteQueries, LexicalSearch, KeyAdmin):
         self._seen_version: int | None = None
         self._has_heads_table = True
         self._external_text = False  # set by _open_file: see sqlite_schema.external_text
+        self._has_tombstone_ids = True  # False: made before TOMBSTONES_ID_INDEX (_open_file)
         self._watch: sqlite3.Connection | None = None
         self._watch_lock = threading.Lock()
         # Generation bumps this object committed, and those of the transaction under way.
@@ -218,6 +221,12 @@ class SQLiteStorage(SQLiteQueries, LexicalSearch, KeyAdmin):
                     )
                 # Stores made before the anchor table get it in their first write.
                 self._has_heads_table = "world_heads" in tables
+                self._has_tombstone_ids = (
+                    self._writer.execute(
+                        "SELECT 1 FROM sqlite_master WHERE name='tombstones_id'"
+                    ).fetchone()
+                    is not None
+                )
             self._external_text = external_text(self._writer)
             enc = self._writer.execute(
                 "SELECT value FROM meta WHERE key=?", (ENCRYPTION_META,)
@@ -396,6 +405,7 @@ class SQLiteStorage(SQLiteQueries, LexicalSearch, KeyAdmin):
                 try:
                     with self._tx() as conn:
                         stored = self._append_locked(conn, records)
+                    self._has_tombstone_ids = True
                     self._write_marker()
                     if stored:
                         self._size_hint = max(self._size_hint, *(a.seq for a in stored))
@@ -411,6 +421,8 @@ class SQLiteStorage(SQLiteQueries, LexicalSearch, KeyAdmin):
     def _append_locked(
         self, conn: sqlite3.Connection, records: Sequence[NewRecord]
     ) -> list[StoredAtom]:
+        if not self._has_tombstone_ids:
+            conn.execute(TOMBSTONES_ID_INDEX)  # in this write: opening never writes
         ids = [r.atom.id for r in records]
         existing: set[str] = set()
         for i in range(0, len(ids), 500):
@@ -700,7 +712,10 @@ class SQLiteStorage(SQLiteQueries, LexicalSearch, KeyAdmin):
         return n
 
     def compact(self) -> dict[str, Any]:
-        """Merge the text index, VACUUM the file and truncate the WAL (reclaims disk space)."""
+        """Merge the text index, VACUUM the file and truncate the WAL (reclaims disk space).
+
+        A plain schema 1 store is given schema 2's text layout first (each text stored once:
+        :func:`~dwbase.storage.sqlite_schema.convert_text_layout`); ``converted`` says so."""
         if self._closed:
             raise StorageError("the store is closed")
         exclusive = (
@@ -709,14 +724,27 @@ class SQLiteStorage(SQLiteQueries, LexicalSearch, KeyAdmin):
             else contextlib.nullcontext()
         )
         with self._write_lock, exclusive:
+            conn = self._writer
+            convert = not self._external_text and self._cipher is None
             try:
-                conn = self._writer
+                if convert:
+                    convert_text_layout(conn)
+                    self._external_text = True
+                    self.forget_caches()
+            except sqlite3.Error as exc:
+                raise StorageError(f"compaction failed, the store is unchanged: {exc}") from exc
+            try:
                 conn.execute("INSERT INTO fts(fts) VALUES('optimize')")
                 conn.execute("VACUUM")
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error as exc:
-                raise StorageError(f"compaction failed, the store is unchanged: {exc}") from exc
-        return {"file_bytes": os.path.getsize(self.path)}
+                done = (
+                    "after its text layout was converted (the store is consistent)"
+                    if convert
+                    else "the store is unchanged"
+                )
+                raise StorageError(f"compaction failed, {done}: {exc}") from exc
+        return {"file_bytes": os.path.getsize(self.path), "converted": convert}
 
     def close(self) -> None:
         if self._closed:
