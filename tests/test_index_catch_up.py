@@ -178,3 +178,22 @@ def test_a_probe_ranks_given_seqs_as_sorting_their_scores_would() -> None:
     want = sorted(probe.scores(seqs).items(), key=lambda x: -x[1])[:5]
     assert probe.top(seqs, 5) == want
     assert probe.top(seqs, 0) == [] and probe.top([99], 3) == []
+
+
+def test_while_asks_run_the_graph_waits_for_a_long_tail_and_catches_up_in_the_quiet() -> None:
+    require(hnsw_mod.available(), "ann extra not installed (pip install 'dwbase[ann]')")
+    with dwbase.open(":memory:", ann_threshold=200) as db:
+        graph_world(db)
+        db.indexes.graph_tail_max = len(NEW)  # a tail of NEW fits: it waits while asks run
+        fill(db, NEW)
+        end = time.monotonic() + 0.6
+        while time.monotonic() < end:  # asks keep coming: the tail is scanned, not inserted
+            assert db.ask("w", NEW[2], weights=WEIGHTS).hits[0].atom.payload["text"] == NEW[2]
+            assert db.index_status("w")[0]["ann_pending"] == len(NEW)
+        wait_for(lambda: db.index_status("w")[0]["ann_pending"] == 0)  # quiet: it goes in
+        db.indexes.graph_tail_max = 0  # past the bound the graph takes rows in while asked
+        fill(db, ["one more refund ticket"])
+        end = time.monotonic() + 10
+        while db.index_status("w")[0]["ann_pending"] and time.monotonic() < end:
+            db.ask("w", NEW[0], weights=WEIGHTS)
+        assert db.index_status("w")[0]["ann_pending"] == 0

@@ -64,6 +64,15 @@ SAVE_EVERY = 10_000
 _BATCH = 256
 GRAPH_SLICE_S = 0.004
 """Vectors go into an HNSW graph in slices of about this long, so a search waits no longer."""
+QUIET_SLICE_S = 0.05
+"""When no ask ran for ``ASK_QUIET_S``, slices this long, on hnswlib's threads."""
+ASK_QUIET_S = 0.25
+GRAPH_TAIL_MAX = 20_000
+"""While asks run, a graph takes nothing in until its unindexed tail passes this many rows.
+
+An ask scores the tail as one block on one core (about 0.2 ms per 1,000 rows); putting a
+vector into the graph costs about 1 ms of CPU, which asks running at the same time lose. So
+while asks come, the tail waits (up to this bound) and the graph catches up in the quiet."""
 log = logging.getLogger("dwbase.indexes")
 
 
@@ -83,6 +92,8 @@ class IndexManager:
         self._not_trusted: dict[tuple[str, bool], str] = {}  # saved graphs not used, and why
         # How long one graph insertion holds the graph (searches wait that long at most).
         self.graph_slice_s = GRAPH_SLICE_S
+        self.graph_tail_max = GRAPH_TAIL_MAX
+        self._last_ask = 0.0  # time.monotonic() of the latest get()
         # An encrypted store keeps re-embedded vectors in memory only: on disk they would be
         # plain text beside the ciphertext (docs/security.md).
         status = getattr(host.storage, "encryption_status", None)
@@ -134,6 +145,7 @@ class IndexManager:
         self, world: str, quarantined: bool, warnings: list[str] | None = None
     ) -> WorldIndex | None:
         """The world's index brought up to date, or ``None`` (with a warning) if not ready."""
+        self._last_ask = time.monotonic()
         with self._lock:
             if world in self._stale:
                 st = self._states.get((world, quarantined))
@@ -432,11 +444,13 @@ class IndexManager:
     def _graph_loop(self) -> None:
         """The index thread: moves pending vectors into each world's graph, slice by slice.
 
-        Asks never wait for it: they scan the pending tail exactly. A slice holds the graph
-        (and so a search) about ``graph_slice_s``; a failing insertion is logged and counted
+        Asks never wait for it: they scan the pending tail exactly. While asks come, a graph
+        takes nothing in until its tail passes ``graph_tail_max`` rows, then slices that hold
+        the graph (and so a search) about ``graph_slice_s``; after ``ASK_QUIET_S`` without
+        an ask, longer slices on hnswlib's threads. A failing insertion is logged and counted
         (task ``index``) and retried after a pause, while asks keep scanning the tail.
         """
-        size = 8
+        size, quiet_size = 8, 256
         while not self._stop.is_set():
             self._graph_wake.wait(1.0)
             self._graph_wake.clear()
@@ -462,9 +476,17 @@ class IndexManager:
                 if not work:
                     self._save_graphs(closing=False)
                     break
-                for st in work:
+                quiet = time.monotonic() - self._last_ask >= ASK_QUIET_S
+                due = [st for st in work if quiet or self._tail_rows(st) > self.graph_tail_max]
+                if not due:  # asks are running and every tail is short: look again later
+                    self._stop.wait(ASK_QUIET_S)
+                    continue
+                for st in due:
                     try:
-                        size = self._graph_slice(st, size)
+                        if quiet:
+                            quiet_size = self._graph_slice(st, quiet_size, quiet=True)
+                        else:
+                            size = self._graph_slice(st, size)
                     except Exception as exc:
                         st.error = f"graph update failed: {describe(exc)}"
                         self.host.background.failed(
@@ -494,8 +516,14 @@ class IndexManager:
                 st.seen_seq = max(st.seen_seq, chunk[-1][0])
             time.sleep(0)
 
-    def _graph_slice(self, st: WorldIndex, size: int) -> int:
-        """Put up to ``size`` tail rows of ``st`` into its graph; the next slice's size."""
+    @staticmethod
+    def _tail_rows(st: WorldIndex) -> int:
+        return st.exact.rows - st.graph_rows
+
+    def _graph_slice(self, st: WorldIndex, size: int, *, quiet: bool = False) -> int:
+        """Put up to ``size`` tail rows of ``st`` into its graph; the next slice's size.
+
+        ``quiet``: no ask is running, so the slice may be long and use every core."""
         with st.lock:
             ann, lo = st.ann, st.graph_rows
         if ann is None:
@@ -505,7 +533,7 @@ class IndexManager:
             return size
         t0 = time.perf_counter()
         if seqs:
-            ann.add(seqs, block)
+            ann.add(seqs, block, num_threads=-1 if quiet else 1)
         took = time.perf_counter() - t0
         with st.lock:
             if st.ann is ann and st.graph_rows == lo:
@@ -513,9 +541,10 @@ class IndexManager:
             gone = [s for s in seqs if s not in st.exact]  # removed while going in
         if gone:
             ann.remove(gone)
+        most, target = (8192, QUIET_SLICE_S) if quiet else (1024, self.graph_slice_s)
         if took <= 0:
-            return min(4 * size, 1024)
-        return max(1, min(1024, int(size * self.graph_slice_s / took) or 1))
+            return min(4 * size, most)
+        return max(1, min(most, int(size * target / took) or 1))
 
     def _rebuild_stale(self) -> None:
         while True:

@@ -289,7 +289,8 @@ class ExactIndex:
         return _np.ascontiguousarray(self._vecs[:, rows].T)
 
     def _cosines(self, q: Any, rows: Any) -> Any:
-        """(lock held) ``q`` times the vectors of ``rows``."""
+        """(lock held) ``q`` times the vectors of ``rows`` (a few hundred: setting the BLAS
+        thread limit would cost more than the threads do)."""
         if self._by_rows:
             return self._vecs[rows] @ q
         return q @ self._vecs[:, rows]
@@ -526,10 +527,13 @@ class Probe:
             if n > lo:
                 if self._all is not None and n <= self._upto:
                     tail_vals = self._all[lo:n]
-                elif index._by_rows:
-                    tail_vals = index._vecs[lo:n] @ self._q
                 else:
-                    tail_vals = self._q @ index._vecs[:, lo:n]
+                    tail_vals = _dot(
+                        index._vecs[lo:] if index._by_rows else index._vecs[:, lo:],
+                        index._by_rows,
+                        n - lo,
+                        self._q,
+                    )
                 tail_seqs = index._seq_arr[lo:n]
                 live = tail_seqs >= 0
                 if not live.all():
