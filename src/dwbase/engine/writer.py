@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from .. import chosen_ids
@@ -99,11 +99,34 @@ class _Seen:
         return out
 
 
-@dataclass(frozen=True, slots=True)
 class _Prepared:
-    record: NewRecord
-    parsed: Any
-    embed_text: str = ""  # text whose embedding is still to be put in record.index_vector
+    """An atom checked and ready to store but for its embedding (``embed_text``: still to be
+    made, for the whole batch at once) and its quarantine decision (:meth:`record`)."""
+
+    __slots__ = ("atom", "embed_text", "index_vector", "parsed", "recorded_us", "text", "ts_us")
+
+    def __init__(
+        self,
+        atom: Atom,
+        ts_us: int,
+        recorded_us: int,
+        text: str,
+        index_vector: bytes | None,
+        parsed: Any,
+        embed_text: str,
+    ) -> None:
+        self.atom = atom
+        self.ts_us = ts_us
+        self.recorded_us = recorded_us
+        self.text = text
+        self.index_vector = index_vector
+        self.parsed = parsed  # for quarantine's number rule; None when known finite
+        self.embed_text = embed_text
+
+    def record(self, quarantine: str | None = None) -> NewRecord:
+        return NewRecord(
+            self.atom, self.ts_us, self.recorded_us, self.text, self.index_vector, quarantine
+        )
 
 
 class EmbedderRecord:
@@ -252,13 +275,11 @@ class Writer:
             recorded_at=rec_text,
         )
         return _Prepared(
-            NewRecord(
-                atom=atom,
-                ts_us=ts_us,
-                recorded_us=rec_us,
-                text=payload.text,
-                index_vector=index_vec,
-            ),
+            atom,
+            ts_us,
+            rec_us,
+            payload.text,
+            index_vec,
             # quarantine's number rule reads the payload only when it may hold NaN or infinity
             None if payload.finite else payload.parsed,
             embed_text,
@@ -277,10 +298,8 @@ class Writer:
             packed(texts) if packed is not None else [pack(v) for v in self.embedder.embed(texts)]
         )
         for i, blob in zip(waiting, blobs, strict=True):
-            p, r = out[i], out[i].record
-            # built directly: dataclasses.replace costs more than the rest of this loop
-            rec = NewRecord(r.atom, r.ts_us, r.recorded_us, r.text, blob, r.quarantine)
-            out[i] = _Prepared(rec, p.parsed)
+            p = out[i]
+            p.index_vector, p.embed_text = blob, ""
         return out
 
     def _check_world_open(self, world: str, labels: Sequence[str]) -> None:
@@ -292,7 +311,7 @@ class Writer:
             )
 
     def _quarantine_reason(self, prep: _Prepared, *, burst: bool = True) -> str | None:
-        a = prep.record.atom
+        a = prep.atom
         if a.labels and any(lb.startswith(("policy:", "world_status:")) for lb in a.labels):
             return None
         trust = self.options.trust.get(a.worker, self.options.default_trust)
@@ -329,7 +348,7 @@ class Writer:
                     exc.message = f"atom {i}: {exc.message}"
                     exc.args = (exc.message,)
                 raise
-        batch = [p.record.atom for p in prepared]
+        batch = [p.atom for p in prepared]
         check_links(self.storage, batch)
         open_worlds: set[str] = set()
         for atom in batch:  # a world found open stays open for the rest of the batch
@@ -370,9 +389,9 @@ class Writer:
         for i, (data, caller) in enumerate(items):
             try:
                 p = self._prepare(data, caller or FULL_ACCESS, now_us, seen=seen)
-                check_links(self.storage, [p.record.atom])
-                self._check_world_open(p.record.atom.world, p.record.atom.labels)
-                hit = chosen_ids.known(self.storage, [p.record.atom], [0] if data.get("id") else [])
+                check_links(self.storage, [p.atom])
+                self._check_world_open(p.atom.world, p.atom.labels)
+                hit = chosen_ids.known(self.storage, [p.atom], [0] if data.get("id") else [])
             except DWBaseError as exc:
                 answers.append(exc)
                 continue
@@ -418,7 +437,7 @@ class Writer:
         """``p``'s record, held in quarantine when the quarantine rules say so (for a peer's
         atom, all but the burst rule)."""
         reason = self._quarantine_reason(p, burst=not peer)
-        return p.record if reason is None else replace(p.record, quarantine=reason)
+        return p.record(reason)
 
     def _store(self, records: Sequence[NewRecord]) -> list[StoredAtom]:
         with self._lock:
@@ -463,9 +482,9 @@ class Writer:
                 refused[atom.id] = "replication denied by world policy"
                 continue
             prepared.append(p)
-        check_links(self.storage, [p.record.atom for p in prepared], allow_unknown=True)
+        check_links(self.storage, [p.atom for p in prepared], allow_unknown=True)
         for p in prepared:
-            self._check_world_open(p.record.atom.world, p.record.atom.labels)
+            self._check_world_open(p.atom.world, p.atom.labels)
         records = [self._with_quarantine(p, peer=True) for p in self._embed_pending(prepared)]
         stored = {s.atom.id for s in self._store(records)}
         ids = [r.atom.id for r in records]
