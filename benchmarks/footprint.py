@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/footprint.py [--atoms 20000] [--corpus chat|short] [--batch-size 1000]
-        [--json OUT] [--keep DIR]
+        [--json OUT] [--keep DIR] [--single N]
 
 Loads ``--atoms`` atoms of the corpus (benchmarks/bench_corpus.py) into one world of a fresh
 store with ``remember_batch`` (default hashing embedder, 256 dims), closes it, and prints:
@@ -12,6 +12,9 @@ store with ``remember_batch`` (default hashing embedder, 256 dims), closes it, a
 * bytes per atom of every table and index (SQLite's ``dbstat``: pages, and the payload in them);
 * ``remember_batch`` CPU µs per atom and atoms/s, then the storage half alone: ``append`` of the
   same records, built beforehand, into a second fresh store (CPU µs per atom, atoms/s).
+
+``--single N`` then times N appends of one atom each (p50/p95) into that second store, before
+and after every atom in it is deleted (each leaves a tombstone an append looks its id up in).
 
 ``--keep DIR`` loads the store into DIR (a new data dir) and keeps it, e.g. to convert a store
 made by an earlier commit with ``dwbase --data-dir DIR storage compact``. It imports
@@ -114,18 +117,39 @@ def records(atoms: list[dict[str, Any]]) -> list[NewRecord]:
     return out
 
 
-def append_only(recs: list[NewRecord], batch: int) -> dict[str, float]:
+def append_only(recs: list[NewRecord], batch: int, single: int = 0) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="dwbase-append-"))
     store = SQLiteStorage(str(root / "dwbase.sqlite3"))
+    bulk = recs[: len(recs) - 2 * single]
+    out: dict[str, Any] = {}
     try:
         cpu, wall = time.process_time(), time.perf_counter()
-        for i in range(0, len(recs), batch):
-            store.append(recs[i : i + batch])
+        for i in range(0, len(bulk), batch):
+            store.append(bulk[i : i + batch])
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        out = {
+            "append_cpu_us_per_atom": cpu / len(bulk) * 1e6,
+            "append_atoms_per_s": len(bulk) / wall,
+        }
+        if single:
+            rest = recs[len(bulk) :]
+            out["single_ms"] = _singles(store, rest[:single])
+            store.delete(list(range(1, store.max_seq() + 1)))
+            out["single_ms_after_delete_all"] = _singles(store, rest[single:])
     finally:
         store.close()
         shutil.rmtree(root, ignore_errors=True)
-    return {"append_cpu_us_per_atom": cpu / len(recs) * 1e6, "append_atoms_per_s": len(recs) / wall}
+    return out
+
+
+def _singles(store: SQLiteStorage, recs: list[NewRecord]) -> dict[str, float]:
+    times: list[float] = []
+    for rec in recs:
+        t = time.perf_counter()
+        store.append([rec])
+        times.append((time.perf_counter() - t) * 1e3)
+    times.sort()
+    return {"p50": times[len(times) // 2], "p95": times[int(len(times) * 0.95)]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--json", metavar="OUT", help="also write the figures to this JSON file")
     p.add_argument("--keep", metavar="DIR", help="load the store into DIR and keep it")
+    p.add_argument("--single", type=int, default=0, help="time N one-atom appends (see above)")
     args = p.parse_args(argv)
     atoms = Corpus(args.seed, style=args.corpus).new_atoms(args.atoms, "w")
     result: dict[str, Any] = {
@@ -145,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_average": os.getloadavg(),
     }
     result.update(load(atoms, args.batch_size, args.keep))
-    result.update(append_only(records(atoms), args.batch_size))
+    result.update(append_only(records(atoms), args.batch_size, args.single))
     print(f"dwbase from {result['dwbase']}; load average {result['load_average'][0]:.1f}")
     print(
         f"{args.atoms} {args.corpus} atoms, schema {result['schema_version']}, "
@@ -162,6 +187,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{result['append_cpu_us_per_atom']:.1f} CPU µs/atom, "
         f"{result['append_atoms_per_s']:,.0f} atoms/s"
     )
+    if args.single:
+        a, b = result["single_ms"], result["single_ms_after_delete_all"]
+        n = args.atoms - 2 * args.single
+        print(
+            f"append of one atom: p50 {a['p50']:.2f} ms, p95 {a['p95']:.2f} ms; after the "
+            f"{n:,} atoms stored were deleted: p50 {b['p50']:.2f} ms, p95 {b['p95']:.2f} ms"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2), encoding="utf-8")
     return 0

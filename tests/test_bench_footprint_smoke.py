@@ -26,9 +26,11 @@ def test_footprint_benchmark_reports_bytes_per_atom_by_table(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "fp.json"
-    assert _load().main(["--atoms", "300", "--batch-size", "100", "--json", str(out)]) == 0
+    args = ["--atoms", "300", "--batch-size", "100", "--single", "10", "--json", str(out)]
+    assert _load().main(args) == 0
     printed = capsys.readouterr().out
     assert "beyond the raw vectors" in printed and "storage append alone" in printed
+    assert "after the 280 atoms stored were deleted" in printed
     result = json.loads(out.read_text(encoding="utf-8"))
     assert result["schema_version"] == "2" and result["page_size"] == 16384
     names = {t["name"] for t in result["tables"]}
