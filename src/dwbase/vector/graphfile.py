@@ -82,9 +82,10 @@ def _digest(path: str) -> int:
 _HEADER = struct.Struct("<QQQQQQiIQQQdQ")
 
 
-def _vectors(data: bytes, dim: int) -> tuple[Any, Any]:
-    """(labels, float32 vectors) of every element in hnswlib's file ``data``: read straight
-    from the file, as hnswlib's own ``get_items`` is many times slower at 100k vectors."""
+def _vectors(data: Any, dim: int) -> tuple[Any, Any]:
+    """(labels, float32 vectors) of every element in hnswlib's file ``data`` (bytes or a
+    map of it): read straight from the file, as hnswlib's own ``get_items`` is many times
+    slower at 100k vectors."""
     import numpy as np
 
     _, _, count, size, label_at, data_at = _HEADER.unpack_from(data, 0)[:6]
@@ -187,13 +188,16 @@ def load(
     elif side.get("count") != 0:
         return "anchor missing"
     try:
+        # mapped, not read: the file's pages are shared with the page cache instead of copied
+        # into the heap beside the graph hnswlib loads (the vectors are copied once, later)
+        import mmap
+
         with open(graph_path, "rb") as f:
-            data = f.read()
+            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         if zlib.crc32(data) != side.get("crc32"):
             return "graph file checksum differs"
         deleted = {int(s) for s in side["deleted"]}
         labels, vecs = _vectors(data, stamp.dim)
-        del data
         graph = hnsw_mod.HnswIndex.load(graph_path, stamp.dim, sorted(deleted))
     except Exception as exc:  # a missing, short or malformed file
         return f"graph file unreadable ({type(exc).__name__}: {exc})"
