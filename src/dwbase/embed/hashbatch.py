@@ -10,8 +10,9 @@ zero bytes) is four table look-ups.
 ``HashingEmbedder.embed_one`` is the reference: it adds each text's distinct features into
 their buckets in the order they first appear, then sums the squares left to right. Here the
 features of a batch are laid out in that same order, their first occurrences and counts are
-found by sorting, and ``bincount`` adds them in array order (one addition after another, as
-Python does), so the two paths give the same bits. ``tests/test_embed.py`` checks it.
+found by sorting (one sort for words and n-grams, one for pairs), and ``bincount`` adds them in
+array order (one addition after another, as Python does; the other places add 0.0, which
+changes no sum), so the two paths give the same bits. ``tests/test_embed.py`` checks it.
 """
 
 from __future__ import annotations
@@ -118,20 +119,21 @@ class BatchHasher:
     def _reset(self) -> None:
         self._wids: dict[str, int] = {SEPARATOR: 0}
         self._fids: dict[str, int] = {}
-        # per word: stopword?, key feature, n-grams (offset and count in _grams), and the
+        # per word: stopword?, key feature, features (offset and count in _feats), and the
         # CRC-32 of "b:<stem> " (the pair it starts), of "<stem>" and its length in bytes
         # (the pair it ends). Word 0 is the separator between texts.
         self._stop = _Column(np.bool_)
         self._key = _Column(np.int64)
-        self._gptr = _Column(np.int64)
-        self._glen = _Column(np.int64)
+        self._fptr = _Column(np.int64)
+        self._flen = _Column(np.int64)
         self._crc_a = _Column(np.int64)
         self._crc_b = _Column(np.int64)
         self._blen = _Column(np.int64)
         self._stems: list[bytes] = []
-        self._grams = _Column(np.int64)  # feature numbers of every word's n-grams, in order
+        self._feats = _Column(np.int64)  # every word's key feature, then its n-grams
         self._bucket = _Column(np.int64)  # per feature
         self._sign = _Column(np.float64)
+        self._quarters = _Column(np.int64)  # what one occurrence counts: word 4, n-gram 1
         self._damped = np.zeros(1, dtype=np.float64)  # [q]: damp(q / 4)
         for col, v in zip(self._columns(), (False, 0, 0, 0, 0, 0, 0), strict=True):
             col.extend([v])
@@ -141,8 +143,8 @@ class BatchHasher:
         return (
             self._stop,
             self._key,
-            self._gptr,
-            self._glen,
+            self._fptr,
+            self._flen,
             self._crc_a,
             self._crc_b,
             self._blen,
@@ -156,14 +158,15 @@ class BatchHasher:
         buckets: list[int] = []
         signs: list[float] = []
         stop: list[bool] = []
+        quarters: list[int] = []
         keys: list[int] = []
-        gptr: list[int] = []
-        glen: list[int] = []
+        fptr: list[int] = []
+        flen: list[int] = []
         crc_a: list[int] = []
         crc_b: list[int] = []
         blen: list[int] = []
-        grams: list[int] = []
-        at = self._grams.n
+        feats: list[int] = []
+        at = self._feats.n
         b_colon = crc32(b"b:")
         for w in new:
             key, gs = word(w)
@@ -171,8 +174,8 @@ class BatchHasher:
             wids[w] = len(wids)
             self._stems.append(s)
             stop.append(w in STOPWORDS)
-            gptr.append(at + len(grams))
-            glen.append(len(gs))
+            fptr.append(at + len(feats))
+            flen.append(1 + len(gs))
             crc_a.append(crc32(b" ", crc32(s, b_colon)))  # "b:<stem> "
             crc_b.append(crc32(s))
             blen.append(len(s))
@@ -183,14 +186,15 @@ class BatchHasher:
                     h = crc32(feat.encode("utf-8"))  # as HashingEmbedder._bucket
                     buckets.append(h % dim)
                     signs.append(-1.0 if h & 0x80000000 else 1.0)
-                if i:
-                    grams.append(n)
-                else:
+                    quarters.append(1 if i else 4)
+                if not i:
                     keys.append(n)
-        added: tuple[list[Any], ...] = (stop, keys, gptr, glen, crc_a, crc_b, blen)
+                feats.append(n)
+        added: tuple[list[Any], ...] = (stop, keys, fptr, flen, crc_a, crc_b, blen)
         for column, values in zip(self._columns(), added, strict=True):
             column.extend(values)
-        self._grams.extend(grams)
+        self._feats.extend(feats)
+        self._quarters.extend(quarters)
         self._bucket.extend(buckets)
         self._sign.extend(signs)
 
@@ -235,46 +239,49 @@ class BatchHasher:
         dim, t = self.dim, len(tw)
         first = np.ones(t, dtype=bool)
         first[1:] = row[1:] != row[:-1]
-        later = ~first
-        glen = self._glen.view[tw]
+        later = (~first).astype(np.int64)
+        flen = self._flen.view[tw]
         # Each word lays out [its key, the pair it ends (not for a text's first word), its
         # n-grams]: the order in which the Python path meets features.
-        width = 1 + later + glen
+        width = flen + later
         start = np.cumsum(width) - width
         total = int(start[-1] + width[-1])
         nf = max(1, self._bucket.n)
-        key = self._key.view[tw]
-        cell = np.full(total, -1, dtype=np.int64)  # row * dim + bucket, at first occurrences
+        # row * dim + bucket and the damped, signed weight of each feature at its first
+        # occurrence in its text; elsewhere 0 and 0.0, which add nothing to bucket 0
+        cell = np.zeros(total, dtype=np.int64)
         val = np.zeros(total, dtype=np.float64)
         buckets, signs = self._bucket.view, self._sign.view
 
-        def place(pos: Any, ident: Any, quarters: int, r: Any, hashed: Any) -> None:
-            i, counts = _firsts(ident)
-            b, s = hashed(i)
-            q = counts * quarters  # a feature's weight, in quarters: exact
-            cell[pos[i]] = r[i] * dim + b
-            val[pos[i]] = s * self._damp_of(q)
+        # keys and n-grams: feature j of word i is _feats[fptr[word] + j], at start[i] + j,
+        # or one further for j > 0 after a pair
+        n = int(flen.sum())
+        at = np.arange(n, dtype=np.int64)
+        before = np.cumsum(flen) - flen
+        f = self._feats.view[at + np.repeat(self._fptr.view[tw] - before, flen)]
+        pos = at + np.repeat(start + later - before, flen)
+        pos[before] -= later
+        frow = np.repeat(row, flen)
+        i, counts = _firsts(frow * nf + f)
+        fi = f[i]
+        cell[pos[i]] = frow[i] * dim + buckets[fi]
+        val[pos[i]] = signs[fi] * self._damp_of(counts * self._quarters.view[fi])
 
-        place(start, row * nf + key, 4, row, lambda i: (buckets[key[i]], signs[key[i]]))
+        # pairs, right after the key of their second word
         p = np.flatnonzero(later)
-        prev, cur = tw[p - 1], tw[p]
-        kp, kc = key[p - 1], key[p]
-        pair = kp * nf + kc
-        if (int(row[-1]) + 1) * nf * nf >= 1 << 62:  # renumber the pairs to fit the sort's key
-            pair = np.unique(pair, return_inverse=True)[1].reshape(-1)
-        span = int(pair.max()) + 1 if len(pair) else 1
-        place(start[p] + 1, row[p] * span + pair, 2, row[p], lambda i: self._pairs(prev[i], cur[i]))
-        g = int(glen.sum())
-        if g:
-            # n-gram j of word i: _grams[gptr[word] + j] at start[i] + 1 + later[i] + j
-            at = np.arange(g, dtype=np.int64)
-            before = np.cumsum(glen) - glen
-            gf = self._grams.view[at + np.repeat(self._gptr.view[tw] - before, glen)]
-            pos = at + np.repeat(start + later - before + 1, glen)
-            grow = np.repeat(row, glen)
-            place(pos, grow * nf + gf, 1, grow, lambda i: (buckets[gf[i]], signs[gf[i]]))
-        m = cell >= 0  # in layout order: each text's features in the order they first appear
-        out += np.bincount(cell[m], weights=val[m], minlength=len(out))
+        if len(p):
+            key = self._key.view[tw]
+            pair = key[p - 1] * nf + key[p]
+            if (int(row[-1]) + 1) * nf * nf >= 1 << 62:  # renumber the pairs to fit the sort
+                pair = np.unique(pair, return_inverse=True)[1].reshape(-1)
+            prow = row[p]
+            i, counts = _firsts(prow * (int(pair.max()) + 1) + pair)
+            b, sign = self._pairs(tw[p - 1][i], tw[p][i])
+            at_pair = start[p][i] + 1
+            cell[at_pair] = prow[i] * dim + b
+            val[at_pair] = sign * self._damp_of(counts * 2)
+        # in layout order: each text's features in the order they first appear
+        out += np.bincount(cell, weights=val, minlength=len(out))
 
     def _pairs(self, prev: Any, cur: Any) -> tuple[Any, Any]:
         """Bucket and sign of the pairs "b:<stem of prev> <stem of cur>"."""
