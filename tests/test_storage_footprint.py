@@ -60,6 +60,7 @@ PAYLOADS = [
     '{"text": "she said \\"the disk\\" again"}',  # escapes: the text is not a slice
     '{"title": "disk report", "n": 3}',  # any other shape: the text is made of its values
     '{"text": "disk"}\n',
+    '{"text":"naïve disk 😀 ✓ after"}',  # characters beyond ASCII and the BMP: cut the same
 ]
 
 
@@ -91,6 +92,7 @@ def test_a_new_store_keeps_each_text_once_and_still_finds_it(tmp_path: Path) -> 
     assert kept["atom-00003"] == 'she said "the disk" again'
     assert kept["atom-00004"] == "disk report 3"
     assert kept["atom-00005"] == "disk"  # not exactly the plain shape: kept
+    assert kept["atom-00006"] is None
 
 
 def test_a_small_world_is_indexed_on_its_own_from_the_atoms_texts(tmp_path: Path) -> None:
