@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import pstats
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -52,7 +53,9 @@ def test_reopen_benchmark_measures_steady_asks_with_both_floors(
     out = tmp_path / "reopen.json"
     store = tmp_path / "store"
     args = ["--atoms", "250", "--ann-threshold", "200", "--rounds", "1", "--dir", str(store)]
-    bench.main([*args, "--modes", "saved", "--asks", "12", "--json", str(out)])
+    asks, opened = tmp_path / "asks.prof", tmp_path / "open.prof"
+    profiles = ["--profile", str(asks), "--profile-open", str(opened)]
+    bench.main([*args, "--modes", "saved", "--asks", "12", "--json", str(out), *profiles])
     printed = capsys.readouterr().out
     assert "| rebuild |" not in printed and "| saved |" in printed
     assert "| ask |" in printed and "| fts_floor |" in printed and "| numpy_floor |" in printed
@@ -63,3 +66,6 @@ def test_reopen_benchmark_measures_steady_asks_with_both_floors(
     for name in ("ask", "fts_floor", "numpy_floor"):
         assert steady[name]["n"] == 12 and steady[name]["p95_ms"] >= steady[name]["p50_ms"] > 0
     assert "ask p95 goal <= 5 ms:" in printed
+    assert result["runs"]["saved"][0]["first_ask_cpu_s"] > 0
+    for profile in (asks, opened):  # cProfile files pstats reads
+        assert "ask" in {fn for (_, _, fn) in pstats.Stats(str(profile)).stats}  # type: ignore[attr-defined]
