@@ -49,6 +49,7 @@ def ask_within(db: dwbase.Engine, text: str, seconds: float = 5.0) -> Answer:
 
 def graph_world(db: dwbase.Engine) -> None:
     """Fill world ``w`` past the threshold and wait until the graph answers its searches."""
+    db.indexes.ask_quiet_s = 0.1  # the graph catches up soon after the test's asks
     fill(db, TEXTS)
     db.ask("w", "refund ticket 17")
     wait_for(lambda: db.index_status("w")[0]["kind"] == "hnsw")

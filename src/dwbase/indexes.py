@@ -64,9 +64,9 @@ SAVE_EVERY = 10_000
 _BATCH = 256
 GRAPH_SLICE_S = 0.004
 """Vectors go into an HNSW graph in slices of about this long, so a search waits no longer."""
-QUIET_SLICE_S = 0.05
-"""When no ask ran for ``ASK_QUIET_S``, slices this long, on hnswlib's threads."""
-ASK_QUIET_S = 0.25
+QUIET_SLICE_S = 0.02
+"""When no ask ran for ``ASK_QUIET_S``, slices this long (an ask that comes waits for one)."""
+ASK_QUIET_S = 1.0
 GRAPH_TAIL_MAX = 20_000
 """While asks run, a graph takes nothing in until its unindexed tail passes this many rows.
 
@@ -93,6 +93,7 @@ class IndexManager:
         # How long one graph insertion holds the graph (searches wait that long at most).
         self.graph_slice_s = GRAPH_SLICE_S
         self.graph_tail_max = GRAPH_TAIL_MAX
+        self.ask_quiet_s = ASK_QUIET_S  # no ask for this long: the graph catches up at once
         self._last_ask = 0.0  # time.monotonic() of the latest get()
         # An encrypted store keeps re-embedded vectors in memory only: on disk they would be
         # plain text beside the ciphertext (docs/security.md).
@@ -447,7 +448,8 @@ class IndexManager:
         Asks never wait for it: they scan the pending tail exactly. While asks come, a graph
         takes nothing in until its tail passes ``graph_tail_max`` rows, then slices that hold
         the graph (and so a search) about ``graph_slice_s``; after ``ASK_QUIET_S`` without
-        an ask, longer slices on hnswlib's threads. A failing insertion is logged and counted
+        an ask, longer slices. (hnswlib's own threads were slower than one on a busy two-core
+        machine, and took the cores a writer needs.) A failing insertion is logged and counted
         (task ``index``) and retried after a pause, while asks keep scanning the tail.
         """
         size, quiet_size = 8, 256
@@ -476,10 +478,10 @@ class IndexManager:
                 if not work:
                     self._save_graphs(closing=False)
                     break
-                quiet = time.monotonic() - self._last_ask >= ASK_QUIET_S
+                quiet = time.monotonic() - self._last_ask >= self.ask_quiet_s
                 due = [st for st in work if quiet or self._tail_rows(st) > self.graph_tail_max]
                 if not due:  # asks are running and every tail is short: look again later
-                    self._stop.wait(ASK_QUIET_S)
+                    self._stop.wait(min(self.ask_quiet_s, 0.25))
                     continue
                 for st in due:
                     try:
@@ -523,7 +525,7 @@ class IndexManager:
     def _graph_slice(self, st: WorldIndex, size: int, *, quiet: bool = False) -> int:
         """Put up to ``size`` tail rows of ``st`` into its graph; the next slice's size.
 
-        ``quiet``: no ask is running, so the slice may be long and use every core."""
+        ``quiet``: no ask is running, so the slice may be longer."""
         with st.lock:
             ann, lo = st.ann, st.graph_rows
         if ann is None:
@@ -533,7 +535,7 @@ class IndexManager:
             return size
         t0 = time.perf_counter()
         if seqs:
-            ann.add(seqs, block, num_threads=-1 if quiet else 1)
+            ann.add(seqs, block)
         took = time.perf_counter() - t0
         with st.lock:
             if st.ann is ann and st.graph_rows == lo:
@@ -541,7 +543,7 @@ class IndexManager:
             gone = [s for s in seqs if s not in st.exact]  # removed while going in
         if gone:
             ann.remove(gone)
-        most, target = (8192, QUIET_SLICE_S) if quiet else (1024, self.graph_slice_s)
+        most, target = (4096, QUIET_SLICE_S) if quiet else (1024, self.graph_slice_s)
         if took <= 0:
             return min(4 * size, most)
         return max(1, min(most, int(size * target / took) or 1))
