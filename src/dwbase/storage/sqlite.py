@@ -113,6 +113,9 @@ class SQLiteStorage(SQLiteQueries, LexicalSearch, KeyAdmin):
         self._has_heads_table = True
         self._external_text = False  # set by _open_file: see sqlite_schema.external_text
         self._has_tombstone_ids = True  # False: made before TOMBSTONES_ID_INDEX (_open_file)
+        # True: append logs held atoms in quarantine_log (schema 2); a schema 1 store's trigger
+        # does (or, made before the log, nothing logs them until its first hold or release).
+        self._log_held = True
         self._watch: sqlite3.Connection | None = None
         self._watch_lock = threading.Lock()
         # Generation bumps this object committed, and those of the transaction under way.
@@ -221,12 +224,15 @@ class SQLiteStorage(SQLiteQueries, LexicalSearch, KeyAdmin):
                     )
                 # Stores made before the anchor table get it in their first write.
                 self._has_heads_table = "world_heads" in tables
-                self._has_tombstone_ids = (
-                    self._writer.execute(
-                        "SELECT 1 FROM sqlite_master WHERE name='tombstones_id'"
-                    ).fetchone()
-                    is not None
-                )
+                names = {
+                    str(r[0])
+                    for r in self._writer.execute(
+                        "SELECT name FROM sqlite_master WHERE name IN "
+                        "('tombstones_id', 'quarantine_held')"
+                    )
+                }
+                self._has_tombstone_ids = "tombstones_id" in names
+                self._log_held = "quarantine_log" in tables and "quarantine_held" not in names
             self._external_text = external_text(self._writer)
             enc = self._writer.execute(
                 "SELECT value FROM meta WHERE key=?", (ENCRYPTION_META,)
@@ -452,6 +458,8 @@ class SQLiteStorage(SQLiteQueries, LexicalSearch, KeyAdmin):
         link_rows: list[tuple[str, int, str]] = []
         vec_rows: list[tuple[int, bytes]] = []
         fts_rows: list[tuple[int, str]] = []
+        held_rows: list[tuple[int, str, int]] = []
+        log_held = self._log_held
         out: list[StoredAtom] = []
         heads = self._heads
         for rec in records:
@@ -512,10 +520,16 @@ class SQLiteStorage(SQLiteQueries, LexicalSearch, KeyAdmin):
             if index_vector is not None:
                 vec_rows.append((seq, index_vector))
             fts_rows.append((seq, fts_text))
+            if rec.quarantine is not None and log_held:
+                held_rows.append((seq, rec.quarantine, rec.recorded_us))
             out.append(StoredAtom(a, seq, rec.ts_us, rec.recorded_us, rec.text, rec.quarantine))
         conn.executemany(
             f"INSERT INTO atoms({COLS}, checksum, chain) VALUES ({','.join('?' * 17)})", atom_rows
         )
+        if held_rows:
+            conn.executemany(
+                "INSERT INTO quarantine_log(seq, reason, rec_us) VALUES(?, ?, ?)", held_rows
+            )
         if tag_rows:
             conn.executemany("INSERT OR IGNORE INTO tags(tag, seq) VALUES(?, ?)", tag_rows)
         if link_rows:
