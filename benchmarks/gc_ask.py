@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/gc_ask.py [--atoms 40000] [--rounds 3] [--seed 1] [--json OUT]
 
-One world of ``--atoms`` atoms (short texts over a small vocabulary, importance uniform in
+One world of ``--atoms`` atoms (6-20 words of ``dwbase soak``'s vocabulary, importance uniform in
 [0, 1], policy ``min_importance=0.3``: what ``dwbase soak`` writes) is asked until its index
 is caught up. Then, ``--rounds`` times: a batch of 20 atoms, an ask, ``gc()`` (it evicts the
 batch's atoms under 0.3), an ask, and an ask again. Each ask's wall time in ms, and the
@@ -24,12 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import dwbase
-
-WORDS = [
-    *"checkout latency payment deploy rollback cache disk queue retry timeout worker node".split(),
-    *"shard replica index lock spike error alert customer invoice refund order search".split(),
-    "login",
-]
+from dwbase.ops.soak import WORDS  # the vocabulary dwbase soak writes
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
