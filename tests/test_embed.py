@@ -360,3 +360,11 @@ def test_minilm_embeds_a_whole_batch_in_one_model_call(
             [{"world": "w", "worker": "a", "payload": {"text": f"note {i}"}} for i in range(100)]
         )
     assert calls == [100]  # the model batches internally (batch_size); the writer calls once
+
+
+def test_a_text_repeating_one_word_thousands_of_times_embeds_as_in_python() -> None:
+    pytest.importorskip("numpy")
+    texts = ["spam " * 20_000, "spam eggs " * 3, *(f"text {i}" for i in range(8))]
+    emb = HashingEmbedder(dim=32)
+    assert emb.embed(texts) == [HashingEmbedder(dim=32).embed_one(t) for t in texts]
+    assert len(emb._batch._damped) <= 1 + (1 << 14)  # the big count kept out of the table

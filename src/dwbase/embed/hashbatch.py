@@ -27,6 +27,7 @@ import numpy as np
 from ..text import SEPARATOR, STOPWORDS, words_separated
 
 _MAX_SHIFT = 64  # pair buckets from tables for second words up to this many bytes; longer: zlib
+_DAMP_TABLE = 1 << 14  # counts (in quarters) up to this come from a table
 _shift_tables: Any = None
 _shift_lock = threading.Lock()
 
@@ -295,7 +296,12 @@ class BatchHasher:
         return h % self.dim, np.where(h & 0x80000000, -1.0, 1.0)
 
     def _damp_of(self, quarters: Any) -> Any:
+        """``damp(q / 4)`` of each count of quarters, from a table of the counts seen."""
         top = int(quarters.max()) if len(quarters) else 0
+        if top > _DAMP_TABLE:  # a text repeating one word thousands of times: no huge table
+            levels, where = np.unique(quarters, return_inverse=True)
+            damped = np.array([self._damp(q / 4) for q in levels.tolist()], dtype=np.float64)
+            return damped[where.reshape(-1)]
         if top >= len(self._damped):
             known = len(self._damped)
             more = [self._damp(q / 4) for q in range(known, top + 1)]
