@@ -172,6 +172,7 @@ class IndexManager:
             if st.dirty:
                 self._resync(st)
             else:
+                self._take_out(st)
                 self._catch_up(st)
         self._maybe_build_ann(st)
         if st.ann_building and warnings is not None:
@@ -194,6 +195,25 @@ class IndexManager:
                         st.stored = held = True
         if held:
             self._wake_graph()
+
+    def removed(self, world: str, seqs: Sequence[int]) -> None:
+        """Atoms ``seqs`` of ``world`` were deleted (gc): a loaded index drops them on its next
+        use, without reading the world again."""
+        with self._lock:
+            for q in (False, True):
+                st = self._states.get((world, q))
+                if st is not None and not st.dirty:
+                    st.removals.extend(seqs)
+
+    def _take_out(self, st: WorldIndex) -> None:
+        """(``st.lock`` held) Apply the removals :meth:`removed` queued."""
+        with self._lock:
+            gone, st.removals = st.removals, []
+        if gone:
+            st.exact.remove(gone)
+            if st.ann is not None:
+                st.ann.remove(gone)
+            st.resyncs += 1  # rows the index thread read before this may be gone
 
     def invalidate(self, world: str) -> None:
         """Atoms left the world (gc, quarantine): resync with storage on next use."""
@@ -384,6 +404,8 @@ class IndexManager:
         if st.ann is not None:
             st.ann.remove(gone)
         self._add(st, self._resolve(st, [(s, d) for s, d in rows if s not in st.exact]))
+        with self._lock:
+            st.removals = []  # the resync took out every atom gone
         st.dirty = False
         st.resyncs += 1
 

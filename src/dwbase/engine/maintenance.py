@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from ..background import BackgroundFailures
@@ -60,6 +61,11 @@ class Maintenance:
     def _drop_index(self, world: str) -> None:
         self._generation.bump()
         self.indexes.invalidate(world)
+
+    def _evicted(self, world: str, seqs: Sequence[int]) -> None:
+        """gc deleted ``seqs`` of ``world``: a loaded index drops just those."""
+        self._generation.bump()
+        self.indexes.removed(world, seqs)
 
     def close(self) -> None:
         """Stop the gc schedule."""
@@ -137,7 +143,7 @@ class Maintenance:
                     break
                 with self._write_lock:
                     n = self.storage.delete(seqs)
-                    self._drop_index(world)
+                    self._evicted(world, seqs)
                 report.add(world, "retention" if cutoff is not None else "min_importance", n)
                 if n == 0:
                     break
@@ -154,8 +160,11 @@ class Maintenance:
                 rows = self.storage.get_seqs(seqs)
                 with self._write_lock:
                     n = self.storage.delete(seqs)
+                    by_world: dict[str, list[int]] = {}
                     for s in rows.values():
-                        self._drop_index(s.atom.world)
+                        by_world.setdefault(s.atom.world, []).append(s.seq)
+                    for world, gone in by_world.items():
+                        self._evicted(world, gone)
                 for s in rows.values():
                     report.add(s.atom.world, "disk_budget", 1)
                 if n == 0:

@@ -124,6 +124,21 @@ class HnswIndex:
             if n == 0 or k <= 0:
                 return []
             kk = min(k, n)
+            q = np.asarray(query, dtype=np.float32)
             self._index.set_ef(max(EF_SEARCH, kk))
-            labels, _ = self._index.knn_query(np.asarray(query, dtype=np.float32), k=kk)
+            try:
+                labels, _ = self._index.knn_query(q, k=kk)
+            except RuntimeError:
+                # Deleted labels still route the search but are not returned: with many of
+                # them hnswlib finds fewer than ``kk`` and refuses. Search wider, then ask for
+                # fewer (the caller scores the unindexed tail beside these anyway).
+                labels = None
+                self._index.set_ef(int(self._index.get_current_count()))
+                while labels is None and kk > 0:
+                    try:
+                        labels, _ = self._index.knn_query(q, k=kk)
+                    except RuntimeError:
+                        kk //= 2
+                if labels is None:
+                    return []
         return [int(x) for x in labels[0]]

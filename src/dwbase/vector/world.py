@@ -24,6 +24,9 @@ class WorldIndex:
     progress: float = 1.0
     last_rebuilt_us: int | None = None
     dirty: bool = False
+    # seqs gc evicted since the last use: taken out of ``exact`` and the graph on the next
+    # use, instead of reading the whole world again (``dirty``)
+    removals: list[int] = field(default_factory=list)
     seen_seq: int = 0  # storage rows up to here were looked at (some may not fit the index)
     error: str | None = None
     # rows of ``exact`` below this are in the graph (or removed); the rows from it on are the
