@@ -17,7 +17,8 @@ finds between what the atoms say and what the rest of the file holds:
   one has an embedder vector exactly when the engine would have made one, of the world's
   ``dim``; no vector row belongs to no atom;
 * quarantine state: each atom's hold reason equals the last entry of ``quarantine_log``, an
-  append-only log written by the store (a trigger on insert, :func:`log_quarantine` on change).
+  append-only log written by the store (by ``append`` when a held atom is stored, a trigger
+  in schema 1 stores; :func:`log_quarantine` on a change).
 
 What it cannot verify (see docs/operations.md): the values of embedder-made vectors (that
 would need the embedder), ``meta`` entries other than ``dim``, and edits made consistently in
