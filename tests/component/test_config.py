@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -147,25 +149,39 @@ def _note(i: int, size: int = 10) -> dict[str, object]:
 def test_health_judges_the_store_against_the_disk_budget_with_the_set_thresholds(
     tmp_path: Path,
 ) -> None:
+    # Pressure is the higher of the filesystem's and the budget's percentages: set the
+    # thresholds above what this machine's filesystem already uses, so the budget decides.
+    fs_pct = 100 * (1 - shutil.disk_usage(tmp_path).free / shutil.disk_usage(tmp_path).total)
+    if fs_pct > 80:
+        pytest.fail(f"the filesystem of {tmp_path} is {fs_pct:.0f}% used; this test needs < 80%")
+    warn, degraded = math.ceil(fs_pct) + 2, math.ceil(fs_pct) + 12
     env = {
         "DWBASE_DATA_DIR": str(tmp_path),
         "DWBASE_TENANT_ID": "t",
         "DWBASE_MAX_DISK_MB": "0.1",
-        "DWBASE_HEALTH_DISK_WARN_PCT": "20",
-        "DWBASE_HEALTH_DISK_DEGRADED_PCT": "60",
+        "DWBASE_HEALTH_DISK_WARN_PCT": str(warn),
+        "DWBASE_HEALTH_DISK_DEGRADED_PCT": str(degraded),
     }
     svc = Service(env)
-    assert svc.v2(svc.health)["disk_pressure"] == "ok"
-    assert svc.v2(svc.health)["disk_budget_bytes"] == int(0.1 * 1024 * 1024)
-    for i in range(5):
-        svc.v2(svc.remember, _note(i, 5000))  # about 26 KB: past 20% of 0.1 MB
-    health = svc.v2(svc.health)
-    assert health["disk_pressure"] == "warn" and health["status"] == "ready"
-    for i in range(8):
-        svc.v2(svc.remember, _note(10 + i, 5000))  # past 60%
-    health = svc.v2(svc.health)
-    assert health["disk_pressure"] == "degraded" and health["status"] == "degraded"
-    svc.close()
+    try:
+        budget = int(0.1 * 1024 * 1024)
+        health = svc.v2(svc.health)
+        assert health["disk_pressure"] == "ok" and health["disk_budget_bytes"] == budget
+        i = 0
+        while svc.v2(svc.health)["store_bytes"] < budget * warn / 100:
+            assert svc.v2(svc.health)["disk_pressure"] == "ok"
+            svc.v2(svc.remember, _note(i, 2000))
+            i += 1
+        health = svc.v2(svc.health)
+        if health["store_bytes"] < budget * degraded / 100:
+            assert health["disk_pressure"] == "warn" and health["status"] == "ready"
+        while svc.v2(svc.health)["store_bytes"] < budget * degraded / 100:
+            svc.v2(svc.remember, _note(i, 2000))
+            i += 1
+        health = svc.v2(svc.health)
+        assert health["disk_pressure"] == "degraded" and health["status"] == "degraded"
+    finally:
+        svc.close()
 
 
 def test_drop_newest_keeps_the_first_atoms_of_a_full_observe_queue(tmp_path: Path) -> None:
