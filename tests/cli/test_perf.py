@@ -23,7 +23,13 @@ MiB = 2**20
 
 
 def sample(
-    i: int, *, ask: float = 5.0, rss: int = 100 * MiB, threads: int = 4, fds: int = 20
+    i: int,
+    *,
+    ask: float = 5.0,
+    rss: int = 100 * MiB,
+    threads: int = 4,
+    fds: int = 20,
+    wal: int = 4 * MiB,
 ) -> Sample:
     return Sample(
         t_s=float(i),
@@ -35,7 +41,7 @@ def sample(
         rss_bytes=rss,
         fds=fds,
         threads=threads,
-        wal_bytes=4 * MiB,
+        wal_bytes=wal,
     )
 
 
@@ -56,6 +62,14 @@ def test_growth_without_bound_fails_the_check_that_grew() -> None:
     assert failed(judge(leak)) == ["resident memory"]
     assert failed(judge([sample(i) for i in range(12)], errors=3)) == ["errors"]
     assert failed(judge([sample(i) for i in range(3)])) == ["samples"]
+
+
+def test_a_wal_filling_up_to_its_checkpoint_size_passes_and_one_growing_past_it_fails() -> None:
+    # 16 KiB pages fill the WAL fast: a short run ends before the first truncating checkpoint.
+    filling = [sample(i, wal=(12 + 8 * i) * MiB) for i in range(12)]  # 12 -> 100 MiB
+    assert failed(judge(filling)) == []
+    runaway = [sample(i, wal=(12 + 30 * i) * MiB) for i in range(12)]  # 12 -> 342 MiB
+    assert failed(judge(runaway)) == ["WAL"]
 
 
 def test_durations_take_a_unit() -> None:

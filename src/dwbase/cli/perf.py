@@ -84,8 +84,9 @@ def soak(
     seconds records ask and remember p95, and this process's resident memory, open file
     descriptors and threads, and the store's WAL size. The last quarter of the run is compared
     with the first: latency may reach 3x plus 25 ms, threads 2 more, descriptors 8 more, the
-    WAL 64 MiB more, and memory may grow in the second half by what it grew in the first plus
-    64 MiB. Any failed operation fails the run too. Exit status 1 when a check fails.
+    WAL 64 MiB more (than its first most, or than the 64 MiB past which the store truncates
+    it), and memory may grow in the second half by what it grew in the first plus 64 MiB.
+    Any failed operation fails the run too. Exit status 1 when a check fails.
     --plot draws ask/remember p95, memory, descriptors and threads, and the WAL against time
     (matplotlib: pip install 'dwbase[bench]'), titled with the command.
 
