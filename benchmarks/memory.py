@@ -12,7 +12,9 @@ Two stores in one process, each in a temp dir, loaded with the engine benchmark'
 2. **many worlds**: ``--worlds`` worlds of ``--world-size`` atoms, then one ask in each (every
    world's index loaded).
 
-RSS is VmRSS from /proc (garbage collected first). "Index" figures are what loading the
+Each part runs in a process of its own (memory the allocator freed in one part would
+otherwise be reused, and hidden, by the next). RSS is VmRSS from /proc (garbage collected
+first). "Index" figures are what loading the
 indexes added, per atom, beside the raw vectors (``dim`` float32 each): the issue's goal is
 at most 2 KB per atom beyond them, and 1,000 small worlds costing no more RAM per atom than one
 big one. Run it against an older tree with ``PYTHONPATH=<tree>/src`` to compare.
@@ -25,6 +27,7 @@ import gc
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -65,7 +68,9 @@ def one_world(root: Path, atoms: int, seed: int) -> dict[str, Any]:
         r1 = _rss()
         db.ask(WORLD, question)
         r2 = _rss()
-        kind = _wait_graph(db, WORLD, 1800)
+        threshold = db.options.ann_threshold
+        past = threshold is not None and atoms >= threshold
+        kind = _wait_graph(db, WORLD, 1800) if past else "exact (under ann_threshold)"
         db.ask(WORLD, question)
         r3 = _rss()
         dim = next(s for s in db.index_status() if s["world"] == WORLD)["dim"]
@@ -143,15 +148,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--world-size", type=int, default=100, help="atoms per small world")
     p.add_argument("--seed", type=int, default=20240601)
     p.add_argument("--json", metavar="OUT", help="also write the figures to this JSON file")
+    p.add_argument("--part", choices=("one", "many"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    root = Path(tempfile.mkdtemp(prefix="dwbase-memory-"))
-    try:
-        out: dict[str, Any] = {"load_avg": [round(x, 2) for x in os.getloadavg()]}
-        # the small worlds first: the big world's freed memory would otherwise hide theirs
-        out["many_worlds"] = many_worlds(root, args.worlds, args.world_size, args.seed)
-        out["one_world"] = one_world(root, args.atoms, args.seed)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    if args.part:  # one part, in this process: its figures as JSON on stdout
+        root = Path(tempfile.mkdtemp(prefix="dwbase-memory-"))
+        try:
+            if args.part == "one":
+                got = one_world(root, args.atoms, args.seed)
+            else:
+                got = many_worlds(root, args.worlds, args.world_size, args.seed)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        print(json.dumps(got))
+        return 0
+    out: dict[str, Any] = {"load_avg": [round(x, 2) for x in os.getloadavg()]}
+    base = [sys.executable, __file__, "--atoms", str(args.atoms), "--worlds", str(args.worlds)]
+    base += ["--world-size", str(args.world_size), "--seed", str(args.seed)]
+    for part, key in (("many", "many_worlds"), ("one", "one_world")):
+        done = subprocess.run([*base, "--part", part], check=True, capture_output=True, text=True)
+        out[key] = json.loads(done.stdout.strip().splitlines()[-1])
     shown = list(sys.argv[1:] if argv is None else argv)
     report(out, " ".join(["python", "benchmarks/memory.py", *shown]))
     if args.json:
