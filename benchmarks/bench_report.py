@@ -222,6 +222,25 @@ def report_corpus(r: dict[str, Any], cfg: Any) -> None:
             f"{_ratio(d['ask'][big]['p95_ms'], c['query'][big]['p95_ms']):>8}"
         )
 
+    if "concurrency" in r:
+        c = r["concurrency"]
+        print(
+            f"\n## asks while writes stream in: {c['atoms']:,} atoms, {c['askers']} askers, "
+            f"index {c['index']}"
+        )
+        print(
+            f"{'phase':14} {'asks/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} "
+            f"{'CPU ms/ask':>10} {'written/s':>9} {'tail':>7} {'p95 ratio':>9}"
+        )
+        for name in ("ask_only", "single_writer", "bulk_writer"):
+            x = c[name]
+            ratio = f"{x['p95_ratio']:.2f}x" if "p95_ratio" in x else "-"
+            print(
+                f"{name:14} {x['asks_per_s']:8.1f} {x['p50_ms']:8.1f} {x['p95_ms']:8.1f} "
+                f"{x['max_ms']:8.1f} {x['cpu_ms_per_ask']:10.1f} "
+                f"{x['atoms_written_per_s']:9.0f} {x['graph_pending_at_end']!s:>7} {ratio:>9}"
+            )
+
     print("\n## goals")
     for g in r["goals"]:
         print(f"{g['goal']:36} measured {g['measured']:>12}  {g['verdict']}")
@@ -264,6 +283,18 @@ def judge(results: dict[str, Any], cfg: Any) -> list[dict[str, str]]:
     )
     if "worlds" in results:
         out.append(results["worlds"]["goal"])
+    if "concurrency" in results:
+        c = results["concurrency"]
+        for name in ("single_writer", "bulk_writer"):
+            x = c[name]
+            who = f"{c['askers']} askers + {name.replace('_', ' ')}"
+            out.append(
+                {
+                    "goal": f"{who}: p95 <= 2x, max <= 1 s",
+                    "measured": f"{x['p95_ratio']:.2f}x, max {x['max_ms']:.0f} ms",
+                    "verdict": "met" if x["goal_met"] else "MISSED",
+                }
+            )
     return out
 
 

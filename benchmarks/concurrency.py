@@ -26,66 +26,14 @@ import json
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import dwbase
-from engine import Corpus, latency, machine, wait_for_index
-
-WORLD = "bench:concurrency"
-
-
-def _phase(
-    db: Any, questions: list[str], askers: int, duration_s: float, write_batch: int, seed: int
-) -> dict[str, Any]:
-    stop = threading.Event()
-    samples: list[list[float]] = [[] for _ in range(askers)]
-    written = [0]
-
-    def ask(i: int) -> None:
-        n = 0
-        while not stop.is_set():
-            q = questions[(i * 7919 + n) % len(questions)]
-            t0 = time.perf_counter()
-            db.ask(WORLD, q)
-            samples[i].append(time.perf_counter() - t0)
-            n += 1
-
-    def write() -> None:
-        corpus = Corpus(seed)
-        while not stop.is_set():
-            atoms = corpus.new_atoms(write_batch, WORLD)
-            if write_batch == 1:
-                db.remember_atom(atoms[0])
-            else:
-                db.remember_batch(atoms)
-            written[0] += write_batch
-
-    threads = [threading.Thread(target=ask, args=(i,)) for i in range(askers)]
-    if write_batch:
-        threads.append(threading.Thread(target=write))
-    cpu0, t0 = time.process_time(), time.perf_counter()
-    for t in threads:
-        t.start()
-    time.sleep(duration_s)
-    stop.set()
-    for t in threads:
-        t.join()
-    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    flat = [s for per in samples for s in per]
-    st = next((s for s in db.index_status() if s["world"] == WORLD), {})
-    return {
-        **latency(flat),
-        "max_ms": max(flat) * 1000 if flat else float("nan"),
-        "asks_per_s": len(flat) / wall,
-        "atoms_written_per_s": written[0] / wall,
-        "cpu_ms_per_ask": cpu * 1000 / len(flat) if flat else float("nan"),
-        "graph_pending_at_end": st.get("ann_pending"),
-        "wall_s": wall,
-    }
+from bench_concurrency import WORLD, phase, verdict
+from engine import Corpus, machine, wait_for_index
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -110,10 +58,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for q in questions[:20]:
                 db.ask(WORLD, q)
             print("ask only ...", file=sys.stderr, flush=True)
-            out["ask_only"] = _phase(db, questions, args.askers, args.duration, 0, args.seed)
+            out["ask_only"] = phase(db, questions, args.askers, args.duration, 0, args.seed)
             print(json.dumps(out["ask_only"]), file=sys.stderr, flush=True)
             print("askers + writer ...", file=sys.stderr, flush=True)
-            out["mixed"] = _phase(
+            out["mixed"] = phase(
                 db, questions, args.askers, args.duration, args.write_batch, args.seed + 5
             )
             print(json.dumps(out["mixed"]), file=sys.stderr, flush=True)
@@ -130,9 +78,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             out["graph_pending_after_big_batch"] = st.get("ann_pending")
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    a, m = out["ask_only"], out["mixed"]
-    out["p95_ratio"] = m["p95_ms"] / a["p95_ms"] if a["p95_ms"] else float("nan")
-    out["goal_met"] = bool(out["p95_ratio"] <= 2.0 and m["max_ms"] <= 1000.0)
+    out.update(verdict(out["ask_only"], out["mixed"]))
     return out
 
 

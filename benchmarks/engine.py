@@ -66,6 +66,7 @@ from dwbase.embed import HashingEmbedder
 
 # Loaded by path (the harness tests) this directory is not on sys.path: the helpers live here.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_concurrency import bench_concurrency
 from bench_corpus import CORPORA, Corpus
 from bench_measure import (
     Series,
@@ -104,6 +105,8 @@ class Config:
     worlds: int = 0
     world_size: int = 100
     progress: bool = True
+    concurrency: float = 0.0
+    concurrency_askers: int = 4
 
 
 # ----------------------------------------------------------------------------- DWBase
@@ -537,6 +540,15 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, argparse.Namespace]:
         help="many-worlds phase: this many worlds in one store (0, the default: skipped)",
     )
     p.add_argument("--world-size", type=int, default=100, help="atoms per world in --worlds")
+    p.add_argument(
+        "--concurrency",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="concurrency phase: a world of the largest size, askers alone, then with a writer "
+        "of single remembers and one of batches of 100, SECONDS each (0, the default: skipped)",
+    )
+    p.add_argument("--askers", type=int, default=4, help="asking threads in --concurrency")
     p.add_argument("--charts", metavar="DIR", help="write PNG charts here (needs matplotlib)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     p.add_argument(
@@ -557,6 +569,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, argparse.Namespace]:
         p.error("--sizes go up to 1000000")
     if a.worlds < 0 or a.world_size < 1:
         p.error("--worlds must be >= 0 and --world-size >= 1")
+    if a.concurrency < 0 or a.askers < 1:
+        p.error("--concurrency must be >= 0 seconds and --askers >= 1")
     cfg = Config(
         sizes=sizes,
         batch_size=a.batch_size,
@@ -571,6 +585,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, argparse.Namespace]:
         worlds=a.worlds,
         world_size=a.world_size,
         progress=not a.no_progress,
+        concurrency=a.concurrency,
+        concurrency_askers=a.askers,
     )
     return cfg, a
 
@@ -634,6 +650,8 @@ def run_corpus(root: Path, cfg: Config, style: str) -> dict[str, Any]:
     if cfg.worlds:
         print(f"[{style}] many worlds ...", file=say, flush=True)
         out["worlds"] = bench_worlds(root, cfg, style, questions)
+    if cfg.concurrency:
+        out["concurrency"] = bench_concurrency(root, cfg, style, questions, wait_for_index)
     out["goals"] = judge(out, cfg)
     return out
 

@@ -118,6 +118,24 @@ def test_many_worlds_phase_compares_one_world_in_many_with_it_alone(
     assert "chroma NOT MEASURED: skipped by --no-chroma" in out
 
 
+def test_concurrency_phase_reports_askers_alone_and_with_each_writer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--sizes", "60", "--concurrency", "0.3", "--askers", "2", "--no-lancedb"]
+    out, data = _run(tmp_path, capsys, *args)
+    c = data["concurrency"]
+    assert c["atoms"] == 60 and c["askers"] == 2
+    assert c["ask_only"]["atoms_written_per_s"] == 0
+    for name in ("single_writer", "bulk_writer"):
+        x = c[name]
+        assert x["asks_per_s"] > 0 and x["atoms_written_per_s"] > 0
+        assert x["p95_ratio"] == pytest.approx(x["p95_ms"] / c["ask_only"]["p95_ms"])
+    assert c["bulk_writer"]["atoms_written_per_s"] > c["single_writer"]["atoms_written_per_s"]
+    assert "## asks while writes stream in: 60 atoms, 2 askers" in out
+    goals = [g["goal"] for g in data["goals"]]
+    assert "2 askers + bulk writer: p95 <= 2x, max <= 1 s" in goals
+
+
 def test_lancedb_is_measured_beside_dwbase_with_the_same_vectors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
