@@ -181,5 +181,8 @@ def _disk(storage: Storage, disk_path: str | None) -> dict[str, Any]:
         du.free,
         du.total,
     )
-    out["disk_used_percent"] = round(100.0 * du.used / du.total, 2) if du.total else None
+    # Of the space the store can use, as df shows it: blocks reserved for root (or outside a
+    # quota) are neither used nor free to it, so used / total would understate the pressure.
+    usable = du.used + du.free
+    out["disk_used_percent"] = round(100.0 * du.used / usable, 2) if usable else None
     return out

@@ -190,3 +190,13 @@ def test_a_failed_rebuild_is_logged_counted_and_makes_the_index_not_ok(
         r.name.startswith("dwbase.") and "embedding service unreachable" in r.getMessage()
         for r in caplog.records
     )
+
+
+def test_disk_used_percent_is_of_the_space_the_store_can_use_as_df_shows_it(
+    sqlite_db: dwbase.Engine, tmp_path: Path
+) -> None:
+    # Blocks reserved for root (or held outside this filesystem's quota) are neither used nor
+    # free to the store: a disk with 51 GB free of 106 GB usable is 52% full, not 20%.
+    du = shutil.disk_usage(tmp_path)
+    h = sqlite_db.health()
+    assert h["disk_used_percent"] == pytest.approx(100 * du.used / (du.used + du.free), abs=0.5)
