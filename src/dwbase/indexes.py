@@ -62,6 +62,9 @@ INDEX_VERSION = 1
 SAVE_EVERY = 10_000
 """The index thread saves a world's graph again once this many vectors changed in it."""
 _BATCH = 256
+# Vectors read from the store per statement when an index loads or catches up: a large
+# world's first ask holds one page of rows beside the index, not all of them.
+LOAD_PAGE = 4096
 GRAPH_SLICE_S = 0.004
 """Vectors go into an HNSW graph in slices of about this long, so a search waits no longer."""
 QUIET_SLICE_S = 0.02
@@ -380,12 +383,19 @@ class IndexManager:
         return sorted(keep + out)
 
     def _catch_up(self, st: WorldIndex) -> None:
-        fresh = self.host.storage.load_vectors(
-            st.world, quarantined=st.quarantined, after_seq=max(st.seen_seq, st.exact.max_seq)
-        )
-        if fresh:
-            self._add(st, self._resolve(st, fresh))
-            st.seen_seq = max(st.seen_seq, fresh[-1][0])
+        page = LOAD_PAGE
+        while True:
+            fresh = self.host.storage.load_vectors(
+                st.world,
+                quarantined=st.quarantined,
+                after_seq=max(st.seen_seq, st.exact.max_seq),
+                limit=page,
+            )
+            if fresh:
+                self._add(st, self._resolve(st, fresh))
+                st.seen_seq = max(st.seen_seq, fresh[-1][0])
+            if len(fresh) < page:
+                return
 
     def _add(self, st: WorldIndex, items: Sequence[tuple[int, bytes]]) -> None:
         """(``st.lock`` held) Into the exact index now; into the graph by the index thread."""
@@ -528,17 +538,25 @@ class IndexManager:
         vectors go in a slice at a time, so an ask waits for one slice at most."""
         with st.lock:
             after, resyncs = max(st.seen_seq, st.exact.max_seq), st.resyncs
-        rows = self.host.storage.load_vectors(st.world, quarantined=st.quarantined, after_seq=after)
-        for i in range(0, len(rows), 1024):
-            chunk = rows[i : i + 1024]
+        page = LOAD_PAGE
+        while True:
+            rows = self.host.storage.load_vectors(
+                st.world, quarantined=st.quarantined, after_seq=after, limit=page
+            )
+            for i in range(0, len(rows), 1024):
+                chunk = rows[i : i + 1024]
+                with st.lock:
+                    # atoms removed since the read (gc, quarantine) must not come back: stop,
+                    # and leave the rest to the next ask's resync or catch-up
+                    if st.dirty or st.resyncs != resyncs or self._stop.is_set():
+                        return
+                    self._add(st, self._resolve(st, chunk))
+                    st.seen_seq = max(st.seen_seq, chunk[-1][0])
+                time.sleep(0)
+            if len(rows) < page:
+                return
             with st.lock:
-                # atoms removed since the read (gc, quarantine) must not come back: stop, and
-                # leave the rest to the next ask's resync or catch-up
-                if st.dirty or st.resyncs != resyncs or self._stop.is_set():
-                    return
-                self._add(st, self._resolve(st, chunk))
-                st.seen_seq = max(st.seen_seq, chunk[-1][0])
-            time.sleep(0)
+                after = max(st.seen_seq, st.exact.max_seq)
 
     @staticmethod
     def _tail_rows(st: WorldIndex) -> int:
@@ -615,13 +633,21 @@ class IndexManager:
         with self._lock:
             old = self._states.get((world, quarantined))
             self._states[(world, quarantined)] = st if world in self._stale else old or st
-        rows = self.host.storage.load_vectors(world, quarantined=quarantined)
-        total = max(1, len(rows))
-        for i in range(0, len(rows), 4 * _BATCH):
-            if self._stop.is_set():
-                return st
-            st.exact.add(self._resolve(st, rows[i : i + 4 * _BATCH]))
-            st.progress = min(1.0, (i + 4 * _BATCH) / total)
+        total = max(1, self.host.storage.count(world, quarantined=quarantined))
+        after, done, page = 0, 0, LOAD_PAGE
+        while True:
+            rows = self.host.storage.load_vectors(
+                world, quarantined=quarantined, after_seq=after, limit=page
+            )
+            for i in range(0, len(rows), 4 * _BATCH):
+                if self._stop.is_set():
+                    return st
+                st.exact.add(self._resolve(st, rows[i : i + 4 * _BATCH]))
+            done += len(rows)
+            st.progress = min(1.0, done / total)
+            if len(rows) < page:
+                break
+            after = rows[-1][0]
         with st.lock:
             self._catch_up(st)
             st.ready, st.rebuilding, st.progress = True, False, 1.0

@@ -219,9 +219,15 @@ class Storage(Protocol):
         ...
 
     def load_vectors(
-        self, world: str, *, quarantined: bool = False, after_seq: int = 0
+        self,
+        world: str,
+        *,
+        quarantined: bool = False,
+        after_seq: int = 0,
+        limit: int | None = None,
     ) -> list[tuple[int, bytes]]:
-        """Index vectors of ``world`` (``seq``, float32 bytes) in seq order after ``after_seq``."""
+        """Index vectors of ``world`` (``seq``, float32 bytes) in seq order after ``after_seq``;
+        at most ``limit`` of them (the first ones) when it is given."""
         ...
 
     def link_counts(

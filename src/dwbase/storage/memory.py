@@ -253,14 +253,20 @@ class MemoryStorage:
         return out
 
     def load_vectors(
-        self, world: str, *, quarantined: bool = False, after_seq: int = 0
+        self,
+        world: str,
+        *,
+        quarantined: bool = False,
+        after_seq: int = 0,
+        limit: int | None = None,
     ) -> list[tuple[int, bytes]]:
         self._check_open()
-        return [
+        out = [
             (s.seq, self._vectors[s.seq])
             for s in self._world(world, quarantined)
             if s.seq > after_seq and s.seq in self._vectors
         ]
+        return out if limit is None else out[:limit]
 
     def link_counts(
         self, targets: Sequence[str], *, as_of_us: int | None = None

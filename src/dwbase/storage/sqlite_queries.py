@@ -211,15 +211,23 @@ class SQLiteQueries:
         return self._atoms(self._read(sql, params))
 
     def load_vectors(
-        self, world: str, *, quarantined: bool = False, after_seq: int = 0
+        self,
+        world: str,
+        *,
+        quarantined: bool = False,
+        after_seq: int = 0,
+        limit: int | None = None,
     ) -> list[tuple[int, bytes]]:
         q = "a.quarantine IS NOT NULL" if quarantined else "a.quarantine IS NULL"
-        rows = self._read(
-            "SELECT v.seq, v.data, a.id FROM atoms a JOIN vectors v ON v.seq=a.seq "
-            f"WHERE a.world=? AND {q} AND a.seq > ? ORDER BY a.seq",
-            (world, after_seq),
-        )
         cipher = self._cipher
+        # the atom's id only where it opens an encrypted vector (a page of rows is held twice
+        # at most: as read and as returned)
+        rows = self._read(
+            f"SELECT v.seq, v.data, {'a.id' if cipher is not None else 'NULL'} "
+            "FROM atoms a JOIN vectors v ON v.seq=a.seq "
+            f"WHERE a.world=? AND {q} AND a.seq > ? ORDER BY a.seq LIMIT ?",
+            (world, after_seq, -1 if limit is None else limit),
+        )
         if cipher is None:
             return [(int(s), bytes(d)) for s, d, _ in rows]
         out: list[tuple[int, bytes]] = []
