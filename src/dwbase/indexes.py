@@ -65,6 +65,10 @@ _BATCH = 256
 # Vectors read from the store per statement when an index loads or catches up: a large
 # world's first ask holds one page of rows beside the index, not all of them.
 LOAD_PAGE = 4096
+# Vectors a graph build inserts per call (on every core): ``close`` stops a build between
+# calls, so a call must end well within close's wait for the build thread (10 s), even on a
+# busy machine (one core inserts roughly 1,000-3,000 a second here).
+BUILD_SLICE = 2000
 GRAPH_SLICE_S = 0.004
 """Vectors go into an HNSW graph in slices of about this long, so a search waits no longer."""
 QUIET_SLICE_S = 0.02
@@ -444,10 +448,11 @@ class IndexManager:
         try:
             seqs, mat, upto = st.exact.snapshot()
             ann = hnsw_mod.HnswIndex(st.exact.dim, capacity=int(len(seqs) * 1.1) + 1)
-            for i in range(0, len(seqs), 10_000):
+            step = BUILD_SLICE
+            for i in range(0, len(seqs), step):
                 if self._stop.is_set():
                     return
-                ann.add_matrix(seqs[i : i + 10_000], mat[i : i + 10_000])
+                ann.add_matrix(seqs[i : i + step], mat[i : i + step])
             del mat
             with st.lock:  # switch over; rows added meanwhile go in by the index thread
                 ann.remove([s for s in seqs if s not in st.exact])
