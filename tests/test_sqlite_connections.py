@@ -47,5 +47,9 @@ def test_two_hundred_short_lived_reader_threads_leave_a_bounded_pool(tmp_path: P
             for t in threads:
                 t.join()
         grown = _open_store_files(tmp_path) - baseline
-        assert grown <= 8  # SQLiteStorage.READERS_IDLE idle readers at most
+        # SQLiteStorage.READERS_IDLE idle readers, plus at most two descriptors SQLite keeps
+        # open after closing a connection while another connection of the process held a
+        # lock on the file (closing it would drop that lock); it reuses them for the next
+        # connection, so they do not add up: a reader left behind per thread would be ~200.
+        assert grown <= SQLiteStorage.READERS_IDLE + 2
     assert _open_store_files(tmp_path) == 0  # close releases every connection
