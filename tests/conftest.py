@@ -8,7 +8,8 @@ reason; with ``DWBASE_REQUIRE_EXTERNAL=1`` (set by ``.ci/run``) they fail instea
 from __future__ import annotations
 
 import os
-from collections.abc import Generator, Sequence
+import time
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import pytest
@@ -16,6 +17,16 @@ import pytest
 from dwbase.embed import HashingEmbedder
 
 REQUIRE_EXTERNAL = os.environ.get("DWBASE_REQUIRE_EXTERNAL", "").lower() in ("1", "true", "yes")
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Poll ``cond`` until it holds; fail after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.01)
+    raise AssertionError("condition not reached in time")
 
 
 def require(condition: bool, reason: str) -> None:

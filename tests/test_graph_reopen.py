@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 
 import dwbase
-from conftest import require
+from conftest import require, wait_for
 from dwbase.indexes import IndexManager
 from dwbase.security.keys import EnvKeyProvider, env_name
 from dwbase.vector import hnsw as hnsw_mod
@@ -25,15 +24,6 @@ from dwbase.vector import hnsw as hnsw_mod
 TEXTS = [f"ticket {i} about {w}" for i, w in enumerate(["disk", "cpu", "refund"] * 100)]
 QUESTIONS = ["refund ticket 17", "cpu ticket", "disk 42", "ticket about printers"]
 WEIGHTS = {"lexical": 0, "recency": 0}  # semantic only: the graph decides the answers
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 20.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.01)
-    raise AssertionError("condition not reached in time")
 
 
 def answers(db: dwbase.Engine) -> list[list[tuple[str, float]]]:

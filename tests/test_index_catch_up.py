@@ -9,28 +9,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 
 import dwbase
-from conftest import require
+from conftest import require, wait_for
 from dwbase.model import Answer
 from dwbase.vector import hnsw as hnsw_mod
 
 TEXTS = [f"ticket {i} about {w}" for i, w in enumerate(["disk", "cpu", "refund"] * 100)]
 WEIGHTS = {"lexical": 0, "recency": 0}  # semantic only: comparable across two stores
 NEW = ["a brand new refund ticket", "printer jam on floor three", "refund for order 991"]
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 20.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.01)
-    raise AssertionError("condition not reached in time")
 
 
 def fill(db: dwbase.Engine, texts: Sequence[str]) -> None:

@@ -7,29 +7,19 @@ to what the index modules allocated (hnswlib's own C++ memory is not traced).
 
 from __future__ import annotations
 
-import time
 import tracemalloc
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import pytest
 
 import dwbase
-from conftest import require
+from conftest import require, wait_for
 from dwbase.vector import ExactIndex, pack
 from dwbase.vector import hnsw as hnsw_mod
 
 DIM = 256  # the default embedder's
 RAW = 4 * DIM  # bytes of one float32 vector
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 20.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.01)
-    raise AssertionError("condition not reached in time")
 
 
 @contextmanager
