@@ -411,13 +411,21 @@ class IndexManager:
             self._wake_graph()
 
     def _resync(self, st: WorldIndex) -> None:
-        rows = self.host.storage.load_vectors(st.world, quarantined=st.quarantined)
-        alive = {s for s, _ in rows}
+        alive: set[int] = set()
+        after, page = 0, LOAD_PAGE
+        while True:  # a page of rows at a time, as a first load reads them
+            rows = self.host.storage.load_vectors(
+                st.world, quarantined=st.quarantined, after_seq=after, limit=page
+            )
+            alive.update(s for s, _ in rows)
+            self._add(st, self._resolve(st, [(s, d) for s, d in rows if s not in st.exact]))
+            if len(rows) < page:
+                break
+            after = rows[-1][0]
         gone = [s for s in st.exact.seqs() if s not in alive]
         st.exact.remove(gone)
         if st.ann is not None:
             st.ann.remove(gone)
-        self._add(st, self._resolve(st, [(s, d) for s, d in rows if s not in st.exact]))
         with self._lock:
             st.removals = []  # the resync took out every atom gone
         st.dirty = False
